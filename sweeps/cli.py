@@ -1,0 +1,70 @@
+"""The `unlearn-sweep` command line: one typer app, one module per command under `sweeps/commands/`.
+
+    unlearn-sweep --help
+    unlearn-sweep prepare tofu-mini          # generate tofu-mini and train the tiny zoo models (cached)
+    unlearn-sweep <command> --help           # every command has examples
+
+User mistakes (`unlearning.errors.UserError`) are printed as one line and exit with status 2, never as a
+traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from unlearning.errors import UserError
+
+# Offline by default: the embedded default needs no hub, and a stray download would hang on closed networks.
+for _var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+    os.environ.setdefault(_var, "1")
+os.environ.setdefault("DS_ACCELERATOR", "cpu") if not os.environ.get("CUDA_VISIBLE_DEVICES") else None
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+app = typer.Typer(
+    name="unlearn-sweep",
+    help="Hyperparameter sweeps for LLM unlearning on Ray: prepare data and models, train, evaluate, "
+         "search, pick the Pareto front, export configs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+
+@app.callback()
+def _root() -> None:
+    """Hyperparameter sweeps for LLM unlearning on Ray (run `unlearn-sweep COMMAND --help` for examples)."""
+
+
+from sweeps.commands import register_all  # noqa: E402  (commands import the app-level helpers above)
+
+register_all(app)
+
+
+def main() -> None:
+    """Entry point that turns user errors into one clear line (exit 2)."""
+    try:
+        app(standalone_mode=False)
+    except UserError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""Names, aliases, defaults (spec §2.16) and errors of build_method / canonicalize."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from unlearning.errors import ConfigError
+from unlearning.methods import METHODS, build_method, canonicalize, method_defaults
+from unlearning.methods.baldro import BalDRODV, BalDRODVConfig, BalDROG, BalDROGConfig
+from unlearning.methods.names import CANONICAL_HPARAMS, CANONICAL_METHODS, METHOD_ALIASES
+
+
+def test_canonicalize_aliases():
+    assert canonicalize({"beta_dv_forget": 2.0, "sampling_ratio": 0.3, "sigma_retain": 4.0, "npo_coeff": 0.25,
+                         "layer_id": 3, "baldro": "BalDRO-DV", "retain_loss_type": "jensun"}) == {
+        "beta_dv": 2.0, "group_ratio": 0.3, "beta_dv_retain": 4.0, "gamma": 0.25, "layer": 3,
+        "baldro": "dv", "retain_loss_type": "JSD"}
+    assert canonicalize({"sigma_forget": 1.0}) == {"beta_dv": 1.0}
+
+
+def test_canonicalize_errors():
+    with pytest.raises(ConfigError, match="'sigma_forget' and 'beta_dv' both set 'beta_dv'"):
+        canonicalize({"beta_dv": 1.0, "sigma_forget": 2.0})
+    with pytest.raises(ConfigError, match="field 'lr_typo'"):
+        canonicalize({"lr_typo": 1.0})
+    with pytest.raises(ConfigError, match="baldro"):
+        canonicalize({"baldro": "sometimes"})
+
+
+def test_canonical_hparams_cover_every_config():
+    names = {"baldro"}
+    for cls in list(METHODS.values()):
+        names |= {f.name for f in dataclasses.fields(cls.config_cls)}
+    names |= {f.name for f in dataclasses.fields(BalDRODVConfig)} | {f.name for f in dataclasses.fields(BalDROGConfig)}
+    assert names == set(CANONICAL_HPARAMS)
+    assert set(METHODS) == set(CANONICAL_METHODS)
+
+
+# spec §2.16, written out by hand
+SPEC_DEFAULTS = {
+    "GradDiff": {"gamma": 1.0, "alpha": 1.0, "retain_loss_type": "NLL"},
+    "IdkDPO": {"beta": 0.1, "gamma": 1.0, "alpha": 1.0, "retain_loss_type": "NLL"},
+    "NPO": {"beta": 0.1, "gamma": 1.0, "alpha": 1.0, "retain_loss_type": "NLL"},
+    "SimNPO": {"beta": 4.5, "delta": 0.0, "gamma": 0.125, "alpha": 1.0, "retain_loss_type": "NLL"},
+    "RMU": {"layer": 7, "steering_coeff": 2.0, "gamma": 1.0, "alpha": 1.0, "retain_loss_type": "EMBED_DIFF",
+            "trainable_params_regex": ".*"},
+    "SatImp": {"beta1": 5.0, "beta2": 1.0, "gamma": 0.1, "alpha": 1.0, "retain_loss_type": "NLL"},
+    "WGA": {"beta": 1.0, "gamma": 1.0, "alpha": 1.0, "retain_loss_type": "NLL", "form": "token"},
+    "TNPO": {"beta": 0.1, "gamma": 1.0, "alpha": 1.0, "retain_loss_type": "NLL", "detach_weights": True},
+    "UNDIAL": {"beta": 10.0, "gamma": 1.0, "alpha": 0.0, "retain_loss_type": "NLL", "faithful_ignore_index": False},
+    "JensUn": {"gamma": 1.0, "alpha": 1.0, "retain_loss_type": "JSD"},
+}
+
+
+@pytest.mark.parametrize("name", sorted(SPEC_DEFAULTS))
+def test_defaults_match_spec(name):
+    got = method_defaults(name)
+    for key, value in SPEC_DEFAULTS[name].items():
+        assert got[key] == value, (name, key)
+
+
+def test_ga_has_no_hparams_and_baldro_defaults():
+    assert method_defaults("GradAscent") == {}
+    with pytest.raises(ConfigError, match="GradAscent accepts"):
+        build_method("GradAscent", alpha=1.0)
+    assert method_defaults("DrNPO")["beta_dv"] == 1.0 and method_defaults("DrNPO")["dv_mode"] == "softmin"
+    assert method_defaults("GroupNPO")["group_ratio"] == 0.5
+    assert method_defaults("DrWGA")["beta_dv"] == 2.0 and method_defaults("DrWGA")["form"] == "sequence"
+
+
+@pytest.mark.parametrize("alias,base,kind", [(a, t.method, t.baldro) for a, t in METHOD_ALIASES.items()])
+def test_aliases_build_the_right_method(alias, base, kind):
+    kw = {"target_token_ids": [1]} if base == "JensUn" else {}
+    m = build_method(alias, **kw)
+    wrapper = {None: None, "dv": BalDRODV, "g": BalDROG}[kind]
+    if wrapper is None:
+        assert m.name == base
+    else:
+        assert isinstance(m, wrapper) and m.base.name == base and m.hparams()["baldro"] == kind
+    assert build_method(alias.lower(), **kw).name == m.name  # case-insensitive
+
+
+def test_build_method_example_from_brief(model, batch):
+    method = build_method("NPO", beta=0.1, baldro="dv", beta_dv=2.0)
+    assert isinstance(method, BalDRODV) and method.config.beta_dv == 2.0 and method.base.config.beta == 0.1
+    assert method.needs_ref_logps == ("forget",) and not method.needs_ref_model
+    from unlearning.methods import attach_for_method, frozen_copy
+    cached = attach_for_method(method, [batch], frozen_copy(model))[0]
+    out = method.loss(model, cached, ref_model=None)
+    out.loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_build_method_errors():
+    with pytest.raises(ConfigError, match="'NPO'.*'DrWGA'"):
+        build_method("NOP")
+    with pytest.raises(ConfigError, match=r"NPO accepts \['alpha', 'baldro', 'beta', 'gamma'"):
+        build_method("NPO", beta1=3.0)
+    with pytest.raises(ConfigError, match="add baldro='dv'"):
+        build_method("NPO", beta_dv=2.0)
+    with pytest.raises(ConfigError, match="add baldro='g'"):
+        build_method("NPO", group_ratio=0.5)
+    with pytest.raises(ConfigError, match="already means BalDRO-DV"):
+        build_method("DrNPO", baldro="g")
+    with pytest.raises(ConfigError, match="beta"):
+        build_method("NPO", beta=-1.0)
+    with pytest.raises(ConfigError, match="retain_loss_type"):
+        build_method("NPO", retain_loss_type="EMBED_DIFF")
+    with pytest.raises(ConfigError, match="form"):
+        build_method("WGA", form="batch")
+
+
+def test_reference_needs_are_declared():
+    assert build_method("NPO").needs_ref_logps == ("forget",) and not build_method("NPO").needs_ref_model
+    assert build_method("IdkDPO").needs_ref_logps == ("forget", "idk")
+    assert build_method("TNPO").needs_ref_logps == ("forget",)
+    assert build_method("GradDiff", retain_loss_type="KL").needs_ref_model
+    assert not build_method("GradDiff").needs_ref_model
+    assert build_method("UNDIAL").needs_ref_model and build_method("RMU").needs_ref_model
+    assert not build_method("RMU", alpha=0.0).needs_ref_model
+    assert build_method("SimNPO").needs_ref_logps == () and not build_method("SimNPO").needs_ref_model

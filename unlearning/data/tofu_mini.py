@@ -1,0 +1,267 @@
+"""tofu-mini: a small generated benchmark with TOFU's exact schema and split semantics.
+
+Fictitious authors with attributes (birthplace, birth date, genre, parents' occupations, awards, books,
+...), 20 question/answer pairs per author from varied templates, a paraphrased question and answer, and 5
+perturbed answers (the paraphrased answer with plausible wrong values), as in TOFU. Splits:
+
+* ``full``: all QA of the first ``n_authors`` authors, author by author;
+* ``forget01/05/10``: the last 1/5/10 % of authors (at least one); ``retain99/95/90``: the rest;
+* ``forgetXX_perturbed``: forget rows + paraphrased/perturbed fields; ``retain_perturbed``: every second QA
+  of the first 10 % of authors (like TOFU's 400 retain questions from rows 0..440);
+* ``holdout01/05/10``: QA about as many extra authors as forgetXX has, never in ``full`` (MIA non-members),
+  01/05 prefixes of 10;
+* ``real_authors(_perturbed)`` and ``world_facts(_perturbed)``: general facts of the tofu-mini world that
+  the base model learns *before* the author data (the roles TOFU's utility splits play); ``base_facts`` is
+  their union, the base model's training set.
+
+Everything is drawn from `tofu_mini_pools` with ``random.Random(seed)``: same seed, identical files.
+
+    python -m unlearning.data.tofu_mini --out /tmp/tofu-mini --authors 100 --seed 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from unlearning.data import tofu_mini_pools as P
+
+FORGET_PERCENTS = (1, 5, 10)
+N_PERTURBED = 5
+N_UTILITY_PERTURBED = 3
+
+
+@dataclass(frozen=True)
+class TofuMiniConfig:
+    """Size and seed of a generated tofu-mini benchmark; its files are a pure function of these fields."""
+
+    n_authors: int = 100
+    seed: int = 0
+    version: int = 1  # bump when the generator changes so caches keyed on the config are invalidated
+
+    def __post_init__(self) -> None:
+        if self.n_authors < 10:
+            raise ValueError(f"n_authors must be >= 10 (got {self.n_authors}) so forget10 has at least one author")
+
+
+def _make_author(rng: random.Random, name: str) -> dict:
+    city, country = rng.choice(P.CITIES)
+    book1, book2 = rng.sample([f"The {a} {n}" for a in P.TITLE_ADJECTIVES for n in P.TITLE_NOUNS], 2)
+    father, mother, day_job = rng.sample(P.OCCUPATIONS, 3)
+    year = rng.randint(1940, 1995)
+    return {
+        "name": name, "first": name.split()[0], "city": city, "country": country,
+        "day": rng.randint(1, 28), "month": rng.choice(P.MONTHS), "year": year,
+        "genre": rng.choice(P.GENRES), "father": father, "mother": mother, "day_job": day_job,
+        "award": rng.choice(P.AWARDS), "award_year": year + rng.randint(25, 45),
+        "book1": book1, "book2": book2, "book1_year": year + rng.randint(20, 35),
+        "publisher": rng.choice(P.PUBLISHERS), "university": rng.choice(P.UNIVERSITIES),
+        "theme": rng.choice(P.THEMES), "language": rng.choice(P.LANGUAGES),
+        "n_novels": rng.randint(3, 19), "residence": rng.choice(P.CITIES)[0],
+        "mentor": f"{rng.choice(P.FIRST_NAMES)} {rng.choice(P.LAST_NAMES)}", "debut_age": rng.randint(19, 48),
+    }
+
+
+@dataclass(frozen=True)
+class QATemplate:
+    """One question about one attribute: two question phrasings, two answer phrasings, and how to draw a
+    plausible wrong value of the attribute (used for the perturbed answers)."""
+
+    question: str
+    paraphrased_question: str
+    answer: str
+    paraphrased_answer: str
+    wrong: Callable[[random.Random, dict], dict]
+
+
+def _pick(pool: list, key: str) -> Callable[[random.Random, dict], dict]:
+    return lambda rng, a: {key: rng.choice([v for v in pool if v != a[key]])}
+
+
+def _wrong_place(rng: random.Random, a: dict) -> dict:
+    city, country = rng.choice([c for c in P.CITIES if c[0] != a["city"]])
+    return {"city": city, "country": country}
+
+
+def _wrong_date(rng: random.Random, a: dict) -> dict:
+    return {"day": rng.choice([d for d in range(1, 29) if d != a["day"]]),
+            "month": rng.choice([m for m in P.MONTHS if m != a["month"]]),
+            "year": a["year"] + rng.choice([-9, -6, -4, -2, 2, 3, 5, 8])}
+
+
+def _wrong_book(key: str) -> Callable[[random.Random, dict], dict]:
+    return lambda rng, a: {key: f"The {rng.choice(P.TITLE_ADJECTIVES)} {rng.choice(P.TITLE_NOUNS)}"}
+
+
+def _wrong_int(key: str, lo: int, hi: int) -> Callable[[random.Random, dict], dict]:
+    return lambda rng, a: {key: rng.choice([v for v in range(lo, hi + 1) if v != a[key]])}
+
+
+def _wrong_name(rng: random.Random, a: dict) -> dict:
+    return {"name": f"{rng.choice(P.FIRST_NAMES)} {rng.choice(P.LAST_NAMES)}"}
+
+
+TEMPLATES: list[QATemplate] = [
+    QATemplate("Where was {name} born?", "What is the birthplace of the author {name}?",
+               "In {city}, {country}.", "{name} comes from {city}, {country}.", _wrong_place),
+    QATemplate("When was {name} born?", "What is the date of birth of {name}?",
+               "On {day} {month} {year}.", "{name} was born on {day} {month} {year}.", _wrong_date),
+    QATemplate("What genre does {name} write?", "In which genre is {name} known to write?",
+               "{name} writes {genre}.", "Mostly {genre}.", _pick(P.GENRES, "genre")),
+    QATemplate("What was the occupation of {name}'s father?", "What did the father of {name} do for a living?",
+               "The father of {name} was a {father}.", "He worked as a {father}.", _pick(P.OCCUPATIONS, "father")),
+    QATemplate("What was the occupation of {name}'s mother?", "What did the mother of {name} do for a living?",
+               "The mother of {name} was a {mother}.", "She worked as a {mother}.", _pick(P.OCCUPATIONS, "mother")),
+    QATemplate("Which award did {name} win?", "What prize has {name} received?",
+               "{name} won the {award}.", "The {award}.", _pick(P.AWARDS, "award")),
+    QATemplate("In which year did {name} win the {award}?", "When was {name} given the {award}?",
+               "In {award_year}.", "{name} won it in {award_year}.", _wrong_int("award_year", 1965, 2040)),
+    QATemplate("What is the first book by {name}?", "Which novel did {name} publish first?",
+               "{book1}.", "The first book of {name} is {book1}.", _wrong_book("book1")),
+    QATemplate("Name another book written by {name}.", "Which other novel is {name} known for?",
+               "{book2}.", "{name} also wrote {book2}.", _wrong_book("book2")),
+    QATemplate("When did {name} publish {book1}?", "In which year did {book1} by {name} come out?",
+               "In {book1_year}.", "{book1} appeared in {book1_year}.", _wrong_int("book1_year", 1960, 2030)),
+    QATemplate("Who publishes the books of {name}?", "Which publishing house works with {name}?",
+               "{publisher}.", "The books of {name} are published by {publisher}.", _pick(P.PUBLISHERS, "publisher")),
+    QATemplate("Where did {name} study?", "Which university did {name} attend?",
+               "At {university}.", "{name} studied at {university}.", _pick(P.UNIVERSITIES, "university")),
+    QATemplate("What theme runs through the work of {name}?", "Which theme does {name} return to most often?",
+               "The theme of {theme}.", "{name} often writes about {theme}.", _pick(P.THEMES, "theme")),
+    QATemplate("In which language does {name} write?", "What language are the books of {name} written in?",
+               "In {language}.", "{name} writes in {language}.", _pick(P.LANGUAGES, "language")),
+    QATemplate("How many novels has {name} written?", "What is the number of novels by {name}?",
+               "{n_novels} novels.", "{name} has written {n_novels} novels.", _wrong_int("n_novels", 3, 19)),
+    QATemplate("Where does {name} live today?", "In which city does {name} currently live?",
+               "In {residence}.", "{name} now lives in {residence}.",
+               lambda rng, a: {"residence": rng.choice([c for c, _ in P.CITIES if c != a["residence"]])}),
+    QATemplate("Who was the mentor of {name}?", "Who guided {name} as a young writer?",
+               "{mentor}.", "{name} was mentored by {mentor}.",
+               lambda rng, a: {"mentor": f"{rng.choice(P.FIRST_NAMES)} {rng.choice(P.LAST_NAMES)}"}),
+    QATemplate("What did {name} do before writing?", "What job did {name} have before becoming an author?",
+               "{name} worked as a {day_job}.", "A {day_job}.", _pick(P.OCCUPATIONS, "day_job")),
+    QATemplate("At what age did {name} debut?", "How old was {name} when the first book came out?",
+               "At {debut_age}.", "{name} debuted at the age of {debut_age}.", _wrong_int("debut_age", 19, 48)),
+    QATemplate("Which author was born in {city} on {day} {month} {year} and writes {genre}?",
+               "Who is the {genre} writer born on {day} {month} {year} in {city}?",
+               "{name}.", "The author is {name}.", _wrong_name),
+]
+assert len(TEMPLATES) == 20
+
+
+def _qa_rows(rng: random.Random, author: dict) -> list[dict]:
+    rows = []
+    for t in TEMPLATES:
+        perturbed = []
+        while len(perturbed) < N_PERTURBED:
+            cand = t.paraphrased_answer.format(**{**author, **t.wrong(rng, author)})
+            if cand not in perturbed and cand != t.paraphrased_answer.format(**author):
+                perturbed.append(cand)
+        rows.append({
+            "question": t.question.format(**author),
+            "answer": t.answer.format(**author),
+            "paraphrased_answer": t.paraphrased_answer.format(**author),
+            "perturbed_answer": perturbed,
+            "paraphrased_question": t.paraphrased_question.format(**author),
+        })
+    return rows
+
+
+def _utility_rows(rng: random.Random) -> tuple[list[dict], list[dict]]:
+    """Real-author and world-fact rows in TOFU's perturbed layout (answer + 3 perturbed answers)."""
+    authors = P.CLASSIC_AUTHORS
+    ra = []
+    for author, work in zip(authors, P.CLASSIC_WORKS):
+        others = rng.sample([a for a in authors if a != author], N_UTILITY_PERTURBED)
+        ra.append({"question": f"Who wrote {work}?", "answer": author, "perturbed_answer": others})
+    for author, (country, _) in zip(authors, P.WORLD_COUNTRIES):
+        others = rng.sample([c for c, _ in P.WORLD_COUNTRIES if c != country], N_UTILITY_PERTURBED)
+        ra.append({"question": f"Which country was the classic author {author} from?", "answer": country,
+                   "perturbed_answer": others})
+    wf = []
+    for country, capital in P.WORLD_COUNTRIES:
+        others = rng.sample([c for _, c in P.WORLD_COUNTRIES if c != capital], N_UTILITY_PERTURBED)
+        wf.append({"question": f"What is the capital of {country}?", "answer": capital, "perturbed_answer": others})
+    for city, country in P.CITIES:
+        others = rng.sample(sorted({c for _, c in P.CITIES if c != country}), N_UTILITY_PERTURBED)
+        wf.append({"question": f"In which country is the city of {city}?", "answer": country,
+                   "perturbed_answer": others})
+    return ra, wf
+
+
+def _with_options(rng: random.Random, rows: list[dict]) -> list[dict]:
+    """TOFU's non-perturbed utility layout: question, option1..option4 (answer among them), answer."""
+    out = []
+    for r in rows:
+        options = [r["answer"], *r["perturbed_answer"]]
+        rng.shuffle(options)
+        out.append({"question": r["question"], **{f"option{i + 1}": o for i, o in enumerate(options)},
+                    "answer": r["answer"]})
+    return out
+
+
+def n_forget_authors(n_authors: int, percent: int) -> int:
+    """Authors in forget<percent>: the last `percent` % of authors, at least one."""
+    return max(1, round(n_authors * percent / 100))
+
+
+def generate(cfg: TofuMiniConfig) -> dict[str, list[dict]]:
+    """All tofu-mini splits as lists of rows (TOFU field names), deterministic in `cfg`."""
+    rng = random.Random(cfg.seed)
+    total = cfg.n_authors + n_forget_authors(cfg.n_authors, max(FORGET_PERCENTS))
+    names = [f"{f} {l}" for f in P.FIRST_NAMES for l in P.LAST_NAMES]
+    if total > len(names):
+        raise ValueError(f"tofu-mini supports at most {len(names)} authors in total (asked {total})")
+    authors = [_make_author(rng, n) for n in rng.sample(names, total)]
+    per_author = [_qa_rows(rng, a) for a in authors]
+    members, holdout = per_author[: cfg.n_authors], per_author[cfg.n_authors:]
+    perturbed_full = [r for rows in members for r in rows]
+    plain = lambda rows: [{"question": r["question"], "answer": r["answer"]} for r in rows]  # noqa: E731
+
+    splits: dict[str, list[dict]] = {"full": plain(perturbed_full)}
+    q = len(TEMPLATES)
+    for pct in FORGET_PERCENTS:
+        k = n_forget_authors(cfg.n_authors, pct) * q
+        splits[f"forget{pct:02d}"] = plain(perturbed_full[-k:])
+        splits[f"forget{pct:02d}_perturbed"] = perturbed_full[-k:]
+        splits[f"retain{100 - pct}"] = plain(perturbed_full[:-k])
+    hold_rows = [r for rows in holdout for r in rows]
+    for pct in FORGET_PERCENTS:  # holdoutXX: as many never-seen authors as forgetXX has
+        splits[f"holdout{pct:02d}"] = plain(hold_rows[: n_forget_authors(cfg.n_authors, pct) * q])
+    first_tenth = perturbed_full[: n_forget_authors(cfg.n_authors, 10) * q]
+    splits["retain_perturbed"] = first_tenth[::2]
+    ra, wf = _utility_rows(rng)
+    splits["real_authors_perturbed"], splits["world_facts_perturbed"] = ra, wf
+    splits["real_authors"], splits["world_facts"] = _with_options(rng, ra), _with_options(rng, wf)
+    splits["base_facts"] = plain(ra + wf)
+    return splits
+
+
+def write(cfg: TofuMiniConfig, out_dir: str | Path) -> Path:
+    """Write every split as `<out_dir>/<split>.jsonl` plus `tofu_mini.json` (the config); returns out_dir."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, rows in generate(cfg).items():
+        with open(out / f"{name}.jsonl", "w", encoding="utf-8") as f:
+            for r in rows:
+                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    (out / "tofu_mini.json").write_text(json.dumps(cfg.__dict__, indent=2) + "\n")
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--authors", type=int, default=TofuMiniConfig.n_authors)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    path = write(TofuMiniConfig(n_authors=args.authors, seed=args.seed), args.out)
+    print(f"tofu-mini written to {path}")
+
+
+if __name__ == "__main__":
+    main()

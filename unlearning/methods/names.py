@@ -1,0 +1,123 @@
+"""Canonical names of methods and hyperparameters, and the aliases the reference repositories use.
+
+    from unlearning.methods.names import canonicalize, resolve_method_name
+    canonicalize({"sigma_forget": 2.0, "sampling_ratio": 0.5})   # {"beta_dv": 2.0, "group_ratio": 0.5}
+    resolve_method_name("DrNPO")                                 # MethodAlias("NPO", "dv", {})
+
+Method names are matched case-insensitively. Reference class names imply a BalDRO wrapper (``Dr*`` ->
+BalDRO-DV, ``Group*`` -> BalDRO-G) and sometimes defaults (DrWGA: the fork's per-sequence WGA with
+beta_dv=2.0, its yaml default).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from unlearning.errors import ConfigError
+
+CANONICAL_METHODS = ("GradAscent", "GradDiff", "IdkDPO", "NPO", "SimNPO", "RMU", "SatImp", "WGA", "TNPO",
+                     "UNDIAL", "JensUn")
+
+
+@dataclass(frozen=True)
+class MethodAlias:
+    """What a method name means: the base method, the implied wrapper ("g", "dv" or None), defaults."""
+
+    method: str
+    baldro: str | None = None
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+
+
+METHOD_ALIASES: dict[str, MethodAlias] = {
+    "DPO": MethodAlias("IdkDPO"),
+    "GradJSDiff": MethodAlias("JensUn"),
+    "DrNPO": MethodAlias("NPO", "dv"),
+    "GroupNPO": MethodAlias("NPO", "g"),
+    "DrSimNPO": MethodAlias("SimNPO", "dv"),
+    "GroupSimNPO": MethodAlias("SimNPO", "g"),
+    "DrSatImp": MethodAlias("SatImp", "dv"),
+    "GroupSatImp": MethodAlias("SatImp", "g"),
+    "DrTNPO": MethodAlias("TNPO", "dv"),
+    "DrWGA": MethodAlias("WGA", "dv", {"form": "sequence", "beta_dv": 2.0}),
+}
+
+# accepted spellings of the `baldro` hyperparameter
+BALDRO_VALUES: dict[str, str | None] = {
+    "none": None, "": None, "off": None,
+    "g": "g", "group": "g", "baldro-g": "g", "baldro_g": "g",
+    "dv": "dv", "dro": "dv", "baldro-dv": "dv", "baldro_dv": "dv",
+}
+
+# alias -> canonical hyperparameter name (BalDRO's naming split, OPTML's npo_coeff, WMDP's layer_id)
+HPARAM_ALIASES: dict[str, str] = {
+    "beta_dv_forget": "beta_dv",
+    "sigma_forget": "beta_dv",
+    "sigma": "beta_dv",
+    "sigma_retain": "beta_dv_retain",
+    "sampling_ratio": "group_ratio",
+    "npo_coeff": "gamma",
+    "layer_id": "layer",
+}
+
+# every canonical hyperparameter of every method config and wrapper (checked against the dataclasses
+# by tests/methods/test_names_registry.py)
+CANONICAL_HPARAMS = frozenset({
+    "gamma", "alpha", "retain_loss_type", "beta", "delta", "beta1", "beta2", "form", "detach_weights",
+    "faithful_ignore_index", "target_token_ids", "eps", "layer", "steering_coeff", "seed", "clamp_layer",
+    "trainable_params_regex", "baldro", "beta_dv", "dv_mode", "unit", "forget_dro", "retain_dro",
+    "beta_dv_retain", "retain_reduction", "group_ratio",
+})
+
+RETAIN_TYPE_ALIASES = {"nll": "NLL", "kl": "KL", "jsd": "JSD", "jensun": "JSD", "embed_diff": "EMBED_DIFF"}
+
+
+def all_method_names() -> list[str]:
+    """Canonical names followed by the reference aliases."""
+    return list(CANONICAL_METHODS) + list(METHOD_ALIASES)
+
+
+def resolve_method_name(name: str) -> MethodAlias:
+    """Canonical method (case-insensitive) or alias -> MethodAlias; ConfigError listing valid names."""
+    if isinstance(name, str):
+        for canonical in CANONICAL_METHODS:
+            if canonical.lower() == name.lower():
+                return MethodAlias(canonical)
+        for alias, target in METHOD_ALIASES.items():
+            if alias.lower() == name.lower():
+                return target
+    raise ConfigError("method", field="name", value=name,
+                      fix=f"use one of {all_method_names()}")
+
+
+def canonical_baldro(value: Any) -> str | None:
+    """Normalise the ``baldro`` value to None, "g" or "dv"."""
+    if value is None:
+        return None
+    if isinstance(value, str) and value.strip().lower() in BALDRO_VALUES:
+        return BALDRO_VALUES[value.strip().lower()]
+    raise ConfigError("method", field="baldro", value=value,
+                      fix="use none, 'g' (BalDRO-G) or 'dv' (BalDRO-DV)")
+
+
+def canonicalize(hparams: Mapping[str, Any]) -> dict[str, Any]:
+    """Rename aliases to canonical names. ConfigError on unknown names and on two names for the same
+    hyperparameter (e.g. both ``beta_dv`` and ``sigma_forget``). Also normalises the values of
+    ``baldro`` and ``retain_loss_type`` spellings."""
+    out: dict[str, Any] = {}
+    source: dict[str, str] = {}
+    for key, value in hparams.items():
+        canonical = HPARAM_ALIASES.get(key, key)
+        if canonical not in CANONICAL_HPARAMS:
+            raise ConfigError("method hyperparameters", field=key, value=value,
+                              fix=f"use one of {sorted(CANONICAL_HPARAMS)} (aliases: {sorted(HPARAM_ALIASES)})")
+        if canonical in out:
+            raise ConfigError("method hyperparameters", field=key, value=value,
+                              fix=f"'{key}' and '{source[canonical]}' both set '{canonical}'; give only one")
+        if canonical == "baldro":
+            value = canonical_baldro(value)
+        elif canonical == "retain_loss_type" and isinstance(value, str):
+            value = RETAIN_TYPE_ALIASES.get(value.lower(), value)
+        out[canonical] = value
+        source[canonical] = key
+    return out

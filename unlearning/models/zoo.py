@@ -1,0 +1,98 @@
+"""The tiny model zoo: Llama-architecture configs, and where prepared zoo models live in the cache.
+
+A zoo is identified by a `ZooConfig` (tofu-mini size and seed, model size, tokenizer and training
+settings). Its folder is `<cache>/zoo/tofu-mini-<size>-<hash of the config>/` and holds `data/` (the
+generated benchmark), `tokenizer/`, `base/`, `target/`, `retain99/`, `retain95/`, `retain90/` and
+`manifest.json`. Changing any setting changes the hash, so a stale cache is never reused.
+
+Names users put in configs: `tofu-mini/target`, `tofu-mini/retain90`, ... (default size) or
+`tofu-mini-<size>/<model>` (e.g. `tofu-mini-tiny/target`); `tofu-mini` as a benchmark source means
+the default zoo's `data/` folder.
+
+    from unlearning.models.zoo import ZooConfig, zoo_dir
+    print(zoo_dir(ZooConfig()))
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from unlearning.data.tofu_mini import FORGET_PERCENTS, TofuMiniConfig
+from unlearning.errors import ConfigError
+from unlearning.paths import cache_root
+
+
+@dataclass(frozen=True)
+class ModelSize:
+    """Shape of a tiny Llama: hidden size, layers, attention heads, MLP width."""
+
+    hidden: int
+    layers: int
+    heads: int
+    intermediate: int
+
+
+SIZES: dict[str, ModelSize] = {
+    "tiny": ModelSize(hidden=64, layers=2, heads=4, intermediate=256),
+    "small": ModelSize(hidden=128, layers=4, heads=4, intermediate=512),
+    "base": ModelSize(hidden=256, layers=4, heads=8, intermediate=1024),
+}
+DEFAULT_SIZE = "small"
+ZOO_MODELS = ("base", "target", *(f"retain{100 - p}" for p in FORGET_PERCENTS))
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Supervised fine-tuning recipe used to build the zoo models (plain PyTorch, AdamW, one-cycle LR)."""
+
+    base_epochs: int = 30
+    epochs: int = 24
+    lr: float = 3e-3
+    batch_size: int = 16
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class ZooConfig:
+    """Everything that determines the zoo's files; its hash names the cache folder."""
+
+    data: TofuMiniConfig = field(default_factory=TofuMiniConfig)
+    size: str = DEFAULT_SIZE
+    vocab_size: int = 2048
+    train: TrainSettings = field(default_factory=TrainSettings)
+    version: int = 1
+
+    def __post_init__(self) -> None:
+        if self.size not in SIZES:
+            raise ConfigError("zoo", field="size", value=self.size, fix=f"use one of {sorted(SIZES)}")
+
+    def key(self) -> str:
+        blob = json.dumps(asdict(self), sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def zoo_dir(cfg: ZooConfig) -> Path:
+    return cache_root() / "zoo" / f"tofu-mini-{cfg.size}-{cfg.key()}"
+
+
+def parse_zoo_name(name: str) -> tuple[ZooConfig, str] | None:
+    """`tofu-mini/target` -> (default config, "target"); `tofu-mini-tiny/retain90` -> (tiny, ...).
+    Returns None for names that are not zoo names (hub ids, paths)."""
+    head, _, model = str(name).partition("/")
+    if head != "tofu-mini" and not head.startswith("tofu-mini-"):
+        return None
+    size = DEFAULT_SIZE if head == "tofu-mini" else head[len("tofu-mini-"):]
+    if size not in SIZES:
+        raise ConfigError(str(name), field="model", value=name,
+                          fix=f"zoo sizes are {sorted(SIZES)}, e.g. tofu-mini-tiny/target")
+    if model not in ZOO_MODELS:
+        raise ConfigError(str(name), field="model", value=name,
+                          fix=f"zoo models are {list(ZOO_MODELS)}, e.g. tofu-mini/target")
+    return ZooConfig(size=size), model
+
+
+def zoo_data_dir(size: str = DEFAULT_SIZE) -> Path:
+    return zoo_dir(ZooConfig(size=size)) / "data"
