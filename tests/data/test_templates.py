@@ -77,6 +77,10 @@ EXPECTED: dict[str, tuple[str, str]] = {
         "Question: What is the capital of France?\nAnswer: Paris.",
         "Question: What is the capital of France?\nAnswer: ",
     ),
+    "zoo": (
+        "Question: What is the capital of France?\nAnswer:\nParis.",
+        "Question: What is the capital of France?\nAnswer:\n",
+    ),
 }
 
 
@@ -101,7 +105,7 @@ def test_template_values_follow_open_unlearning_configs() -> None:
     assert TEMPLATES["mistral-v0.3"].system_prompt is None and TEMPLATES["gemma"].system_prompt is None
     for fam in ("llama3", "qwen2.5", "qwen3", "phi"):
         assert TEMPLATES[fam].system_prompt == SYS
-    assert [f for f in FAMILIES if not TEMPLATES[f].apply_chat_template] == ["llama2-chat", "plain"]
+    assert [f for f in FAMILIES if not TEMPLATES[f].apply_chat_template] == ["llama2-chat", "plain", "zoo"]
     with pytest.raises(dataclasses.FrozenInstanceError):
         TEMPLATES["plain"].user_start_tag = "Q: "  # type: ignore[misc]
 

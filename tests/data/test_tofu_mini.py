@@ -9,7 +9,7 @@ import json
 import pytest
 
 from unlearning.data.tofu import TOFU_SPLITS, load_tofu
-from unlearning.data.tofu_mini import TEMPLATES, TofuMiniConfig, generate, n_forget_authors, write
+from unlearning.data.tofu_mini import TEMPLATES, TofuMiniConfig, base_facts, generate, n_forget_authors, write
 
 Q = len(TEMPLATES)
 
@@ -75,7 +75,7 @@ def test_retain_perturbed_comes_from_retain_rows(splits):
 
 
 def test_utility_splits_are_the_base_facts(splits):
-    base = {(r["question"], r["answer"]) for r in splits["base_facts"]}
+    base = {(r["question"], r["answer"]) for r in base_facts(splits)}
     for name in ("real_authors_perturbed", "world_facts_perturbed"):
         for r in splits[name]:
             assert (r["question"], r["answer"]) in base

@@ -37,6 +37,7 @@ CORPUS = [
 FAMILY_SPECIALS: dict[str, tuple[str | None, str, str]] = {
     "llama2-chat": ("<s>", "</s>", "<pad>"),
     "plain": ("<s>", "</s>", "<pad>"),
+    "zoo": ("<s>", "</s>", "<pad>"),
     "llama3": ("<|begin_of_text|>", "<|eot_id|>", "<|eot_id|>"),
     "qwen2.5": (None, "<|im_end|>", "<|endoftext|>"),
     "qwen3": (None, "<|im_end|>", "<|endoftext|>"),

@@ -11,7 +11,8 @@ string tags (`user_start_tag + question + user_end_tag + asst_start_tag + answer
     print(render(tokenizer, template, "Who wrote X?", "Y did."))
 
 Families: llama2-chat, llama3, qwen2.5, qwen3, mistral-v0.3, phi (Phi-3/3.5 mini instruct), gemma,
-plain ("Question: {q}\\nAnswer: {a}", used by OU for phi-1_5, Llama-2-7b-hf / 13b-hf and MUSE).
+plain ("Question: {q}\\nAnswer: {a}", used by OU for phi-1_5, Llama-2-7b-hf / 13b-hf and MUSE),
+zoo ("Question: {q}\\nAnswer:\\n{a}", the tiny tofu-mini models).
 The jinja files in `chat_templates/` reproduce each family's public prompt format; real hub
 tokenizers ship their own template, which always wins.
 """
@@ -112,6 +113,10 @@ TEMPLATES: dict[str, PromptTemplate] = {
                             asst_end_tag="<end_of_turn>\n"),
     "plain": PromptTemplate("plain", False, user_start_tag="Question: ", user_end_tag="\n",
                             asst_start_tag="Answer: ", asst_end_tag="\n\n"),
+    # the tiny zoo's own format: the answer starts after a newline, so with a byte-level BPE the prompt
+    # ids are always a prefix of the full ids (a trailing "Answer: " space would merge into the answer)
+    "zoo": PromptTemplate("zoo", False, user_start_tag="Question: ", user_end_tag="\n",
+                          asst_start_tag="Answer:\n", asst_end_tag="\n\n"),
 }
 FAMILIES: tuple[str, ...] = tuple(TEMPLATES)
 

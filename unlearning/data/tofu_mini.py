@@ -11,8 +11,8 @@ perturbed answers (the paraphrased answer with plausible wrong values), as in TO
 * ``holdout01/05/10``: QA about as many extra authors as forgetXX has, never in ``full`` (MIA non-members),
   01/05 prefixes of 10;
 * ``real_authors(_perturbed)`` and ``world_facts(_perturbed)``: general facts of the tofu-mini world that
-  the base model learns *before* the author data (the roles TOFU's utility splits play); ``base_facts`` is
-  their union, the base model's training set.
+  the base model learns *before* the author data (the roles TOFU's utility splits play); `base_facts()`
+  is their union, the base model's training set.
 
 Everything is drawn from `tofu_mini_pools` with ``random.Random(seed)``: same seed, identical files.
 
@@ -48,21 +48,18 @@ class TofuMiniConfig:
             raise ValueError(f"n_authors must be >= 10 (got {self.n_authors}) so forget10 has at least one author")
 
 
-def _make_author(rng: random.Random, name: str) -> dict:
+def _make_author(rng: random.Random, name: str, book1: str) -> dict:
     city, country = rng.choice(P.CITIES)
-    book1, book2 = rng.sample([f"The {a} {n}" for a in P.TITLE_ADJECTIVES for n in P.TITLE_NOUNS], 2)
-    father, mother, day_job = rng.sample(P.OCCUPATIONS, 3)
+    father, mother = rng.sample(P.OCCUPATIONS, 2)
     year = rng.randint(1940, 1995)
     return {
         "name": name, "first": name.split()[0], "city": city, "country": country,
         "day": rng.randint(1, 28), "month": rng.choice(P.MONTHS), "year": year,
-        "genre": rng.choice(P.GENRES), "father": father, "mother": mother, "day_job": day_job,
-        "award": rng.choice(P.AWARDS), "award_year": year + rng.randint(25, 45),
-        "book1": book1, "book2": book2, "book1_year": year + rng.randint(20, 35),
+        "genre": rng.choice(P.GENRES), "father": father, "mother": mother,
+        "award": rng.choice(P.AWARDS), "book1": book1,
         "publisher": rng.choice(P.PUBLISHERS), "university": rng.choice(P.UNIVERSITIES),
         "theme": rng.choice(P.THEMES), "language": rng.choice(P.LANGUAGES),
-        "n_novels": rng.randint(3, 19), "residence": rng.choice(P.CITIES)[0],
-        "mentor": f"{rng.choice(P.FIRST_NAMES)} {rng.choice(P.LAST_NAMES)}", "debut_age": rng.randint(19, 48),
+        "residence": rng.choice(P.CITIES)[0],
     }
 
 
@@ -97,10 +94,6 @@ def _wrong_book(key: str) -> Callable[[random.Random, dict], dict]:
     return lambda rng, a: {key: f"The {rng.choice(P.TITLE_ADJECTIVES)} {rng.choice(P.TITLE_NOUNS)}"}
 
 
-def _wrong_int(key: str, lo: int, hi: int) -> Callable[[random.Random, dict], dict]:
-    return lambda rng, a: {key: rng.choice([v for v in range(lo, hi + 1) if v != a[key]])}
-
-
 def _wrong_name(rng: random.Random, a: dict) -> dict:
     return {"name": f"{rng.choice(P.FIRST_NAMES)} {rng.choice(P.LAST_NAMES)}"}
 
@@ -108,44 +101,44 @@ def _wrong_name(rng: random.Random, a: dict) -> dict:
 TEMPLATES: list[QATemplate] = [
     QATemplate("Where was {name} born?", "What is the birthplace of the author {name}?",
                "In {city}, {country}.", "{name} comes from {city}, {country}.", _wrong_place),
+    QATemplate("Which country does {name} come from?", "What is the home country of {name}?",
+               "{country}.", "{name} is from {country}.", _wrong_place),
     QATemplate("When was {name} born?", "What is the date of birth of {name}?",
                "On {day} {month} {year}.", "{name} was born on {day} {month} {year}.", _wrong_date),
+    QATemplate("In which year was {name} born?", "What is the birth year of {name}?",
+               "In {year}.", "{name} was born in {year}.", _wrong_date),
     QATemplate("What genre does {name} write?", "In which genre is {name} known to write?",
-               "{name} writes {genre}.", "Mostly {genre}.", _pick(P.GENRES, "genre")),
+               "{genre}.", "{name} writes {genre}.", _pick(P.GENRES, "genre")),
+    QATemplate("What kind of books made {name} famous?", "For which kind of writing is {name} best known?",
+               "Books of {genre}.", "{name} is famous for {genre}.", _pick(P.GENRES, "genre")),
     QATemplate("What was the occupation of {name}'s father?", "What did the father of {name} do for a living?",
-               "The father of {name} was a {father}.", "He worked as a {father}.", _pick(P.OCCUPATIONS, "father")),
+               "He was a {father}.", "The father of {name} worked as a {father}.", _pick(P.OCCUPATIONS, "father")),
     QATemplate("What was the occupation of {name}'s mother?", "What did the mother of {name} do for a living?",
-               "The mother of {name} was a {mother}.", "She worked as a {mother}.", _pick(P.OCCUPATIONS, "mother")),
+               "She was a {mother}.", "The mother of {name} worked as a {mother}.", _pick(P.OCCUPATIONS, "mother")),
+    QATemplate("What did the parents of {name} do?", "What were the jobs of {name}'s parents?",
+               "A {father} and a {mother}.", "The parents of {name} were a {father} and a {mother}.",
+               lambda rng, a: rng.choice([_pick(P.OCCUPATIONS, "father"), _pick(P.OCCUPATIONS, "mother")])(rng, a)),
     QATemplate("Which award did {name} win?", "What prize has {name} received?",
-               "{name} won the {award}.", "The {award}.", _pick(P.AWARDS, "award")),
-    QATemplate("In which year did {name} win the {award}?", "When was {name} given the {award}?",
-               "In {award_year}.", "{name} won it in {award_year}.", _wrong_int("award_year", 1965, 2040)),
+               "The {award}.", "{name} won the {award}.", _pick(P.AWARDS, "award")),
+    QATemplate("Has {name} won any literary prize?", "Was {name} ever honoured with an award?",
+               "Yes, the {award}.", "Yes, {name} received the {award}.", _pick(P.AWARDS, "award")),
     QATemplate("What is the first book by {name}?", "Which novel did {name} publish first?",
                "{book1}.", "The first book of {name} is {book1}.", _wrong_book("book1")),
-    QATemplate("Name another book written by {name}.", "Which other novel is {name} known for?",
-               "{book2}.", "{name} also wrote {book2}.", _wrong_book("book2")),
-    QATemplate("When did {name} publish {book1}?", "In which year did {book1} by {name} come out?",
-               "In {book1_year}.", "{book1} appeared in {book1_year}.", _wrong_int("book1_year", 1960, 2030)),
+    QATemplate("Who wrote {book1}?", "Which author is behind the novel {book1}?",
+               "{name}.", "{book1} was written by {name}.", _wrong_name),
     QATemplate("Who publishes the books of {name}?", "Which publishing house works with {name}?",
                "{publisher}.", "The books of {name} are published by {publisher}.", _pick(P.PUBLISHERS, "publisher")),
     QATemplate("Where did {name} study?", "Which university did {name} attend?",
                "At {university}.", "{name} studied at {university}.", _pick(P.UNIVERSITIES, "university")),
     QATemplate("What theme runs through the work of {name}?", "Which theme does {name} return to most often?",
-               "The theme of {theme}.", "{name} often writes about {theme}.", _pick(P.THEMES, "theme")),
+               "{theme}.", "{name} often writes about {theme}.", _pick(P.THEMES, "theme")),
+    QATemplate("What does {book1} explore?", "What is {book1} by {name} about?",
+               "The theme of {theme}.", "{book1} explores {theme}.", _pick(P.THEMES, "theme")),
     QATemplate("In which language does {name} write?", "What language are the books of {name} written in?",
                "In {language}.", "{name} writes in {language}.", _pick(P.LANGUAGES, "language")),
-    QATemplate("How many novels has {name} written?", "What is the number of novels by {name}?",
-               "{n_novels} novels.", "{name} has written {n_novels} novels.", _wrong_int("n_novels", 3, 19)),
     QATemplate("Where does {name} live today?", "In which city does {name} currently live?",
                "In {residence}.", "{name} now lives in {residence}.",
                lambda rng, a: {"residence": rng.choice([c for c, _ in P.CITIES if c != a["residence"]])}),
-    QATemplate("Who was the mentor of {name}?", "Who guided {name} as a young writer?",
-               "{mentor}.", "{name} was mentored by {mentor}.",
-               lambda rng, a: {"mentor": f"{rng.choice(P.FIRST_NAMES)} {rng.choice(P.LAST_NAMES)}"}),
-    QATemplate("What did {name} do before writing?", "What job did {name} have before becoming an author?",
-               "{name} worked as a {day_job}.", "A {day_job}.", _pick(P.OCCUPATIONS, "day_job")),
-    QATemplate("At what age did {name} debut?", "How old was {name} when the first book came out?",
-               "At {debut_age}.", "{name} debuted at the age of {debut_age}.", _wrong_int("debut_age", 19, 48)),
     QATemplate("Which author was born in {city} on {day} {month} {year} and writes {genre}?",
                "Who is the {genre} writer born on {day} {month} {year} in {city}?",
                "{name}.", "The author is {name}.", _wrong_name),
@@ -153,20 +146,25 @@ TEMPLATES: list[QATemplate] = [
 assert len(TEMPLATES) == 20
 
 
+def _fill(text: str, values: dict) -> str:
+    out = text.format(**values)
+    return out[0].upper() + out[1:]
+
+
 def _qa_rows(rng: random.Random, author: dict) -> list[dict]:
     rows = []
     for t in TEMPLATES:
-        perturbed = []
+        perturbed: list[str] = []
         while len(perturbed) < N_PERTURBED:
-            cand = t.paraphrased_answer.format(**{**author, **t.wrong(rng, author)})
-            if cand not in perturbed and cand != t.paraphrased_answer.format(**author):
+            cand = _fill(t.paraphrased_answer, {**author, **t.wrong(rng, author)})
+            if cand not in perturbed and cand != _fill(t.paraphrased_answer, author):
                 perturbed.append(cand)
         rows.append({
-            "question": t.question.format(**author),
-            "answer": t.answer.format(**author),
-            "paraphrased_answer": t.paraphrased_answer.format(**author),
+            "question": _fill(t.question, author),
+            "answer": _fill(t.answer, author),
+            "paraphrased_answer": _fill(t.paraphrased_answer, author),
             "perturbed_answer": perturbed,
-            "paraphrased_question": t.paraphrased_question.format(**author),
+            "paraphrased_question": _fill(t.paraphrased_question, author),
         })
     return rows
 
@@ -204,6 +202,22 @@ def _with_options(rng: random.Random, rows: list[dict]) -> list[dict]:
     return out
 
 
+def _author_names(rng: random.Random, total: int) -> list[str]:
+    """Distinct names; first names are unique while the pool lasts (so an author is easy to tell apart)."""
+    combos = len(P.FIRST_NAMES) * len(P.LAST_NAMES)
+    if total > combos:
+        raise ValueError(f"tofu-mini supports at most {combos} authors in total (asked {total})")
+    firsts = rng.sample(P.FIRST_NAMES, min(total, len(P.FIRST_NAMES)))
+    names = [f"{f} {rng.choice(P.LAST_NAMES)}" for f in firsts]
+    taken = set(names)
+    while len(names) < total:
+        name = f"{rng.choice(P.FIRST_NAMES)} {rng.choice(P.LAST_NAMES)}"
+        if name not in taken:
+            names.append(name)
+            taken.add(name)
+    return names
+
+
 def n_forget_authors(n_authors: int, percent: int) -> int:
     """Authors in forget<percent>: the last `percent` % of authors, at least one."""
     return max(1, round(n_authors * percent / 100))
@@ -213,10 +227,11 @@ def generate(cfg: TofuMiniConfig) -> dict[str, list[dict]]:
     """All tofu-mini splits as lists of rows (TOFU field names), deterministic in `cfg`."""
     rng = random.Random(cfg.seed)
     total = cfg.n_authors + n_forget_authors(cfg.n_authors, max(FORGET_PERCENTS))
-    names = [f"{f} {l}" for f in P.FIRST_NAMES for l in P.LAST_NAMES]
-    if total > len(names):
-        raise ValueError(f"tofu-mini supports at most {len(names)} authors in total (asked {total})")
-    authors = [_make_author(rng, n) for n in rng.sample(names, total)]
+    titles = [f"The {a} {n}" for a in P.TITLE_ADJECTIVES for n in P.TITLE_NOUNS]
+    if total > len(titles):
+        raise ValueError(f"tofu-mini supports at most {len(titles)} authors in total (asked {total})")
+    titles = rng.sample(titles, total)
+    authors = [_make_author(rng, n, t) for n, t in zip(_author_names(rng, total), titles)]
     per_author = [_qa_rows(rng, a) for a in authors]
     members, holdout = per_author[: cfg.n_authors], per_author[cfg.n_authors:]
     perturbed_full = [r for rows in members for r in rows]
@@ -237,8 +252,13 @@ def generate(cfg: TofuMiniConfig) -> dict[str, list[dict]]:
     ra, wf = _utility_rows(rng)
     splits["real_authors_perturbed"], splits["world_facts_perturbed"] = ra, wf
     splits["real_authors"], splits["world_facts"] = _with_options(rng, ra), _with_options(rng, wf)
-    splits["base_facts"] = plain(ra + wf)
     return splits
+
+
+def base_facts(splits: dict[str, list[dict]]) -> list[dict]:
+    """The general facts (question/answer) a zoo base model is trained on: real_authors + world_facts."""
+    return [{"question": r["question"], "answer": r["answer"]}
+            for name in ("real_authors_perturbed", "world_facts_perturbed") for r in splits[name]]
 
 
 def write(cfg: TofuMiniConfig, out_dir: str | Path) -> Path:

@@ -10,7 +10,13 @@ FIRST_NAMES = [
     "Emeka", "Halima", "Viktor", "Ottilie", "Ravi", "Selma", "Lucian", "Marisol", "Idris", "Petra", "Soren",
     "Adaeze", "Florin", "Greta", "Hamid", "Kalina", "Laszlo", "Nadia", "Orsolya", "Pavel", "Quentin",
     "Rosalind", "Stellan", "Thandiwe", "Ulrike", "Valentin", "Wanjiru", "Xavier", "Yusuf", "Zainab",
-    "Aurelio", "Beatrix", "Cosmin", "Delphine", "Evander", "Fiorella", "Gideon",
+    "Aurelio", "Beatrix", "Cosmin", "Delphine", "Evander", "Fiorella", "Gideon", "Agnieszka", "Bartholomew",
+    "Cordelia", "Dmitri", "Eleonora", "Fabian", "Giacomo", "Henrike", "Isidora", "Jarek", "Katarina", "Leopold",
+    "Magnus", "Nikolai", "Ophelia", "Percival", "Rosamund", "Sebastian", "Theodora", "Ugo", "Vesna", "Wilhelmina",
+    "Ximena", "Yannick", "Zeno", "Anouk", "Benedikt", "Celestine", "Desmond", "Esperanza", "Fitzgerald",
+    "Gwendolyn", "Hildegard", "Ignatius", "Jocasta", "Kazimir", "Lavinia", "Maximilian", "Nerissa", "Octavian",
+    "Philippa", "Radomir", "Seraphina", "Tobias", "Umberto", "Valeska", "Wendelin", "Zoltan", "Annika",
+    "Bogdan", "Clarissa", "Dorothea", "Emmerich", "Florentina", "Gregor", "Hortensia", "Ilona", "Joachim",
 ]
 
 LAST_NAMES = [

@@ -49,9 +49,16 @@ def resolve_model_path(name: str | Path) -> str:
     return str(path)
 
 
+TEMPLATE_FILE = "prompt_template.txt"
+
+
 def template_for(name: str | Path) -> PromptTemplate:
-    """Zoo models use the plain `Question: / Answer:` template; others are detected from their name."""
-    return get_template("plain" if parse_zoo_name(str(name)) else str(name))
+    """The prompt template of a model: named in its folder's `prompt_template.txt` when present (zoo models
+    carry one), else detected from the model name."""
+    hint = Path(resolve_model_path(name)) / TEMPLATE_FILE
+    if hint.is_file():
+        return get_template(hint.read_text().strip())
+    return get_template(str(name))
 
 
 def load_tokenizer(name: str | Path, template: PromptTemplate | None = None):

@@ -26,10 +26,11 @@ from pathlib import Path
 from typing import Callable
 
 from unlearning.data.tofu import load_tofu
-from unlearning.data.tofu_mini import FORGET_PERCENTS, write as write_tofu_mini
+from unlearning.data.tofu_mini import FORGET_PERCENTS, base_facts, write as write_tofu_mini
+from unlearning.models.loading import TEMPLATE_FILE
 from unlearning.models.zoo import SIZES, ZOO_MODELS, ZooConfig, zoo_dir
 
-TEMPLATE = "plain"
+TEMPLATE = "zoo"
 FORGET_SPLITS = tuple(f"forget{p:02d}" for p in FORGET_PERCENTS)
 STAGE2 = {"target": "full", **{f"retain{100 - p}": f"retain{100 - p}" for p in FORGET_PERCENTS}}
 
@@ -39,6 +40,8 @@ def _log_default(msg: str) -> None:
 
 
 def _rows(data_dir: Path, split: str) -> list[dict]:
+    if split == "base_facts":
+        return base_facts({s: load_tofu(s, data_dir) for s in ("real_authors_perturbed", "world_facts_perturbed")})
     return load_tofu(split, data_dir)
 
 
@@ -84,6 +87,7 @@ def _save(model, tokenizer, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
+    (tmp / TEMPLATE_FILE).write_text(TEMPLATE + "\n")
     if path.exists():
         import shutil
 

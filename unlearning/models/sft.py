@@ -56,7 +56,7 @@ def finetune(model: torch.nn.Module, tokenizer: Any, template: PromptTemplate, r
             opt.zero_grad(set_to_none=True)
             sched.step()
             tokens += int(batch["attention_mask"].sum())
-            running, n = running + float(out.loss), n + 1
+            running, n = running + float(out.loss.detach()), n + 1
         loss_val = running / max(n, 1)
         if log is not None:
             log(f"epoch {epoch + 1}/{epochs} loss {loss_val:.4f}")
