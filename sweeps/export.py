@@ -1,0 +1,267 @@
+"""Export chosen sweep points as `unlearn-sweep train` configs for the final runs.
+
+    from sweeps.export import export
+    paths = export(results, "knee", "final/", spec)             # the knee of each model's front
+    paths = export(results, "pareto", "final/", spec)           # every point of every front
+    paths = export(results, "a1b2_00003:2", "final/", spec)     # trial a1b2_00003 after epoch 2
+    paths = export(results, "a1b2_00003", "final/", spec)       # that trial's last evaluated epoch
+
+Each file `<out>/<search_id>__<trial_id>__e<epoch>.yaml` holds:
+* the train config (model, data, method with every hyperparameter written out, train loop with the
+  chosen epoch count and the sweep's seed, ZeRO stage and engine, evaluation after every epoch) that
+  `unlearn-sweep train FILE` runs;
+* `provenance:` what the point was and where it came from: sweep, search, trial, epoch, its objective
+  values, MLflow run id, checkpoint, the library versions and topology of the sweep, the retain reference,
+  and `open_unlearning_command`, the equivalent open-unlearning run (also written as a comment on top).
+
+Epochs: the exported run trains for the chosen epoch count. With a linear-decay schedule a run of k
+epochs is not identical to the first k epochs of a longer trial (the learning rate decays over the whole
+run); when the train config offers `train.stop_after_epoch` the export keeps the trial's epoch count and
+stops after epoch k instead, which replays the point exactly. `provenance.replay` says which applies.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+import re
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import yaml
+
+from sweeps.pareto import fronts_by_model
+from sweeps.results import Point, Results
+from sweeps.trial_config import for_plan, train_config
+from unlearning.errors import ConfigError
+
+LIBRARIES = ("torch", "transformers", "deepspeed", "ray", "optuna", "mlflow")
+
+
+def library_versions() -> dict[str, str]:
+    """Installed versions of the libraries that change numbers (read from package metadata, no imports)."""
+    out = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
+# choosing points
+
+
+def _trial_points(results: Results, trial_id: str) -> list[Point]:
+    return sorted((p for p in results.points if p.trial_id == trial_id), key=lambda p: p.epoch)
+
+
+def choose(results: Results, pick: str, spec) -> list[tuple[Point, str]]:
+    """(point, why) for a pick: knee | pareto | TRIAL_ID | TRIAL_ID:EPOCH (comma-separate several)."""
+    chosen: list[tuple[Point, str]] = []
+    for part in [p.strip() for p in str(pick).split(",") if p.strip()]:
+        if part in ("knee", "pareto"):
+            fronts = fronts_by_model(results, spec.objectives, spec.constraints)
+            if not any(f.front for f in fronts.values()):
+                raise ConfigError("export", field="pick", value=part,
+                                  fix="no feasible evaluated point yet: wait for trials to finish, or pick a trial id")
+            for model, front in fronts.items():
+                if part == "knee" and front.knee is not None:
+                    chosen.append((front.knee, f"knee of the Pareto front of {model}"))
+                elif part == "pareto":
+                    chosen += [(p, f"Pareto front of {model}") for p in front.front]
+            continue
+        m = re.fullmatch(r"(.+?)(?::(\d+))?", part)
+        trial_id, epoch = m.group(1), m.group(2)
+        pts = _trial_points(results, trial_id)
+        if not pts:
+            known = sorted({p.trial_id for p in results.points})
+            raise ConfigError("export", field="pick", value=part,
+                              fix=f"no evaluated trial '{trial_id}'; use knee, pareto or one of {known[:10]}")
+        if epoch is None:
+            chosen.append((pts[-1], f"trial {trial_id}, last evaluated epoch"))
+            continue
+        match = [p for p in pts if p.epoch == int(epoch)]
+        if not match:
+            raise ConfigError("export", field="pick", value=part,
+                              fix=f"trial {trial_id} was evaluated at epochs {[p.epoch for p in pts]}")
+        chosen.append((match[0], f"trial {trial_id}, epoch {epoch}"))
+    if not chosen:
+        raise ConfigError("export", field="pick", value=pick, fix="use knee, pareto, TRIAL_ID or TRIAL_ID:EPOCH")
+    unique: dict[tuple[str, int], tuple[Point, str]] = {}
+    for p, why in chosen:
+        unique.setdefault(p.key, (p, why))
+    return list(unique.values())
+
+
+def plan_for(spec, point: Point):
+    """The search plan a point belongs to (by search_id, else by model and variant)."""
+    for plan in spec.searches():
+        if plan.search_id == point.search_id or (plan.model.name == point.model and plan.variant == point.variant):
+            return plan
+    raise ConfigError("export", field="search_id", value=point.search_id or f"{point.model}/{point.variant}",
+                      fix=f"the spec's searches are {[p.search_id for p in spec.searches()]}: export with the spec "
+                          "the sweep ran with (its folder's spec.yaml)")
+
+
+# --------------------------------------------------------------------------------------------------
+# open-unlearning command line
+
+# canonical name -> open-unlearning Hydra key (train arguments)
+OU_TRAIN_ARGS = {
+    "lr": "trainer.args.learning_rate", "epochs": "trainer.args.num_train_epochs",
+    "per_device_batch_size": "trainer.args.per_device_train_batch_size",
+    "grad_accum": "trainer.args.gradient_accumulation_steps", "warmup_epochs": "trainer.args.warmup_epochs",
+    "weight_decay": "trainer.args.weight_decay", "max_grad_norm": "trainer.args.max_grad_norm",
+    "lr_scheduler": "trainer.args.lr_scheduler_type", "seed": "trainer.args.seed",
+}
+# reference classes that call beta_dv sigma_forget (spec §2.13); the others say beta_dv_forget
+SIGMA_NAMES = {"SimNPO", "SatImp"}
+# our own options that the reference trainers do not have (left out of the line)
+NOT_IN_REFERENCE = {"dv_mode", "unit", "retain_reduction", "detach_weights", "form", "faithful_ignore_index",
+                    "eps", "clamp_layer", "target_token_ids"}
+
+
+def reference_method_args(method: str, variant: str, hparams: Mapping[str, Any]) -> dict[str, Any]:
+    """Our canonical method hyperparameters under the reference trainers' names (BalDRO's naming split)."""
+    sigma = method in SIGMA_NAMES
+    rename = {"beta_dv": "sigma_forget" if sigma else "beta_dv_forget",
+              "beta_dv_retain": "sigma_retain" if sigma else "beta_dv_retain",
+              "group_ratio": "sampling_ratio", "layer": "layer_id" if method == "RMU" else "layer"}
+    out = {}
+    for key, value in hparams.items():
+        if key in NOT_IN_REFERENCE:
+            continue
+        out[rename.get(key, key)] = value
+    return out
+
+
+def _hydra_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, float):
+        return repr(v)
+    if v is None:
+        return "null"
+    text = str(v)
+    return f"'{text}'" if re.search(r"[\s,=\[\]{}]", text) else text
+
+
+def _ou_model(name: str) -> tuple[str, str]:
+    """(model config name, weights path) in open-unlearning terms."""
+    m = re.fullmatch(r"open-unlearning/tofu_(.+)_full", name)
+    if m:
+        return m.group(1), name
+    return name.rstrip("/").split("/")[-1], name
+
+
+def open_unlearning_command(spec, plan, cfg: Mapping[str, Any], task_name: str) -> str:
+    """The equivalent `python src/train.py ...` of open-unlearning / BalDRO for this config."""
+    from sweeps.spec import variant_label
+
+    bench = spec.benchmark
+    model_cfg, weights = _ou_model(plan.model.name)
+    parts = ["python src/train.py --config-name=unlearn.yaml"]
+    if bench.name == "muse":
+        parts += ["experiment=unlearn/muse/default", f"data_split={bench.corpus.capitalize()}"]
+    else:
+        pct = bench.forget_percent()
+        parts += ["experiment=unlearn/tofu/default", f"forget_split={bench.forget_split}",
+                  f"retain_split=retain{100 - pct:02d}", f"holdout_split=holdout{pct:02d}"]
+    parts += [f"trainer={variant_label(plan.method, plan.variant)}", f"task_name={task_name}",
+              f"model={model_cfg}", f"model.model_args.pretrained_model_name_or_path={weights}"]
+    if plan.model.retain_logs:
+        parts.append(f"retain_logs_path={plan.model.retain_logs}")
+    elif bench.name != "muse":
+        parts.append(f"retain_logs_path=saves/eval/tofu_{model_cfg}_retain{100 - bench.forget_percent():02d}"
+                     "/TOFU_EVAL.json")
+    for key, hydra in OU_TRAIN_ARGS.items():
+        if key in cfg["train"]:
+            parts.append(f"{hydra}={_hydra_value(cfg['train'][key])}")
+    args = reference_method_args(plan.method, plan.variant, cfg["method"]["hparams"])
+    parts += [f"trainer.method_args.{k}={_hydra_value(v)}" for k, v in args.items()]
+    return " ".join(parts)
+
+
+# --------------------------------------------------------------------------------------------------
+# writing
+
+
+def _epoch_fields(trial_epochs: int, chosen: int, scheduler: str) -> tuple[dict[str, Any], str]:
+    from unlearning.train.config import LoopConfig
+
+    if chosen == trial_epochs:
+        return {"epochs": chosen}, "exact: the trial's full run"
+    if "stop_after_epoch" in LoopConfig.model_fields:
+        return {"epochs": trial_epochs, "stop_after_epoch": chosen}, \
+            f"exact: the trial's {trial_epochs}-epoch schedule, stopped after epoch {chosen}"
+    if scheduler == "constant":
+        return {"epochs": chosen}, "exact: constant learning rate, so the first epochs are the same"
+    return {"epochs": chosen}, (
+        f"approximate: a fresh {chosen}-epoch run; the trial decayed its learning rate over {trial_epochs} epochs "
+        f"(its epoch-{chosen} weights are the trial's checkpoint when kept)")
+
+
+def export_config(spec, point: Point, why: str, results: Results, versions: Mapping[str, str],
+                  out_dir: str | Path) -> tuple[dict[str, Any], str]:
+    """(the YAML document as a dict, its header comment) for one point."""
+    plan = plan_for(spec, point)
+    sampled = for_plan(plan, point.hparams)
+    task = f"{spec.name}__{plan.search_id}__{point.trial_id}__e{point.epoch}"
+    cfg = train_config(spec, plan, sampled, output_dir=str(Path(out_dir) / "runs" / task))
+    trial_epochs = max(int(cfg["train"]["epochs"]), point.epoch)  # what the trial was scheduled for
+    fields, replay = _epoch_fields(trial_epochs, point.epoch, cfg["train"]["lr_scheduler"])
+    cfg["train"].update(fields)
+    command = open_unlearning_command(spec, plan, cfg, task)
+    objectives = {o.name: point.metrics.get(o.name) for o in spec.objectives}
+    cfg["provenance"] = {
+        "sweep": spec.name, "spec": spec.source_path, "search_id": plan.search_id, "method": plan.label,
+        "trial_id": point.trial_id, "epoch": point.epoch, "trial_epochs": trial_epochs, "pick": why,
+        "replay": replay, "objectives": objectives, "metrics": dict(point.metrics),
+        "sampled": dict(point.hparams), "mlflow_run_id": point.mlflow_run_id, "checkpoint": point.checkpoint,
+        "retain_model": plan.model.retain_model, "retain_logs": plan.model.retain_logs,
+        "versions": dict(versions),
+        "topology": {"workers": spec.resources.workers, "cpus_per_worker": spec.resources.cpus,
+                     "gpus_per_worker": spec.resources.gpus, "engine": spec.deepspeed.engine,
+                     "zero_stage": spec.deepspeed.zero_stage, "dtype": spec.deepspeed.dtype},
+        "open_unlearning_command": command,
+    }
+    shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in objectives.items())
+    header = "\n".join([
+        "# unlearn-sweep train {path}",
+        f"# {plan.label} on {plan.model.name}: trial {point.trial_id}, epoch {point.epoch} ({why}); {shown}",
+        f"# replay: {replay}",
+        "# open-unlearning equivalent:",
+        f"#   {command}",
+    ])
+    return cfg, header
+
+
+def export(points: Results | Sequence[Point], picks: str, out_dir: str | Path, spec,
+           versions: Mapping[str, str] | None = None) -> list[Path]:
+    """Write one YAML per chosen point into ``out_dir``; returns the paths (see the module docstring).
+
+    Each train part is validated with the train config's own parser before it is written."""
+    results = points if isinstance(points, Results) else Results(points=list(points))
+    versions = dict(versions) if versions is not None else library_versions()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for point, why in choose(results, picks, spec):
+        cfg, header = export_config(spec, point, why, results, versions, out)
+        _validate(cfg)
+        path = out / f"{plan_for(spec, point).search_id}__{point.trial_id}__e{point.epoch}.yaml"
+        body = yaml.safe_dump(cfg, sort_keys=False, width=10_000)
+        path.write_text(header.format(path=path) + "\n" + body, encoding="utf-8")
+        written.append(path)
+    return written
+
+
+def _validate(cfg: Mapping[str, Any]) -> None:
+    from unlearning.train.config import TrainConfig, parse_train_config
+
+    data = dict(cfg)
+    if "provenance" not in TrainConfig.model_fields:
+        data.pop("provenance", None)
+    parse_train_config(data, where="exported train config")

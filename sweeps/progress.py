@@ -1,0 +1,78 @@
+"""Live sweep progress for the terminal: trials done / running / failed and the best points so far.
+
+A `rich` live table when stdout is a terminal, one line per event otherwise (logs, `ray job logs`).
+
+    progress = SweepProgress(objectives, total_trials=12)
+    progress.trial("a1_00000", "running"); progress.point("a1_00000", 1, {...}); progress.close()
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping, Sequence
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+
+class SweepProgress:
+    def __init__(self, objectives: Sequence[Any], total_trials: int, console: Console | None = None):
+        self.objectives = list(objectives)
+        self.total = total_trials
+        self.console = console or Console()
+        self.status: dict[str, str] = {}
+        self.reasons: dict[str, str] = {}
+        self.best: dict[str, tuple[float, str]] = {}
+        self._live = Live(self._table(), console=self.console, refresh_per_second=2) if self.console.is_terminal else None
+        if self._live is not None:
+            self._live.start()
+
+    def _counts(self) -> dict[str, int]:
+        out = {"finished": 0, "running": 0, "failed": 0}
+        for st in self.status.values():
+            out[st] = out.get(st, 0) + 1
+        return out
+
+    def _table(self) -> Table:
+        c = self._counts()
+        t = Table(title=f"trials: {c['finished']} done, {c['running']} running, {c['failed']} failed "
+                        f"(of {self.total})")
+        t.add_column("objective")
+        t.add_column("best so far", justify="right")
+        t.add_column("trial:epoch")
+        for o in self.objectives:
+            val, where = self.best.get(o.name, (math.nan, "-"))
+            t.add_row(f"{o.name} ({o.mode})", f"{val:.4g}", where)
+        return t
+
+    def _refresh(self, line: str) -> None:
+        if self._live is not None:
+            self._live.update(self._table())
+        else:
+            self.console.print(line, highlight=False)
+
+    def trial(self, trial_id: str, status: str, reason: str | None = None) -> None:
+        self.status[trial_id] = status
+        if reason:
+            self.reasons[trial_id] = reason
+        c = self._counts()
+        suffix = f": {reason}" if reason else ""
+        self._refresh(f"trial {trial_id} {status}{suffix}  [{c['finished']} done, {c['running']} running, "
+                      f"{c['failed']} failed of {self.total}]")
+
+    def point(self, trial_id: str, epoch: int, metrics: Mapping[str, float]) -> None:
+        for o in self.objectives:
+            v = metrics.get(o.name)
+            if v is None or not math.isfinite(v):
+                continue
+            best = self.best.get(o.name)
+            if best is None or (v > best[0] if o.mode == "max" else v < best[0]):
+                self.best[o.name] = (v, f"{trial_id}:{epoch}")
+        shown = ", ".join(f"{o.name}={metrics[o.name]:.4g}" for o in self.objectives if o.name in metrics)
+        self._refresh(f"trial {trial_id} epoch {epoch}: {shown}")
+
+    def close(self) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None

@@ -1,0 +1,142 @@
+"""Driver-side Tune callback: every trial result goes to points.jsonl and to MLflow, from one process.
+
+Trials never talk to MLflow themselves: the driver is the only writer (SQLite is single-writer, and a
+tracking failure then cannot touch training). Per trial: an MLflow child run of the sweep's parent run,
+found by tags before it is created (retries and resumes attach to it), the flattened trial config as
+params, per-epoch metrics with step = epoch, the resolved trial config and the last evaluation as
+artifacts, and FINISHED / FAILED with the reason. `sweeps.tracking.Tracker` queues and retries whatever the
+store refuses; nothing here raises into Tune.
+
+    callback = SweepRecorder(plan, tracker, parent_ref, results_log)
+    ray.tune.RunConfig(callbacks=[callback])
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any, Mapping
+
+from ray.tune import Callback
+
+from sweeps.results import Point, ResultsLog
+from sweeps.tracking import RunRef, Tracker
+from trainables.trial import SWEEP_KEY
+
+log = logging.getLogger(__name__)
+ACTIVE_PROGRESS: Any = None  # the driver's live progress display (not pickled with the callback)
+FAILED_KEY = "trial_failed"
+SKIP_METRICS = {"epoch", "trial_failed", "failure_reason", "training_iteration", "time_this_iter_s",
+                "time_total_s", "timestamp", "iterations_since_restore", "time_since_restore", "done",
+                "pid", "hostname", "node_ip", "date", "trial_id", "experiment_tag", "checkpoint_dir_name",
+                "should_checkpoint", "config"}
+
+
+def sampled_params(config: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in config.items() if k != SWEEP_KEY}
+
+
+def numeric_metrics(result: Mapping[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in result.items() if k not in SKIP_METRICS and isinstance(v, (int, float))
+            and not isinstance(v, bool) and math.isfinite(v)}
+
+
+class SweepRecorder(Callback):
+    """Records trials of one search (see the module docstring)."""
+
+    def __init__(self, plan: Any, tracker: Tracker, parent: RunRef, results: ResultsLog):
+        self.plan, self.tracker, self.parent, self.results = plan, tracker, parent, results
+        self._runs: dict[str, RunRef] = {}
+        self._failed: dict[str, str] = {}
+
+    def _run(self, trial: Any) -> RunRef:
+        tid = trial.trial_id
+        if tid not in self._runs:
+            ref = self.tracker.child_run(self.parent, trial_id=tid, name=f"{self.plan.label} {tid}",
+                                         tags={"search_id": self.plan.search_id, "model": self.plan.model.name,
+                                               "variant": self.plan.variant, "method": self.plan.method,
+                                               "ray_trial_name": str(trial)})
+            self.tracker.log_params(ref, {"hparams": sampled_params(trial.config),
+                                          "search_id": self.plan.search_id, "model": self.plan.model.name,
+                                          "method": self.plan.method, "variant": self.plan.variant})
+            self._runs[tid] = ref
+        return self._runs[tid]
+
+    def _status(self, trial: Any, status: str, reason: str | None = None) -> None:
+        ref = self._run(trial)
+        self.results.trial(trial.trial_id, status, search_id=self.plan.search_id, model=self.plan.model.name,
+                           variant=self.plan.variant, reason=reason, hparams=sampled_params(trial.config),
+                           mlflow_run_id=ref.run_id)
+        if ACTIVE_PROGRESS is not None:
+            ACTIVE_PROGRESS.trial(trial.trial_id, status, reason)
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        try:
+            self._status(trial, "running")
+        except Exception as exc:  # noqa: BLE001 - recording must never stop the sweep
+            log.warning("could not record the start of trial %s: %s", trial.trial_id, exc)
+
+    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+        try:
+            ref = self._run(trial)
+            if result.get(FAILED_KEY):
+                self._failed[trial.trial_id] = str(result.get("failure_reason", "trial failed"))
+                return
+            epoch = int(result.get("epoch", result.get("training_iteration", 0)))
+            metrics = numeric_metrics(result)
+            self.tracker.log_metrics(ref, metrics, step=epoch)
+            self.results.point(Point(trial_id=trial.trial_id, epoch=epoch, metrics=metrics,
+                                     hparams=sampled_params(trial.config), search_id=self.plan.search_id,
+                                     model=self.plan.model.name, variant=self.plan.variant,
+                                     mlflow_run_id=ref.run_id, checkpoint=result.get("checkpoint_dir_name")))
+            if ACTIVE_PROGRESS is not None:
+                ACTIVE_PROGRESS.point(trial.trial_id, epoch, metrics)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("could not record a result of trial %s: %s", trial.trial_id, exc)
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        try:
+            reason = self._failed.get(trial.trial_id)
+            ref = self._run(trial)
+            self._attach_artifacts(trial, ref)
+            self.tracker.end_run(ref, "FAILED" if reason else "FINISHED", reason=reason)
+            self._status(trial, "failed" if reason else "finished", reason)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("could not record the end of trial %s: %s", trial.trial_id, exc)
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        try:
+            reason = _error_text(trial)
+            ref = self._run(trial)
+            self.tracker.end_run(ref, "FAILED", reason=reason)
+            self._status(trial, "failed", reason)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("could not record the error of trial %s: %s", trial.trial_id, exc)
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        self.tracker.flush()
+
+    def _attach_artifacts(self, trial: Any, ref: RunRef) -> None:
+        from pathlib import Path
+
+        out = Path(trial.config[SWEEP_KEY]["sweep_dir"]) / "trials" / trial.trial_id
+        for name, artifact_dir in (("config.yaml", "config"), ("result.json", "eval")):
+            if (out / name).is_file():
+                self.tracker.log_artifact(ref, out / name, artifact_dir)
+
+
+def _error_text(trial: Any) -> str:
+    """The last line of a trial's error (Tune keeps the traceback in the trial's error file)."""
+    text = ""
+    try:
+        path = getattr(trial, "error_file", None) or getattr(getattr(trial, "run_metadata", None), "error_filename", None)
+        if path:
+            from pathlib import Path
+
+            text = Path(path).read_text()
+    except Exception:  # noqa: BLE001
+        pass
+    if not text:
+        text = str(getattr(trial, "error_msg", "") or "trial raised an error")
+    lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1][:500] if lines else "trial raised an error"

@@ -1,0 +1,171 @@
+"""The sweep service: one validated spec in, the Pareto front, MLflow runs and exportable configs out.
+
+    from sweeps.service import run_sweep
+    run_sweep(load_spec("sweeps/tofu-mini.yaml"))                     # local Ray on this machine
+    run_sweep(spec, address="auto")                                   # an existing Ray cluster
+    run_sweep(spec, resume=True)                                      # after Ctrl-C or a killed driver
+
+Per search (model x BalDRO variant): the driver prepares the shared work once (`sweeps.shared`), opens the
+sweep's MLflow parent run, then a `ray.tune.Tuner` runs `trainables.trial.run_trial` under a multi-objective
+`ConstrainedOptunaSearch` (study in the sweep's Optuna storage) with Tune `FailureConfig` retries and the
+driver-side `SweepRecorder` (points.jsonl + MLflow). Tune state lives in `<sweep>/tune/<search id>`, so
+`resume=True` restores each search (`Tuner.restore`): finished trials are not re-run and the searcher keeps
+its state; unfinished trials continue from their last epoch checkpoint. At the end the Pareto table is
+printed.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from unlearning.errors import ConfigError
+
+LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0",
+                "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.2", "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",
+                "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S": "60", "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+                "RAY_AIR_NEW_OUTPUT": "0"}
+
+
+def absolute_spec(spec: Any) -> Any:
+    """The spec with its storage folder made absolute (trials run in other working directories)."""
+    from sweeps.spec import parse_spec
+
+    storage = str(Path(spec.storage).expanduser().resolve())
+    if storage == spec.storage:
+        return spec
+    return parse_spec({**spec.raw(), "storage": storage}, where=spec.source_path or spec.name, source=spec.source_path)
+
+
+def init_ray(spec: Any, address: str | None) -> None:
+    """Connect to `address` (a running cluster) or start a local one on 127.0.0.1 sized for the spec."""
+    for key, value in LOOPBACK_ENV.items():
+        os.environ.setdefault(key, value)
+    import ray
+
+    from trainables.trial import uses_ray_train
+
+    if ray.is_initialized():
+        return
+    env = {"env_vars": {k: os.environ[k] for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE",
+                                                     "DS_ACCELERATOR", "TORCH_EXTENSIONS_DIR",
+                                                     "UNLEARN_SWEEP_CACHE", "MLFLOW_DISABLE_TELEMETRY")
+                        if k in os.environ}}
+    if address:
+        ray.init(address=address, runtime_env=env, log_to_driver=True)
+        return
+    res = spec.resources
+    cores = os.cpu_count() or 1
+    # a Train-driving trial holds 0.01 CPU beside its workers: declare one spare logical CPU for it
+    cpus = max(cores, math.ceil(res.workers * res.cpus + (0.01 if uses_ray_train(res) else 0)))
+    ray.init(num_cpus=cpus, num_gpus=None, include_dashboard=uses_ray_train(res), runtime_env=env,
+             object_store_memory=512 * 1024 * 1024, log_to_driver=True, configure_logging=True,
+             logging_level="WARNING")
+
+
+def cluster_resources() -> dict[str, float]:
+    import ray
+
+    total = ray.cluster_resources()
+    return {"CPU": float(total.get("CPU", 0)), "GPU": float(total.get("GPU", 0))}
+
+
+def concurrency(spec: Any, total: dict[str, float]) -> int:
+    """Trials at once: the spec's max_concurrent, else as many as the cluster's CPUs/GPUs hold."""
+    res = spec.resources
+    fits = []
+    if res.cpus:
+        fits.append(int(total["CPU"] // (res.cpus * res.workers + (0.01 if res.workers > 1 or res.gpus else 0))))
+    if res.gpus:
+        fits.append(int(total["GPU"] // (res.gpus * res.workers)))
+    n = max(1, min(fits) if fits else 1)
+    return min(n, spec.budget.max_concurrent or n, spec.budget.num_trials)
+
+
+def _constraint_refs(spec: Any, target: dict[str, float]) -> dict[str, float]:
+    return {c.metric: target[c.metric] for c in spec.constraints if c.relative_to == "target" and c.metric in target}
+
+
+def run_search(spec: Any, plan: Any, tracker: Any, parent: Any, results: Any, progress: Any, console: Console,
+               resume: bool) -> None:
+    """One Tuner (or its restore) for one search of the sweep."""
+    import ray.tune
+
+    from sweeps import recorder as rec
+    from sweeps.optuna_search import make_searcher
+    from sweeps.shared import prepare_shared
+    from trainables.trial import SWEEP_KEY, run_trial, sweep_constants, trial_resources
+
+    tune_root = spec.sweep_dir() / "tune"
+    path = tune_root / plan.search_id
+    trainable = ray.tune.with_resources(run_trial, trial_resources(spec.resources))
+    shared = prepare_shared(spec, plan, log=lambda m: console.print(f"[dim]{m}[/dim]"))
+    results.reference(plan.model.name, "target", shared.target_metrics)
+    rec.ACTIVE_PROGRESS = progress
+    if resume and ray.tune.Tuner.can_restore(str(path)):
+        console.print(f"resuming search {plan.search_id} from {path}")
+        tuner = ray.tune.Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=True)
+    else:
+        searcher = make_searcher(spec, plan, _constraint_refs(spec, shared.target_metrics))
+        tuner = ray.tune.Tuner(
+            trainable,
+            param_space={SWEEP_KEY: sweep_constants(spec, plan.search_id, shared.source, shared.reference_dir)},
+            tune_config=ray.tune.TuneConfig(search_alg=searcher, num_samples=spec.budget.num_trials,
+                                            max_concurrent_trials=concurrency(spec, cluster_resources()),
+                                            reuse_actors=True, time_budget_s=spec.budget.time_budget_s),
+            run_config=ray.tune.RunConfig(
+                name=plan.search_id, storage_path=str(tune_root),
+                failure_config=ray.tune.FailureConfig(max_failures=spec.budget.max_failures),
+                callbacks=[rec.SweepRecorder(plan, tracker, parent, results)], verbose=0),
+        )
+    tuner.fit()
+
+
+def run_sweep(spec: Any, address: str | None = None, resume: bool = False, console: Console | None = None) -> Path:
+    """Run (or resume) every search of `spec`; returns the sweep folder. See the module docstring."""
+    from sweeps.commands.pareto import print_pareto
+    from sweeps.progress import SweepProgress
+    from sweeps.results import ResultsLog, write_spec_copy
+    from sweeps.tracking import Tracker
+
+    console = console or Console()
+    spec = absolute_spec(spec)
+    sweep_dir = spec.sweep_dir()
+    if not resume and (sweep_dir / "points.jsonl").exists():
+        raise ConfigError(str(sweep_dir), field="name", value=spec.name,
+                          fix=f"this sweep already has results: `unlearn-sweep resume {sweep_dir}` continues it, "
+                              "or give the spec another name")
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    write_spec_copy(spec, sweep_dir)
+    t0 = time.perf_counter()
+    init_ray(spec, address)
+    total = cluster_resources()
+    spec.resources.check_fits(total)
+    tracker = Tracker(spec.tracking_uri(), spec.experiment_name())
+    parent = tracker.parent_run(sweep_id=spec.name, name=spec.name,
+                                tags={"method": spec.method.base, "baldro_variants": ",".join(spec.method.variants),
+                                      "benchmark": spec.benchmark.name, "forget_split": spec.benchmark.forget_split})
+    tracker.log_text(parent, spec.to_yaml(), "config/sweep.yaml")
+    results = ResultsLog(sweep_dir)
+    plans = spec.searches()
+    progress = SweepProgress(spec.objectives, total_trials=spec.budget.num_trials * len(plans), console=console)
+    try:
+        for plan in plans:
+            console.print(f"search {plan.search_id}: {plan.label} on {plan.model.name}, "
+                          f"{spec.budget.num_trials} trials")
+            run_search(spec, plan, tracker, parent, results, progress, console, resume)
+    finally:
+        progress.close()
+        tracker.flush()
+    wall = time.perf_counter() - t0
+    tracker.log_metrics(parent, {"sweep_wall_seconds": wall}, step=0)
+    tracker.end_run(parent, "FINISHED")
+    tracker.flush()
+    console.print(f"sweep {spec.name} finished in {wall:.1f}s; results in {sweep_dir}")
+    print_pareto(spec, sweep_dir, console)
+    return sweep_dir

@@ -1,0 +1,327 @@
+"""The sections of a sweep spec (models, benchmark, method, objectives, constraints, budget, resources,
+DeepSpeed, search, tracking), each a pydantic model that refuses unknown keys and raises one-line
+`ConfigError`s. `sweeps.spec.SweepSpec` assembles them and checks what spans sections.
+
+    from sweeps.spec_sections import Constraint, Resources, check_tracking_uri
+    Constraint.model_validate("model_utility >= 0.9 * target").threshold(0.6)   # 0.54
+    Resources(cpus=4, gpus=1, workers=2).per_trial()                            # {"cpus": 8, "gpus": 2}
+    check_tracking_uri("file:///tmp/mlruns")                                    # ConfigError: file store
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal, Mapping
+from urllib.parse import urlparse
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+from unlearning.errors import ConfigError
+
+FORGET_SPLITS = ("forget01", "forget05", "forget10")
+
+# objective aliases -> (metric to select in eval.metrics, the entry the evaluator reports); the evaluator
+# reports the share of flagged forget generations as an extra entry beside the gibberish metric
+METRIC_ALIASES = {
+    "tofu": {"gibberish_rate": ("forget_Q_A_gibberish", "forget_Q_A_gibberish_rate"),
+             "forget_Q_A_gibberish_rate": ("forget_Q_A_gibberish", "forget_Q_A_gibberish_rate")},
+    "muse": {"gibberish_rate": ("forget_gibberish", "forget_gibberish_rate"),
+             "forget_gibberish_rate": ("forget_gibberish", "forget_gibberish_rate")},
+}
+DEFAULT_OBJECTIVES = {
+    "tofu": [{"name": "forget_quality", "mode": "max", "scale": "log"},
+             {"name": "model_utility", "mode": "max"},
+             {"name": "gibberish_rate", "mode": "min"}],
+    "muse": [{"name": "forget_verbmem_ROUGE", "mode": "min"},
+             {"name": "retain_knowmem_ROUGE", "mode": "max"},
+             {"name": "gibberish_rate", "mode": "min"}],
+}
+
+
+def _family(benchmark: str) -> str:
+    return "muse" if benchmark == "muse" else "tofu"
+
+
+def metric_names(benchmark: str) -> tuple[str, ...]:
+    """Metrics an objective or constraint may name for a benchmark (the evaluator's + gibberish_rate)."""
+    from unlearning.evaluation.config import MUSE_METRICS, TOFU_METRICS
+
+    return (*(MUSE_METRICS if benchmark == "muse" else TOFU_METRICS), *METRIC_ALIASES[_family(benchmark)])
+
+
+def eval_metric_for(name: str, benchmark: str) -> str:
+    """The metric `eval.metrics` must select for an objective/constraint name."""
+    return METRIC_ALIASES[_family(benchmark)].get(name, (name,))[0]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --------------------------------------------------------------------------------------------------
+# sections
+
+
+class ModelSpec(_Section):
+    """A model to unlearn and its retain reference for forget quality.
+
+    name: zoo name (tofu-mini/target), local folder or hub id. retain_model: the model trained without
+    the forget split (zoo: derived, e.g. tofu-mini/retain90 for forget10). retain_logs: alternatively a
+    stored open-unlearning TOFU_EVAL.json of the retain model."""
+
+    name: str = Field(min_length=1)
+    retain_model: str | None = None
+    retain_logs: str | None = None
+
+
+class BenchmarkSpec(_Section):
+    """name: tofu-mini (generated offline), tofu (source: hub or a folder of <split>.jsonl), muse
+    (corpus: news | books). forget_split: forget01/05/10 (TOFU), forget (MUSE). limit: keep only the first
+    N forget rows (smoke tests). max_length: tokenisation truncation."""
+
+    name: Literal["tofu-mini", "tofu", "muse"] = "tofu-mini"
+    source: str | None = None
+    corpus: Literal["news", "books"] | None = None
+    forget_split: str = "forget10"
+    limit: int | None = Field(None, ge=1)
+    max_length: int = Field(512, ge=8)
+
+    @model_validator(mode="after")
+    def _check(self) -> "BenchmarkSpec":
+        if self.name == "muse":
+            if self.corpus is None:
+                raise ConfigError("benchmark", field="corpus", value=None, fix="MUSE needs corpus: news or books")
+            if self.forget_split != "forget":
+                raise ConfigError("benchmark", field="forget_split", value=self.forget_split,
+                                  fix="MUSE has one forget split: use forget_split: forget")
+        else:
+            if self.forget_split not in FORGET_SPLITS:
+                raise ConfigError("benchmark", field="forget_split", value=self.forget_split,
+                                  fix=f"use one of {', '.join(FORGET_SPLITS)}")
+            if self.corpus is not None:
+                raise ConfigError("benchmark", field="corpus", value=self.corpus,
+                                  fix="corpus is for MUSE only: remove it")
+        if self.name == "tofu-mini" and self.source is not None and not self.source.startswith("tofu-mini"):
+            raise ConfigError("benchmark", field="source", value=self.source,
+                              fix="tofu-mini reads the zoo's generated data: remove source, or use name: tofu")
+        return self
+
+    def forget_percent(self) -> int | None:
+        return int(self.forget_split[-2:]) if self.forget_split in FORGET_SPLITS else None
+
+
+class MethodSpec(_Section):
+    """name: a method or reference alias (NPO, DrNPO, GroupSimNPO, ...). baldro: none | g | dv or a list of
+    them (one search per variant, e.g. [dv, none] to compare BalDRO-DV with the plain method)."""
+
+    name: str
+    baldro: str | list[str | None] | None = None
+    _variants: list[str] = PrivateAttr(default_factory=list)
+    _base: str = PrivateAttr("")
+    _alias_defaults: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _resolve(self) -> "MethodSpec":
+        from unlearning.methods.names import canonical_baldro, resolve_method_name
+
+        try:
+            alias = resolve_method_name(self.name)
+        except ConfigError as exc:
+            raise ConfigError("method", field="name", value=self.name, fix=exc.fix) from None
+        given = self.baldro if isinstance(self.baldro, list) else [self.baldro]
+        if not given:
+            raise ConfigError("method", field="baldro", value=[], fix="give at least one variant: none, g or dv")
+        variants: list[str] = []
+        for v in given:
+            try:
+                canon = canonical_baldro(v)
+            except ConfigError:
+                raise ConfigError("method", field="baldro", value=v,
+                                  fix="use none, g (BalDRO-G) or dv (BalDRO-DV), or a list of them") from None
+            if alias.baldro is not None and self.baldro is not None and canon != alias.baldro:
+                raise ConfigError("method", field="baldro", value=v,
+                                  fix=f"'{self.name}' already means BalDRO-{alias.baldro.upper()}: drop baldro, "
+                                      f"or use the base method '{alias.method}' with a list of variants")
+            label = canon or alias.baldro or "none"
+            if label in variants:
+                raise ConfigError("method", field="baldro", value=v, fix=f"variant '{label}' is listed twice")
+            variants.append(label)
+        self._variants, self._base, self._alias_defaults = variants, alias.method, dict(alias.defaults)
+        return self
+
+    @property
+    def base(self) -> str:
+        """The canonical base method (DrNPO -> NPO)."""
+        return self._base
+
+    @property
+    def variants(self) -> list[str]:
+        """BalDRO variants searched: "none", "g", "dv"."""
+        return list(self._variants)
+
+
+class Objective(_Section):
+    """One objective: a metric, its direction and scale (log = log10, for forget_quality's p-values)."""
+
+    name: str
+    mode: Literal["max", "min"] = "max"
+    scale: Literal["linear", "log"] = "linear"
+
+
+_CONSTRAINT = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(>=|<=|>|<)\s*([-+0-9.eE]+)\s*(?:\*\s*(target|retain))?\s*$")
+
+
+class Constraint(_Section):
+    """metric op value [x reference]: e.g. "model_utility >= 0.9 * target" = at least 90 % of the target
+    model's model_utility (the target's value is its epoch-0 evaluation); "gibberish_rate <= 0.2"."""
+
+    metric: str
+    op: Literal[">=", "<=", ">", "<"]
+    value: float
+    relative_to: Literal["target", "retain"] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parse(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            m = _CONSTRAINT.match(data)
+            if not m:
+                raise ConfigError("constraint", value=data,
+                                  fix="write 'METRIC >= NUMBER', 'METRIC <= NUMBER' or 'METRIC >= NUMBER * target' "
+                                      "(e.g. 'model_utility >= 0.9 * target')")
+            try:
+                value = float(m.group(3))
+            except ValueError:
+                raise ConfigError("constraint", value=data, fix=f"'{m.group(3)}' is not a number") from None
+            return {"metric": m.group(1), "op": m.group(2), "value": value, "relative_to": m.group(4)}
+        return data
+
+    def threshold(self, reference: float | None) -> float:
+        if self.relative_to is None:
+            return self.value
+        if reference is None:
+            raise ConfigError("constraint", field="relative_to", value=self.relative_to,
+                              fix=f"no {self.relative_to} value of {self.metric} is known yet")
+        return self.value * reference
+
+    def satisfied(self, value: float, reference: float | None = None) -> bool:
+        t = self.threshold(reference)
+        return {">=": value >= t, "<=": value <= t, ">": value > t, "<": value < t}[self.op]
+
+    def __str__(self) -> str:
+        rhs = f"{self.value:g}" + (f" * {self.relative_to}" if self.relative_to else "")
+        return f"{self.metric} {self.op} {rhs}"
+
+
+class Budget(_Section):
+    """num_trials: trials per search (model x variant). max_concurrent: trials at once (null = as many as
+    the cluster's resources allow). time_budget_s: stop starting new trials after this. max_failures:
+    retries of a failed trial (Tune FailureConfig)."""
+
+    num_trials: int = Field(12, ge=1)
+    max_concurrent: int | None = Field(None, ge=1)
+    time_budget_s: float | None = Field(None, gt=0)
+    max_failures: int = Field(1, ge=0)
+
+
+class Resources(_Section):
+    """Per trial: `workers` Ray Train workers, each with `cpus` CPUs and `gpus` GPUs (fractions < 1 share
+    a GPU). One worker on CPU runs in the Tune function itself (no Ray Train overhead)."""
+
+    cpus: float = Field(1.0, ge=0)
+    gpus: float = Field(0.0, ge=0)
+    workers: int = Field(1, ge=1)
+
+    @field_validator("workers", mode="before")
+    @classmethod
+    def _whole(cls, v: Any) -> Any:
+        if isinstance(v, float) and not v.is_integer():
+            raise ConfigError("resources", field=None, value=v, fix="workers is a whole number of processes (e.g. 2)")
+        return v
+
+    @model_validator(mode="after")
+    def _possible(self) -> "Resources":
+        if self.cpus == 0 and self.gpus == 0:
+            raise ConfigError("resources", field="cpus", value=0, fix="a worker needs at least one CPU or one GPU")
+        if self.workers > 1 and self.cpus < 1:
+            raise ConfigError("resources", field="cpus", value=self.cpus,
+                              fix=f"each of the {self.workers} workers is a process that needs >= 1 CPU: set cpus: 1")
+        if self.gpus > 1 and not float(self.gpus).is_integer():
+            raise ConfigError("resources", field="gpus", value=self.gpus,
+                              fix="GPUs per worker are a fraction below 1 (shared GPU) or a whole number")
+        if self.workers > 1 and 0 < self.gpus < 1:
+            raise ConfigError("resources", field="gpus", value=self.gpus,
+                              fix="multi-worker trials need whole GPUs per worker (NCCL cannot share one GPU)")
+        return self
+
+    def per_trial(self) -> dict[str, float]:
+        return {"cpus": self.cpus * self.workers, "gpus": self.gpus * self.workers}
+
+    def check_fits(self, available: Mapping[str, float], where: str = "resources") -> None:
+        """ConfigError when one trial asks for more than the cluster has (``available``: {"CPU": .., "GPU": ..})."""
+        need = self.per_trial()
+        for key, res in (("cpus", "CPU"), ("gpus", "GPU")):
+            have = float(available.get(res, 0.0))
+            if need[key] > have + 1e-9:
+                raise ConfigError(where, field=key, value=getattr(self, key),
+                                  fix=f"a trial needs {need[key]:g} {res} ({self.workers} workers x "
+                                      f"{getattr(self, key):g}) but the cluster has {have:g}: lower {key} or workers")
+
+
+class DeepSpeedSpec(_Section):
+    """engine: deepspeed (any ZeRO stage) or torch (plain DDP, stage 0). dtype: auto = bfloat16 on GPUs,
+    float32 on CPU."""
+
+    engine: Literal["deepspeed", "torch"] = "deepspeed"
+    zero_stage: Literal[0, 1, 2, 3] = 0
+    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
+
+    @model_validator(mode="after")
+    def _check(self) -> "DeepSpeedSpec":
+        if self.engine == "torch" and self.zero_stage != 0:
+            raise ConfigError("deepspeed", field="zero_stage", value=self.zero_stage,
+                              fix="ZeRO stages need engine: deepspeed (or set zero_stage: 0)")
+        return self
+
+
+class SearchSettings(_Section):
+    """sampler: Optuna's multi-objective sampler (tpe with constraints, nsga2, random). storage: an Optuna
+    RDB URL for clusters; null = sqlite:///<sweep dir>/optuna.db."""
+
+    sampler: Literal["tpe", "nsga2", "random"] = "tpe"
+    storage: str | None = None
+
+
+_TRACKING_SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql", "databricks")
+
+
+def check_tracking_uri(uri: str) -> str:
+    """Accept sqlite (absolute path), an MLflow server or a database URL; refuse the file store."""
+    fix_default = "leave tracking.uri empty (sqlite under the sweep folder), or give sqlite:////abs/path/mlflow.db " \
+                  "or http://host:5000"
+    scheme = urlparse(uri).scheme.split("+")[0].lower()
+    if scheme in ("", "file") or len(scheme) == 1:  # bare paths, file:, Windows drive letters
+        raise ConfigError("tracking", field="uri", value=uri,
+                          fix=f"the MLflow file store is deprecated and breaks with parallel trials: {fix_default}")
+    if scheme not in _TRACKING_SCHEMES:
+        raise ConfigError("tracking", field="uri", value=uri, fix=f"unknown scheme '{scheme}': {fix_default}")
+    if scheme == "sqlite":
+        path = uri.split(":///", 1)[1] if ":///" in uri else ""
+        if not path.startswith("/"):
+            raise ConfigError("tracking", field="uri", value=uri,
+                              fix="give an absolute sqlite path with four slashes (sqlite:////abs/path/mlflow.db): "
+                                  "trials run in other working directories")
+    return uri
+
+
+class TrackingSpec(_Section):
+    """MLflow: uri (default: sqlite:///<storage>/<name>/mlflow.db; a server URL for clusters);
+    experiment (default: unlearn/<benchmark>)."""
+
+    uri: str | None = None
+    experiment: str | None = None
+
+    @field_validator("uri")
+    @classmethod
+    def _uri(cls, v: str | None) -> str | None:
+        return None if v is None else check_tracking_uri(v)

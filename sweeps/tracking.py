@@ -1,0 +1,312 @@
+"""MLflow tracking that never stops training: a thin wrapper over `mlflow.MlflowClient`.
+
+    from sweeps.tracking import Tracker
+    tr = Tracker(spec.tracking_uri(), spec.experiment_name())
+    parent = tr.parent_run(sweep_id="tofu-mini", name="tofu-mini", tags={"method": "NPO"})
+    child = tr.child_run(parent, trial_id="a1_00000", name="trial a1_00000", tags={"search_id": "..."})
+    tr.log_params(child, {"method": {"name": "NPO", "hparams": {"beta_dv": 2.0}}})  # -> method.hparams.beta_dv
+    tr.log_metrics(child, {"forget_quality": 0.3, "model_utility": 0.6}, step=1)  # step = epoch
+    tr.log_dict(child, resolved_config, "config/resolved.yaml")
+    tr.end_run(child, "FAILED", reason="loss became NaN")
+    tr.flush()                                   # retry whatever is queued; True when nothing is left
+
+Runs are addressed by `RunRef`s, not ids: the parent is found by tags (sweep_id, run_role=parent) before it
+is created, a child by (sweep_id, trial_id, run_role=trial), so retried trials and resumed sweeps attach to
+the runs they already have instead of creating duplicates. A ref whose run could not be created yet is
+resolved later, so work logged while the server is down is replayed in order once it is back.
+
+Never fatal: each operation runs in a try/except; on failure a warning is logged and the operation is
+queued (bounded, oldest dropped first) and retried in order on the next call (at most every
+`retry_interval_s` seconds, so a dead server costs one timeout per interval, not per call) and by
+`flush()`. Params are immutable in MLflow: a param already logged with the same value is skipped, one with
+a different value is kept as first logged (warning). Stores: sqlite (absolute path) by default, an MLflow
+server or a database URL; the file store is refused (`sweeps.spec.check_tracking_uri`). For an HTTP server
+set MLFLOW_HTTP_REQUEST_MAX_RETRIES / MLFLOW_HTTP_REQUEST_TIMEOUT to bound each attempt.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import yaml
+
+from sweeps.spec import check_tracking_uri
+
+log = logging.getLogger(__name__)
+
+MAX_PARAM_VALUE = 6000  # MLflow's limit on a param value's length
+PARAMS_PER_BATCH = 100
+METRICS_PER_BATCH = 1000
+END_STATUSES = ("FINISHED", "FAILED", "KILLED")
+
+
+@dataclass(eq=False)
+class RunRef:
+    """A run addressed by its tags; ``run_id`` is filled once it exists in the store."""
+
+    role: str  # "parent" | "trial"
+    sweep_id: str
+    trial_id: str | None = None
+    name: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    parent: "RunRef | None" = None
+    run_id: str | None = None
+
+    def filter_string(self) -> str:
+        parts = [f"tags.sweep_id = '{_quote(self.sweep_id)}'", f"tags.run_role = '{self.role}'"]
+        if self.trial_id is not None:
+            parts.append(f"tags.trial_id = '{_quote(self.trial_id)}'")
+        return " and ".join(parts)
+
+
+def _quote(text: str) -> str:
+    if "'" in text:
+        raise ValueError(f"ids used as MLflow tags must not contain quotes: {text!r}")
+    return text
+
+
+def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """Nested dicts -> dotted keys with string values (lists/tuples as JSON, None as 'None')."""
+    out: dict[str, str] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten(value, prefix=f"{name}."))
+        elif isinstance(value, (list, tuple)):
+            out[name] = json.dumps(list(value), default=str)
+        else:
+            out[name] = str(value)
+    return {k: v[:MAX_PARAM_VALUE] for k, v in out.items()}
+
+
+@dataclass
+class _Op:
+    describe: str
+    fn: Callable[[], None]
+
+
+class Tracker:
+    """See the module docstring. ``max_queue`` bounds the operations kept while the store is unreachable."""
+
+    def __init__(self, tracking_uri: str, experiment_name: str, *, artifact_location: str | None = None,
+                 max_queue: int = 10_000, retry_interval_s: float = 30.0):
+        self.tracking_uri = check_tracking_uri(tracking_uri)
+        self.experiment_name = experiment_name
+        self.artifact_location = artifact_location or self._default_artifacts()
+        self.retry_interval_s = retry_interval_s
+        self.queue: collections.deque[_Op] = collections.deque(maxlen=max_queue)
+        self.dropped = 0
+        self.experiment_id: str | None = None
+        self._client = None
+        self._next_retry = 0.0
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Picklable (to send to Ray workers): without the client and the queue of this process."""
+        if self.queue:
+            log.warning("Tracker pickled with %d pending MLflow operation(s); they stay in this process", len(self.queue))
+        state = dict(self.__dict__)
+        state.update(_client=None, queue=collections.deque(maxlen=self.queue.maxlen), dropped=0)
+        return state
+
+    # ---- plumbing ---------------------------------------------------------------------------------
+
+    def _default_artifacts(self) -> str | None:
+        """sqlite stores keep artifacts beside the database (MLflow's default is ./mlruns in the cwd)."""
+        if self.tracking_uri.startswith("sqlite:///"):
+            db = Path(self.tracking_uri[len("sqlite:///"):])
+            return (db.parent / "mlartifacts").as_uri()
+        return None
+
+    @property
+    def client(self):
+        if self._client is None:
+            from mlflow import MlflowClient
+
+            self._client = MlflowClient(tracking_uri=self.tracking_uri)
+        return self._client
+
+    def _submit(self, describe: str, fn: Callable[[], None]) -> bool:
+        """Run ``fn`` after the queued operations; queue it on failure. True when it ran now."""
+        op = _Op(describe, fn)
+        if self.queue:
+            self._enqueue(op)
+            self._drain(force=False)
+            return not self.queue
+        try:
+            fn()
+            return True
+        except Exception as exc:  # noqa: BLE001 - tracking must never raise into training
+            log.warning("MLflow %s failed (%s: %s); queued for retry", describe, type(exc).__name__, exc)
+            self._enqueue(op)
+            self._next_retry = time.monotonic() + self.retry_interval_s
+            return False
+
+    def _enqueue(self, op: _Op) -> None:
+        if len(self.queue) == self.queue.maxlen:
+            self.dropped += 1
+        self.queue.append(op)
+
+    def _drain(self, force: bool) -> None:
+        if not force and time.monotonic() < self._next_retry:
+            return
+        while self.queue:
+            op = self.queue[0]
+            try:
+                op.fn()
+            except Exception as exc:  # noqa: BLE001
+                log.warning("MLflow retry of %s failed (%s: %s); %d operation(s) pending", op.describe,
+                            type(exc).__name__, exc, len(self.queue))
+                self._next_retry = time.monotonic() + self.retry_interval_s
+                return
+            self.queue.popleft()
+
+    def flush(self) -> bool:
+        """Retry every queued operation now; True when nothing is left pending."""
+        self._drain(force=True)
+        return not self.queue
+
+    @property
+    def pending(self) -> list[str]:
+        """Descriptions of the queued operations, oldest first."""
+        return [op.describe for op in self.queue]
+
+    # ---- experiment and runs ----------------------------------------------------------------------
+
+    def _experiment(self) -> str:
+        if self.experiment_id is None:
+            exp = self.client.get_experiment_by_name(self.experiment_name)
+            if exp is None:
+                self.experiment_id = self.client.create_experiment(self.experiment_name,
+                                                                   artifact_location=self.artifact_location)
+            else:
+                self.experiment_id = exp.experiment_id
+        return self.experiment_id
+
+    def ensure_experiment(self) -> str | None:
+        """Create the experiment if needed (call once, in the driver); its id, or None if unreachable."""
+        self._submit(f"create experiment {self.experiment_name}", self._experiment)
+        return self.experiment_id
+
+    def _resolve(self, ref: RunRef) -> str:
+        """The ref's run id: looked up by tags first, created only when absent."""
+        if ref.run_id is not None:
+            return ref.run_id
+        exp = self._experiment()
+        if ref.parent is not None:
+            self._resolve(ref.parent)
+        found = self.client.search_runs([exp], filter_string=ref.filter_string(), max_results=2,
+                                        order_by=["attributes.start_time ASC"])
+        if found:
+            ref.run_id = found[0].info.run_id
+            return ref.run_id
+        tags = {**ref.tags, "sweep_id": ref.sweep_id, "run_role": ref.role}
+        if ref.trial_id is not None:
+            tags["trial_id"] = ref.trial_id
+        if ref.parent is not None:
+            tags["mlflow.parentRunId"] = ref.parent.run_id
+        run = self.client.create_run(exp, tags=tags, run_name=ref.name)
+        ref.run_id = run.info.run_id
+        return ref.run_id
+
+    def parent_run(self, sweep_id: str, name: str | None = None, tags: Mapping[str, Any] | None = None) -> RunRef:
+        """The sweep's parent run (found by its sweep_id tag, created once)."""
+        ref = RunRef("parent", sweep_id, name=name or sweep_id, tags={k: str(v) for k, v in (tags or {}).items()})
+        self._submit(f"parent run of {sweep_id}", lambda: self._resolve(ref))
+        return ref
+
+    def child_run(self, parent: RunRef, trial_id: str, name: str | None = None,
+                  tags: Mapping[str, Any] | None = None) -> RunRef:
+        """The trial's child run (found by sweep_id + trial_id tags, created once)."""
+        ref = RunRef("trial", parent.sweep_id, trial_id=trial_id, name=name or trial_id,
+                     tags={k: str(v) for k, v in (tags or {}).items()}, parent=parent)
+        self._submit(f"child run of trial {trial_id}", lambda: self._resolve(ref))
+        return ref
+
+    # ---- logging ----------------------------------------------------------------------------------
+
+    def log_params(self, ref: RunRef, params: Mapping[str, Any]) -> bool:
+        """Flattened params, each logged once (same value again: skipped; a different value: kept as is)."""
+        flat = flatten(params)
+
+        def op() -> None:
+            from mlflow.entities import Param
+
+            run_id = self._resolve(ref)
+            have = self.client.get_run(run_id).data.params
+            changed = {k: (have[k], v) for k, v in flat.items() if k in have and have[k] != v}
+            if changed:
+                log.warning("MLflow params are immutable; keeping the first values of %s", sorted(changed))
+            todo = [Param(k, v) for k, v in flat.items() if k not in have]
+            for i in range(0, len(todo), PARAMS_PER_BATCH):
+                self.client.log_batch(run_id, params=todo[i:i + PARAMS_PER_BATCH])
+
+        return self._submit(f"log {len(flat)} params", op)
+
+    def log_metrics(self, ref: RunRef, metrics: Mapping[str, Any], step: int) -> bool:
+        """Scalar metrics at ``step`` (the epoch) in one `log_batch`; non-numeric values are skipped."""
+        stamp = int(time.time() * 1000)
+        items = {str(k): float(v) for k, v in metrics.items()
+                 if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+        def op() -> None:
+            from mlflow.entities import Metric
+
+            run_id = self._resolve(ref)
+            batch = [Metric(k, v if math.isfinite(v) else float("nan"), stamp, int(step)) for k, v in items.items()]
+            for i in range(0, len(batch), METRICS_PER_BATCH):
+                self.client.log_batch(run_id, metrics=batch[i:i + METRICS_PER_BATCH])
+
+        return self._submit(f"log {len(items)} metrics at step {step}", op)
+
+    def set_tags(self, ref: RunRef, tags: Mapping[str, Any]) -> bool:
+        def op() -> None:
+            from mlflow.entities import RunTag
+
+            run_id = self._resolve(ref)
+            self.client.log_batch(run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+        return self._submit(f"set {len(tags)} tags", op)
+
+    def log_dict(self, ref: RunRef, obj: Any, artifact_file: str) -> bool:
+        """A dict as a YAML (.yaml/.yml) or JSON artifact at ``artifact_file`` (e.g. config/resolved.yaml)."""
+        text = (yaml.safe_dump(obj, sort_keys=False) if artifact_file.endswith((".yaml", ".yml"))
+                else json.dumps(obj, indent=2, default=str))
+        return self.log_text(ref, text, artifact_file)
+
+    def log_text(self, ref: RunRef, text: str, artifact_file: str) -> bool:
+        def op() -> None:
+            run_id = self._resolve(ref)
+            self.client.log_text(run_id, text, artifact_file)
+
+        return self._submit(f"log artifact {artifact_file}", op)
+
+    def log_artifact(self, ref: RunRef, local_path: str | Path, artifact_path: str | None = None) -> bool:
+        """A local file (its content is read when the operation runs: keep it until flushed)."""
+        path = str(local_path)
+
+        def op() -> None:
+            run_id = self._resolve(ref)
+            self.client.log_artifact(run_id, path, artifact_path)
+
+        return self._submit(f"log artifact {Path(path).name}", op)
+
+    def end_run(self, ref: RunRef, status: str = "FINISHED", reason: str | None = None) -> bool:
+        """Terminate the run with FINISHED / FAILED / KILLED; ``reason`` goes to the `failure_reason` tag."""
+        if status not in END_STATUSES:
+            raise ValueError(f"status must be one of {END_STATUSES}")
+
+        def op() -> None:
+            run_id = self._resolve(ref)
+            if reason is not None:
+                self.client.set_tag(run_id, "failure_reason", str(reason)[:5000])
+            self.client.set_terminated(run_id, status=status)
+
+        return self._submit(f"end run ({status})", op)
+

@@ -1,0 +1,120 @@
+"""MLflow tracking on a real SQLite store: idempotent parent/child runs, flattened params logged once,
+per-epoch metrics, artifacts, failure status with its reason, and an unreachable server that never raises.
+
+    .venv/bin/python -m pytest tests/sweeps/test_tracking.py -q
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import time
+
+import pytest
+
+from sweeps.tracking import Tracker, flatten
+from unlearning.errors import ConfigError
+
+
+def runs_of(tracker, filter_string=""):
+    return tracker.client.search_runs([tracker.experiment_id], filter_string=filter_string)
+
+
+def test_parent_and_child_runs_are_created_once(sqlite_uri):
+    tr = Tracker(sqlite_uri, "unlearn/test")
+    assert tr.ensure_experiment() is not None
+    parent = tr.parent_run("sweep-1", name="sweep-1", tags={"method": "NPO", "baldro_variant": "dv"})
+    child = tr.child_run(parent, "trial_00000", tags={"search_id": "m.dv"})
+    again = tr.child_run(parent, "trial_00000")                   # a retry of the same trial
+    other = tr.child_run(parent, "trial_00001")
+    # a new process (resumed driver) finds the same runs by their tags
+    tr2 = Tracker(sqlite_uri, "unlearn/test")
+    parent2 = tr2.parent_run("sweep-1")
+    child2 = tr2.child_run(parent2, "trial_00000")
+    assert parent2.run_id == parent.run_id and child2.run_id == child.run_id == again.run_id
+    assert other.run_id != child.run_id
+    assert len(runs_of(tr)) == 3
+    run = tr.client.get_run(child.run_id)
+    assert run.data.tags["mlflow.parentRunId"] == parent.run_id
+    assert (run.data.tags["sweep_id"], run.data.tags["trial_id"], run.data.tags["search_id"]) == (
+        "sweep-1", "trial_00000", "m.dv")
+    assert tr.client.get_run(parent.run_id).data.tags["method"] == "NPO"
+    # another sweep in the same experiment gets its own parent
+    assert tr.parent_run("sweep-2").run_id != parent.run_id
+    assert tr.pending == []
+    # a tracker and its refs travel to worker processes by pickle and keep addressing the same runs
+    tr3, child3 = pickle.loads(pickle.dumps((tr, child)))
+    assert tr3.child_run(parent, "trial_00000").run_id == child3.run_id == child.run_id
+
+
+def test_flatten():
+    assert flatten({"method": {"name": "NPO", "hparams": {"beta": 0.1}}, "ids": [1, 2], "x": None}) == {
+        "method.name": "NPO", "method.hparams.beta": "0.1", "ids": "[1, 2]", "x": "None"}
+
+
+def test_params_metrics_artifacts_and_failure(sqlite_uri, tmp_path):
+    tr = Tracker(sqlite_uri, "unlearn/test")
+    parent = tr.parent_run("s")
+    child = tr.child_run(parent, "t1")
+    assert tr.log_params(child, {"method": {"name": "NPO", "hparams": {"beta_dv": 2.0}}, "train": {"lr": 3e-4}})
+    assert tr.log_params(child, {"train": {"lr": 3e-4}})           # the same value again: fine
+    assert tr.log_params(child, {"train": {"lr": 1.0}})            # a change is not logged, never raised
+    for epoch, (fq, mu) in enumerate([(1e-5, 0.6), (0.01, 0.58), (0.2, 0.55)]):
+        assert tr.log_metrics(child, {"forget_quality": fq, "model_utility": mu, "note": "x"}, step=epoch)
+    assert tr.log_dict(child, {"model": {"name": "tofu-mini/target"}}, "config/resolved.yaml")
+    report = tmp_path / "TOFU_EVAL.json"
+    report.write_text(json.dumps({"forget_quality": {"agg_value": 0.2}}))
+    assert tr.log_artifact(child, report, "eval")
+    assert tr.end_run(child, "FAILED", reason="loss became NaN at step 12")
+
+    run = tr.client.get_run(child.run_id)
+    assert run.data.params == {"method.name": "NPO", "method.hparams.beta_dv": "2.0", "train.lr": "0.0003"}
+    history = tr.client.get_metric_history(child.run_id, "forget_quality")
+    assert [(m.step, m.value) for m in history] == [(0, 1e-5), (1, 0.01), (2, 0.2)]
+    assert [m.step for m in tr.client.get_metric_history(child.run_id, "model_utility")] == [0, 1, 2]
+    assert "note" not in run.data.metrics
+    paths = {a.path for a in tr.client.list_artifacts(child.run_id)} | {
+        a.path for a in tr.client.list_artifacts(child.run_id, "config")} | {
+        a.path for a in tr.client.list_artifacts(child.run_id, "eval")}
+    assert {"config/resolved.yaml", "eval/TOFU_EVAL.json"} <= paths
+    local = tr.client.download_artifacts(child.run_id, "config/resolved.yaml", str(tmp_path / "dl"))
+    assert "tofu-mini/target" in open(local).read()
+    assert run.info.status == "FAILED" and run.data.tags["failure_reason"] == "loss became NaN at step 12"
+    # artifacts live beside the database, not in the working directory
+    assert run.info.artifact_uri.startswith((tmp_path / "mlartifacts").as_uri())
+    tr.end_run(parent, "FINISHED")
+    assert tr.client.get_run(parent.run_id).info.status == "FINISHED"
+
+
+def test_file_store_is_refused():
+    for uri in ("file:///tmp/mlruns", "./mlruns", "/abs/mlruns", "sqlite:///relative.db"):
+        with pytest.raises(ConfigError, match="field 'uri'"):
+            Tracker(uri, "x")
+
+
+def test_unreachable_server_never_raises_and_queues(monkeypatch, sqlite_uri):
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    tr = Tracker("http://127.0.0.1:9", "unlearn/test", retry_interval_s=3600)
+    t0 = time.monotonic()
+    assert tr.ensure_experiment() is None
+    parent = tr.parent_run("s")
+    child = tr.child_run(parent, "t1")
+    assert tr.log_params(child, {"lr": 1e-3}) is False
+    assert tr.log_metrics(child, {"forget_quality": 0.1}, step=1) is False
+    assert tr.end_run(child, "FINISHED") is False
+    assert tr.flush() is False                      # still down: nothing raised, everything kept, in order
+    assert tr.pending == ["create experiment unlearn/test", "parent run of s", "child run of trial t1",
+                          "log 1 params", "log 1 metrics at step 1", "end run (FINISHED)"]
+    assert time.monotonic() - t0 < 20               # one failed attempt per call at most, each bounded
+    assert child.run_id is None
+    # the server comes back (here: the same tracker pointed at a working store): flush replays the queue
+    tr.tracking_uri, tr._client = sqlite_uri, None
+    tr.artifact_location = None
+    assert tr.flush() is True and tr.pending == []
+    run = tr.client.get_run(child.run_id)
+    assert run.info.status == "FINISHED" and run.data.params == {"lr": "0.001"}
+    assert run.data.metrics == {"forget_quality": 0.1}
+    assert run.data.tags["mlflow.parentRunId"] == parent.run_id
+    assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "0"

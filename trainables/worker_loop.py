@@ -1,0 +1,91 @@
+"""The per-worker loop of a sweep trial: unlearn with the core's loop, evaluate after every epoch, report.
+
+One function, `unlearning_loop_per_worker(config)`, runs in both launch modes (see `trainables/trial.py`):
+* called directly inside the Tune function for single-worker CPU trials (reports with `ray.tune.report`);
+* as `train_loop_per_worker` of a Ray Train `TorchTrainer` for multi-worker / GPU trials (reports with
+  `ray.train.report` on every rank; `TuneReportCallback` forwards rank 0's metrics to Tune).
+
+`config` (built by `trainables.trial.worker_config`): {"train": the trial's `unlearn-sweep train` config
+(dict), "eval": EvalConfig dict, "log_metrics": objectives searched on a log10 scale (reported again as
+`log10_<name>`), "source": benchmark folder or hub id, "reference": folder of the retain
+model's TOFU_EVAL.json (forget_quality / privleak) or None, "report_to": "tune" | "train"}.
+
+A NaN loss ends the trial with one last report `{"trial_failed": 1, "failure_reason": ...}` (the sweep goes
+on; the driver records the trial as failed). The loop checkpoints into the trial's output folder at every
+epoch end, so a retried or resumed trial (same trial id, same folder) continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Callable, Mapping
+
+EPOCH_KEY = "epoch"
+
+
+def _reporter(report_to: str) -> Callable[[Mapping[str, Any]], None]:
+    if report_to == "train":
+        import ray.train
+
+        return lambda metrics: ray.train.report(dict(metrics))
+    if report_to == "tune":
+        import ray.tune
+
+        return lambda metrics: ray.tune.report(dict(metrics))
+    if report_to == "none":
+        return lambda metrics: None
+    raise ValueError(f"report_to must be 'tune', 'train' or 'none', got {report_to!r}")
+
+
+def make_eval_hook_factory(config: Mapping[str, Any], report: Callable[[Mapping[str, Any]], None]):
+    """A factory `(train_config, bundle) -> hook(model, epoch)` that evaluates after each epoch and reports
+    the flat metrics (epoch 0, the target model, is evaluated once by the sweep driver instead)."""
+
+    def factory(train_config: Any, bundle: Any):
+        from sweeps.results import flat_metrics
+        from unlearning.evaluation.config import EvalConfig
+        from unlearning.evaluation.reference import load_reference
+        from unlearning.evaluation.tofu_eval import TofuEvaluator
+
+        ev_cfg = EvalConfig.model_validate(config["eval"])
+        reference = load_reference(config["reference"]) if config.get("reference") else None
+        device = next(bundle.model.parameters()).device
+        evaluator = TofuEvaluator(bundle.tokenizer, bundle.template, ev_cfg, config["source"], reference=reference,
+                                  device=device)
+        started = time.perf_counter()
+
+        def hook(model: Any, epoch: int) -> dict[str, Any] | None:
+            if epoch == 0:
+                return None
+            t0 = time.perf_counter()
+            results = evaluator.evaluate(model)
+            metrics = {k: v for k, v in flat_metrics(results).items() if v is not None}
+            for name in config.get("log_metrics", ()):  # objectives searched on a log10 scale
+                if metrics.get(name, 0) > 0:
+                    metrics[f"log10_{name}"] = math.log10(metrics[name])
+            metrics.update({EPOCH_KEY: epoch, "eval_seconds": time.perf_counter() - t0,
+                            "trial_seconds": time.perf_counter() - started})
+            report(metrics)
+            return metrics
+
+        return hook
+
+    return factory
+
+
+def unlearning_loop_per_worker(config: dict[str, Any]) -> None:
+    """Run one trial's unlearning + per-epoch evaluation on this worker (see the module docstring)."""
+    import torch
+
+    from unlearning.train.config import parse_train_config
+    from unlearning.train.loop import TrainingDiverged
+    from unlearning.train.run import run_train
+
+    torch.set_num_threads(max(1, int(config.get("threads", 1))))
+    report = _reporter(config.get("report_to", "tune"))
+    train_config = parse_train_config(config["train"], where="trial config")
+    try:
+        run_train(train_config, eval_hook_factory=make_eval_hook_factory(config, report), resume=True)
+    except TrainingDiverged as exc:
+        report({"trial_failed": 1, "failure_reason": str(exc), EPOCH_KEY: exc.epoch})
