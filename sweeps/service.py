@@ -28,8 +28,7 @@ from unlearning.errors import ConfigError
 
 LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0",
                 "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.2", "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",
-                "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S": "60", "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
-                "RAY_AIR_NEW_OUTPUT": "0"}
+                "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S": "60", "RAY_AIR_NEW_OUTPUT": "0"}
 
 
 def absolute_spec(spec: Any) -> Any:
@@ -91,6 +90,10 @@ def _constraint_refs(spec: Any, target: dict[str, float]) -> dict[str, float]:
     return {c.metric: target[c.metric] for c in spec.constraints if c.relative_to == "target" and c.metric in target}
 
 
+def _trial_name(trial: Any) -> str:
+    return f"trial_{trial.trial_id}"
+
+
 def run_search(spec: Any, plan: Any, tracker: Any, parent: Any, results: Any, progress: Any, console: Console,
                resume: bool) -> None:
     """One Tuner (or its restore) for one search of the sweep."""
@@ -117,7 +120,8 @@ def run_search(spec: Any, plan: Any, tracker: Any, parent: Any, results: Any, pr
             param_space={SWEEP_KEY: sweep_constants(spec, plan.search_id, shared.source, shared.reference_dir)},
             tune_config=ray.tune.TuneConfig(search_alg=searcher, num_samples=spec.budget.num_trials,
                                             max_concurrent_trials=concurrency(spec, cluster_resources()),
-                                            reuse_actors=True, time_budget_s=spec.budget.time_budget_s),
+                                            reuse_actors=True, time_budget_s=spec.budget.time_budget_s,
+                                            trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
             run_config=ray.tune.RunConfig(
                 name=plan.search_id, storage_path=str(tune_root),
                 failure_config=ray.tune.FailureConfig(max_failures=spec.budget.max_failures),

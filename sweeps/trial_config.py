@@ -74,10 +74,15 @@ def data_section(spec) -> dict[str, Any]:
     return out
 
 
-def eval_section(spec) -> dict[str, Any]:
+def eval_section(spec, plan=None) -> dict[str, Any]:
+    """The train config's `eval:` section; with a plan, its settings also name the retain reference
+    (`retain_logs` or `retain_model`) that forget_quality and privleak are computed against."""
     settings = dict(spec.eval)
     if spec.benchmark.name != "muse":
         settings["forget_split"] = spec.benchmark.forget_split
+    if plan is not None and (plan.model.retain_logs or plan.model.retain_model):
+        key = "retain_logs" if plan.model.retain_logs else "retain_model"
+        settings[key] = plan.model.retain_logs or plan.model.retain_model
     return {"enabled": True, "on_start": True, "every_epoch": True, "settings": settings}
 
 
@@ -99,6 +104,6 @@ def train_config(spec, plan, sampled: Mapping[str, Any], *, output_dir: str) -> 
         "method": {"name": plan.method, "baldro": None if plan.variant == "none" else plan.variant,
                    "hparams": method_hparams(plan, sampled)},
         "train": loop_settings(spec, plan, sampled),
-        "eval": eval_section(spec),
+        "eval": eval_section(spec, plan),
         "output_dir": output_dir,
     }

@@ -24,7 +24,7 @@ DRIVER_CPU = 0.01  # a Train-driving trial holds almost no CPU itself (0 is refu
 
 
 def sweep_constants(spec: Any, search_id: str, source: str, reference: str | None) -> dict[str, Any]:
-    return {"spec": spec.raw(), "spec_source": spec.source_path(), "search_id": search_id,
+    return {"spec": spec.raw(), "spec_source": spec.source_path, "search_id": search_id,
             "sweep_dir": str(spec.sweep_dir()), "source": str(source), "reference": reference}
 
 
@@ -51,7 +51,11 @@ def worker_config(config: Mapping[str, Any], trial_id: str) -> tuple[dict[str, A
     sampled = {k: v for k, v in config.items() if k != SWEEP_KEY}
     out_dir = Path(const["sweep_dir"]) / "trials" / trial_id
     train = train_config(spec, plan, sampled, output_dir=str(out_dir))
-    worker = {"train": train, "eval": train["eval"]["settings"], "source": const["source"], "reference": const["reference"],
+    settings = train["eval"]["settings"]
+    if const.get("reference"):  # the retain statistics the driver computed once for this search
+        settings.pop("retain_model", None)
+        settings["retain_logs"] = const["reference"]
+    worker = {"train": train,
               "threads": max(1, int(spec.resources.cpus)),
               "log_metrics": [o.name for o in spec.objectives if o.scale == "log"]}
     return worker, spec

@@ -6,9 +6,8 @@ One function, `unlearning_loop_per_worker(config)`, runs in both launch modes (s
   `ray.train.report` on every rank; `TuneReportCallback` forwards rank 0's metrics to Tune).
 
 `config` (built by `trainables.trial.worker_config`): {"train": the trial's `unlearn-sweep train` config
-(dict), "eval": EvalConfig dict, "log_metrics": objectives searched on a log10 scale (reported again as
-`log10_<name>`), "source": benchmark folder or hub id, "reference": folder of the retain
-model's TOFU_EVAL.json (forget_quality / privleak) or None, "report_to": "tune" | "train"}.
+(dict; its `eval.settings` name the retain reference the driver prepared once), "log_metrics": objectives
+searched on a log10 scale (reported again as `log10_<name>`), "report_to": "tune" | "train"}.
 
 A NaN loss ends the trial with one last report `{"trial_failed": 1, "failure_reason": ...}` (the sweep goes
 on; the driver records the trial as failed). The loop checkpoints into the trial's output folder at every
@@ -44,23 +43,16 @@ def make_eval_hook_factory(config: Mapping[str, Any], report: Callable[[Mapping[
 
     def factory(train_config: Any, bundle: Any):
         from sweeps.results import flat_metrics
-        from unlearning.evaluation.config import EvalConfig
-        from unlearning.evaluation.reference import load_reference
-        from unlearning.evaluation.tofu_eval import TofuEvaluator
+        from unlearning.train.run import default_eval_hook_factory
 
-        ev_cfg = EvalConfig.model_validate(config["eval"])
-        reference = load_reference(config["reference"]) if config.get("reference") else None
-        device = next(bundle.model.parameters()).device
-        evaluator = TofuEvaluator(bundle.tokenizer, bundle.template, ev_cfg, config["source"], reference=reference,
-                                  device=device)
+        evaluate = default_eval_hook_factory()(train_config, bundle)
         started = time.perf_counter()
 
         def hook(model: Any, epoch: int) -> dict[str, Any] | None:
             if epoch == 0:
                 return None
             t0 = time.perf_counter()
-            results = evaluator.evaluate(model)
-            metrics = {k: v for k, v in flat_metrics(results).items() if v is not None}
+            metrics = {k: v for k, v in flat_metrics(evaluate(model, epoch)).items() if v is not None}
             for name in config.get("log_metrics", ()):  # objectives searched on a log10 scale
                 if metrics.get(name, 0) > 0:
                     metrics[f"log10_{name}"] = math.log10(metrics[name])

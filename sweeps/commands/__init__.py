@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 
-COMMANDS = ["prepare", "train", "eval", "pareto", "export", "ls", "run"]
+COMMANDS = ["prepare", "train", "eval", "pareto", "export", "ls", "run", "report", "ui"]
 
 
 def register_all(app) -> None:

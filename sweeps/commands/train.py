@@ -9,6 +9,7 @@ Re-running with the same --out resumes from the newest checkpoint (add --no-resu
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -43,11 +44,13 @@ def register(app: typer.Typer) -> None:
             overrides["output_dir"] = str(out)
         cfg = load_train_config(config, overrides=overrides)
         result = run_train(cfg, resume=resume, log=lambda m: typer.echo(m))
+        if int(os.environ.get("RANK", "0")) != 0:
+            return  # under torchrun only rank 0 reports
         hist = result["history"]
         final = result["final"]
         if hist["steps"]:
             first = hist["steps"][0]
-            typer.echo(f"{len(hist['steps'])} steps: loss {first['loss']:.4f} -> {final['loss']:.4f} "
+            typer.echo(f"{len(hist['steps'])} optimizer steps: loss {first['loss']:.4f} -> {final['loss']:.4f} "
                        f"(forget {final['forget_loss']:.4f}, retain {final['retain_loss']:.4f})")
         for ev in result["evals"]:
             typer.echo(f"eval epoch {ev['epoch']}: " + ", ".join(f"{k}={v}" for k, v in ev.items() if k != "epoch"))

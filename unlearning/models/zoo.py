@@ -48,8 +48,8 @@ ZOO_MODELS = ("base", "target", *(f"retain{100 - p}" for p in FORGET_PERCENTS))
 class TrainSettings:
     """Supervised fine-tuning recipe used to build the zoo models (plain PyTorch, AdamW, one-cycle LR)."""
 
-    base_epochs: int = 30
-    epochs: int = 16
+    base_epochs: int = 10
+    epochs: int = 20
     lr: float = 3e-3
     batch_size: int = 16
     seed: int = 0

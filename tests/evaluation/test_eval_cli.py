@@ -1,0 +1,74 @@
+"""`unlearn-sweep eval`: the real CLI on a saved tiny model and a trimmed tofu-mini folder.
+
+Run: cd /work/main && .venv/bin/python -m pytest tests/evaluation/test_eval_cli.py -q
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from eval_fixtures import small_tofu_dir, tiny_llama, tofu_tokenizer
+from sweeps.cli import app
+from unlearning.errors import ConfigError
+from unlearning.metrics.report import read_eval, read_summary
+
+torch.set_num_threads(1)
+logging.getLogger("unlearning.data.tokenization").setLevel(logging.ERROR)
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    tok = tofu_tokenizer()
+    for name, seed in (("model", 0), ("retain", 1)):
+        tiny_llama(len(tok), seed=seed, dtype=torch.float32).save_pretrained(root / name)
+        tok.save_pretrained(root / name)
+    return root, small_tofu_dir(root, rows=3)
+
+
+def test_eval_command_writes_ou_logs(saved, monkeypatch):
+    root, data = saved
+    monkeypatch.setenv("UNLEARN_SWEEP_CACHE", str(root / "cache"))  # the retain reference is cached here
+    out = root / "out"
+    result = CliRunner().invoke(app, [
+        "eval", str(root / "model"), "--benchmark", "tofu", "--data", str(data), "--template", "plain",
+        "--retain-model", str(root / "retain"), "--max-new-tokens", "3", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    summary = read_summary(out)
+    assert summary["forget_quality"] is not None and 0 <= summary["forget_quality"] <= 1
+    assert {"model_utility", "privleak", "forget_Q_A_gibberish", "mia_min_k_plus_plus"} <= set(summary)
+    assert len(read_eval(out)["forget_truth_ratio"]["value_by_index"]) == 3
+    assert "forget_quality" in result.output and "TOFU_EVAL.json" in result.output
+    assert len(list((root / "cache" / "eval_references").iterdir())) == 1
+
+
+def test_eval_command_metric_subset_and_retain_logs(saved):
+    root, data = saved
+    ref = root / "out_ref"
+    assert CliRunner().invoke(app, ["eval", str(root / "retain"), "--benchmark", "tofu", "--data", str(data),
+                                    "--template", "plain", "--metrics", "forget_quality,privleak",
+                                    "--out", str(ref)]).exit_code == 0
+    out = root / "out_subset"
+    result = CliRunner().invoke(app, ["eval", str(root / "retain"), "--benchmark", "tofu", "--data", str(data),
+                                      "--template", "plain", "--metrics", "forget_quality,privleak",
+                                      "--retain-logs", str(ref), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    summary = read_summary(out)
+    assert summary["forget_quality"] == 1.0 and summary["privleak"] == pytest.approx(0.0, abs=1e-6)
+    assert set(summary) == {"forget_quality", "forget_truth_ratio", "forget_Q_A_PARA_Prob", "forget_Q_A_PERT_Prob",
+                            "privleak", "mia_min_k"}
+
+
+def test_eval_command_help_and_user_errors(saved):
+    root, data = saved
+    help_text = CliRunner().invoke(app, ["eval", "--help"]).output
+    assert "Examples" in help_text and "unlearn-sweep eval tofu-mini/target" in help_text
+    bad = CliRunner().invoke(app, ["eval", str(root / "model"), "--benchmark", "tofu", "--data", str(data),
+                                   "--template", "plain", "--metrics", "forget_qualty", "--out", str(root / "x")])
+    assert isinstance(bad.exception, ConfigError) and "forget_qualty" in str(bad.exception)
+    bad = CliRunner().invoke(app, ["eval", str(root / "model"), "--benchmark", "tofu-maxi", "--out", str(root / "x")])
+    assert isinstance(bad.exception, ConfigError) and "tofu-mini" in str(bad.exception)

@@ -1,0 +1,153 @@
+"""Validated settings of an evaluation run (TOFU, MUSE, gibberish, relearning attack); unknown keys are refused.
+
+    from unlearning.evaluation.config import EvalConfig, parse_config
+    cfg = EvalConfig(forget_split="forget01", metrics=["forget_quality", "model_utility"])
+    cfg = parse_config(EvalConfig, {"forget_split": "forget10", "max_new_tokens": 64}, where="sweep.yaml: eval")
+
+Defaults are open-unlearning's (TOFU greedy max_new_tokens 200, min-k with k = 0.4; MUSE knowmem 32 /
+verbmem 128 new tokens with OU's stopwords). `metrics: null` means every metric of the benchmark. The
+batching knobs (`batch_tokens`, `max_batch_size`, `generation_batch_size`) change speed and memory only,
+never the numbers beyond float rounding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from unlearning.data.tofu import FORGET_SPLITS, holdout_split_for
+from unlearning.errors import ConfigError
+
+HUB_GIBBERISH_MODEL = "madhurjindal/autonlp-Gibberish-Detector-492513457"
+
+TOFU_METRICS: tuple[str, ...] = (
+    "forget_quality", "forget_truth_ratio", "forget_Q_A_Prob", "forget_Q_A_PARA_Prob", "forget_Q_A_PERT_Prob",
+    "forget_Q_A_ROUGE", "forget_Q_A_gibberish", "model_utility",
+    "retain_Q_A_Prob", "retain_Q_A_PARA_Prob", "retain_Q_A_PERT_Prob", "retain_Q_A_ROUGE", "retain_Truth_Ratio",
+    "ra_Q_A_Prob", "ra_Q_A_PERT_Prob", "ra_Q_A_Prob_normalised", "ra_Q_A_ROUGE", "ra_Truth_Ratio",
+    "wf_Q_A_Prob", "wf_Q_A_PERT_Prob", "wf_Q_A_Prob_normalised", "wf_Q_A_ROUGE", "wf_Truth_Ratio",
+    "extraction_strength", "exact_memorization",
+    "mia_min_k", "mia_min_k_plus_plus", "mia_loss", "mia_zlib", "privleak",
+)
+MUSE_METRICS: tuple[str, ...] = (
+    "forget_knowmem_ROUGE", "retain_knowmem_ROUGE", "forget_verbmem_ROUGE", "forget_gibberish",
+    "extraction_strength", "mia_min_k", "mia_min_k_plus_plus", "mia_loss", "mia_zlib", "privleak",
+)
+MUSE_STOPWORDS = ("\n\n", "\nQuestion", "Question:")
+
+_FORBID = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_metrics(value: list[str] | None, allowed: tuple[str, ...]) -> list[str] | None:
+    if value is None:
+        return None
+    unknown = [m for m in value if m not in allowed]
+    if unknown:
+        raise ValueError(f"unknown metric(s) {unknown}; allowed: {', '.join(allowed)}")
+    if not value:
+        raise ValueError("give at least one metric, or null for all of them")
+    return list(dict.fromkeys(value))
+
+
+class GibberishConfig(BaseModel):
+    """Which gibberish detector scores the forget-set generations."""
+
+    model_config = _FORBID
+    detector: Literal["offline", "hub"] = "offline"  # offline = rule-based, no download (gibberish.py)
+    hub_model: str = HUB_GIBBERISH_MODEL  # hub id or local folder of the reference classifier
+    threshold: float = Field(0.5, gt=0, lt=1)  # offline: flag when the clean score is below this
+    max_length: int = Field(32, ge=1)  # hub: tokenizer truncation (OU: 32 TOFU, 512 MUSE)
+    batch_size: int = Field(32, ge=1)  # hub: classifier batch size
+
+
+class BatchingConfig(BaseModel):
+    """Speed/memory knobs shared by every evaluator (never change the numbers beyond float rounding)."""
+
+    model_config = _FORBID
+    batch_tokens: int = Field(8192, ge=1)  # teacher-forced scoring: padded tokens per batch
+    max_batch_size: int = Field(64, ge=1)  # teacher-forced scoring: sequences per batch
+    generation_batch_size: int = Field(64, ge=1)  # greedy generation: prompts per batch
+    share_prefix: bool = True  # score a question's answers in one packed row (prompt computed once)
+    attention_from_pad_id: bool = False  # True = OU's mask (input_ids != pad), see data/collators.py
+
+
+class EvalConfig(BatchingConfig):
+    """TOFU evaluation (unlearning-spec §3.1-3.5, §3.7)."""
+
+    forget_split: str = "forget10"
+    holdout_split: str | None = None  # default: the holdout of the same size (holdout10 for forget10)
+    question_key: str = "question"  # forget-set question field; "paraphrased_question" for robustness
+    metrics: list[str] | None = None  # None = all TOFU_METRICS
+    max_new_tokens: int = Field(200, ge=1)
+    stopwords: list[str] = Field(default_factory=list)
+    max_length: int = Field(512, ge=8)  # tokenisation truncation of QA items (OU default 512)
+    mia_k: float = Field(0.4, gt=0, le=1)
+    gibberish: GibberishConfig = Field(default_factory=GibberishConfig)
+
+    @field_validator("forget_split")
+    @classmethod
+    def _forget(cls, value: str) -> str:
+        if value not in FORGET_SPLITS:
+            raise ValueError(f"use one of {', '.join(FORGET_SPLITS)}")
+        return value
+
+    @field_validator("metrics")
+    @classmethod
+    def _metrics(cls, value: list[str] | None) -> list[str] | None:
+        return _check_metrics(value, TOFU_METRICS)
+
+    def holdout(self) -> str:
+        return self.holdout_split or holdout_split_for(self.forget_split)
+
+    def selected(self) -> tuple[str, ...]:
+        return tuple(self.metrics) if self.metrics is not None else TOFU_METRICS
+
+
+class MuseEvalConfig(BatchingConfig):
+    """MUSE evaluation (unlearning-spec §3.6): knowmem with in-context examples, verbmem, privleak."""
+
+    metrics: list[str] | None = None  # None = all MUSE_METRICS
+    knowmem_max_new_tokens: int = Field(32, ge=1)
+    verbmem_max_new_tokens: int = Field(128, ge=1)
+    stopwords: list[str] = Field(default_factory=lambda: list(MUSE_STOPWORDS))  # knowmem only
+    max_length: int = Field(2048, ge=8)  # raw-text truncation (verbmem, privleak)
+    mia_k: float = Field(0.4, gt=0, le=1)
+    gibberish: GibberishConfig = Field(default_factory=lambda: GibberishConfig(max_length=512))
+
+    @field_validator("metrics")
+    @classmethod
+    def _metrics(cls, value: list[str] | None) -> list[str] | None:
+        return _check_metrics(value, MUSE_METRICS)
+
+    def selected(self) -> tuple[str, ...]:
+        return tuple(self.metrics) if self.metrics is not None else MUSE_METRICS
+
+
+class RelearnConfig(BaseModel):
+    """Relearning attack (JensUn): plain NLL fine-tuning for `steps` optimizer steps on a QA set."""
+
+    model_config = _FORBID
+    steps: int = Field(10, ge=1)
+    lr: float = Field(1e-4, gt=0)
+    batch_size: int = Field(4, ge=1)
+    weight_decay: float = Field(0.0, ge=0)
+    max_length: int = Field(512, ge=8)
+    seed: int = 0
+
+
+C = TypeVar("C", bound=BaseModel)
+
+
+def parse_config(cls: type[C], data: Mapping[str, Any] | None, where: str = "eval config") -> C:
+    """Validate a mapping into `cls`; the first problem becomes a ConfigError naming the field and fix."""
+    try:
+        return cls.model_validate(dict(data or {}))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err.get("loc", ())) or "<config>"
+        fix = err.get("msg", "invalid value")
+        if err.get("type") == "extra_forbidden":
+            fix = f"unknown key; allowed keys: {', '.join(cls.model_fields)}"
+        raise ConfigError(where, field=loc, value=err.get("input"), fix=fix) from None

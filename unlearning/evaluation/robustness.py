@@ -1,0 +1,138 @@
+"""Robustness of unlearning (JensUn's "unlearning that lasts", unlearning-spec §3.8).
+
+1. Worst case over question variants: each forget fact is asked with every variant of its question
+   (TOFU: `question` and `paraphrased_question`; LKF: the original + 15 paraphrases,
+   `data.lkf.lkf_question_variants`). Per fact the most-leaking variant counts: the highest answer
+   probability and the highest ROUGE-L recall of the greedy answer. Without an LLM judge, a fact
+   "leaks" when its worst-case ROUGE-L recall reaches `leak_threshold` (default 0.5); the leak rate
+   is the analogue of JensUn's J_P.
+2. Relearning attack: a copy of the unlearned model is fine-tuned with plain answer NLL for `steps`
+   optimizer steps on a small set (a disjoint set, or a slice of the forget set), then the forget
+   metrics are measured again. The original model is not modified.
+
+    res = paraphrase_worst_case(model, tok, tmpl, rows, variants=lambda r: [r["question"], r["paraphrased_question"]])
+    res["forget_Q_A_Prob_worst"]["agg_value"], res["forget_leak_rate_worst"]["agg_value"]
+    out = relearning_attack(model, tok, tmpl, relearn_rows, RelearnConfig(steps=10), evaluate=lambda m: ev.evaluate(m))
+    out["before"], out["after"]
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from unlearning.data.collators import TrainCollator
+from unlearning.data.templates import PromptTemplate
+from unlearning.data.tokenization import encode_qa
+from unlearning.errors import DataError
+from unlearning.evaluation.config import RelearnConfig
+from unlearning.evaluation.generation import decode_generations, eos_ids, greedy_generate, qa_generation_item
+from unlearning.evaluation.scoring import model_device, score_items
+from unlearning.metrics.rouge import clean_generation, rouge_record
+
+VariantsFn = Callable[[Mapping[str, Any]], Sequence[str]]
+
+
+def tofu_variants(row: Mapping[str, Any]) -> list[str]:
+    """TOFU question variants: the question and its paraphrase."""
+    return [row["question"], row["paraphrased_question"]]
+
+
+def paraphrase_worst_case(model: Any, tokenizer: Any, template: PromptTemplate, rows: Sequence[Mapping[str, Any]],
+                          variants: VariantsFn = tofu_variants, *, max_new_tokens: int = 200,
+                          leak_threshold: float = 0.5, batch_tokens: int = 8192, max_batch_size: int = 64,
+                          generation_batch_size: int = 64, max_length: int = 512) -> dict[str, Any]:
+    """Per fact, the most-leaking question variant (highest answer prob and ROUGE-L recall); OU-style entries.
+
+    Returns `forget_Q_A_Prob_worst`, `forget_Q_A_ROUGE_worst`, `forget_leak_rate_worst` (share of facts whose
+    worst-case recall >= leak_threshold) and `forget_Q_A_ROUGE_by_variant` (mean recall of each variant slot).
+    """
+    questions: list[list[str]] = []
+    for i, row in enumerate(rows):
+        qs = [q for q in variants(row) if isinstance(q, str) and q.strip()]
+        if not qs:
+            raise DataError("paraphrase_worst_case", row=i, field="question", value=None,
+                            fix="every fact needs at least one non-empty question variant")
+        questions.append(qs)
+    flat = [(i, q) for i, qs in enumerate(questions) for q in qs]
+    scored = [encode_qa(tokenizer, template, q, rows[i]["answer"], max_length) for i, q in flat]
+    prompts = [qa_generation_item(tokenizer, template, q, rows[i]["answer"], max_length) for i, q in flat]
+    pad = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id)
+    scores = score_items(model, scored, pad_token_id=pad, batch_tokens=batch_tokens, max_batch_size=max_batch_size)
+    gens = decode_generations(tokenizer, greedy_generate(
+        model, [p["input_ids"] for p in prompts], eos_token_ids=eos_ids(tokenizer, model), pad_token_id=pad,
+        max_new_tokens=max_new_tokens, batch_size=generation_batch_size))
+    eos_text = tokenizer.decode([tokenizer.eos_token_id]) if tokenizer.eos_token_id is not None else None
+
+    per_fact: dict[int, list[tuple[float, float, str, str]]] = {}
+    for n, (i, q) in enumerate(flat):
+        gen = clean_generation(gens[n], eos_text)
+        recall = rouge_record(prompts[n]["ground_truth"], gen)["rougeL_recall"]
+        per_fact.setdefault(i, []).append((scores[n].prob, recall, q, gen))
+
+    prob_items, rouge_items, by_variant = {}, {}, {}
+    for i, entries in per_fact.items():
+        best_p = max(range(len(entries)), key=lambda j: entries[j][0])
+        best_r = max(range(len(entries)), key=lambda j: entries[j][1])
+        prob_items[str(i)] = {"prob": entries[best_p][0], "question": entries[best_p][2],
+                              "probs": [e[0] for e in entries]}
+        rouge_items[str(i)] = {"rougeL_recall": entries[best_r][1], "question": entries[best_r][2],
+                               "generation": entries[best_r][3], "recalls": [e[1] for e in entries]}
+        for j, e in enumerate(entries):
+            by_variant.setdefault(j, []).append(e[1])
+    worst_recall = [r["rougeL_recall"] for r in rouge_items.values()]
+    return {
+        "forget_Q_A_Prob_worst": {"agg_value": float(np.mean([p["prob"] for p in prob_items.values()])),
+                                  "value_by_index": prob_items},
+        "forget_Q_A_ROUGE_worst": {"agg_value": float(np.mean(worst_recall)), "value_by_index": rouge_items},
+        "forget_leak_rate_worst": {"agg_value": float(np.mean([r >= leak_threshold for r in worst_recall])),
+                                   "threshold": leak_threshold},
+        "forget_Q_A_ROUGE_by_variant": {"agg_value": float(np.mean(worst_recall)),
+                                        "by_variant": {str(j): float(np.mean(v)) for j, v in by_variant.items()}},
+    }
+
+
+def relearn(model: torch.nn.Module, tokenizer: Any, template: PromptTemplate, rows: Sequence[Mapping[str, Any]],
+            config: RelearnConfig | None = None) -> torch.nn.Module:
+    """A fine-tuned COPY of `model`: `config.steps` AdamW steps of mean answer NLL on batches of `rows`."""
+    cfg = config or RelearnConfig()
+    if not rows:
+        raise DataError("relearning set", fix="give at least one question/answer row to relearn on")
+    items = [encode_qa(tokenizer, template, r["question"], r["answer"], cfg.max_length) for r in rows]
+    pad = int(tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id)
+    collate = TrainCollator(pad)
+    attacked = copy.deepcopy(model)
+    attacked.train()
+    device = model_device(attacked)
+    optimizer = torch.optim.AdamW(attacked.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    rng = random.Random(cfg.seed)
+    order: list[int] = []
+    for _ in range(cfg.steps):
+        while len(order) < cfg.batch_size:  # epochs of shuffled rows, as many as the steps need
+            fresh = list(range(len(items)))
+            rng.shuffle(fresh)
+            order.extend(fresh)
+        idx, order = order[: cfg.batch_size], order[cfg.batch_size:]
+        batch = {k: v.to(device) for k, v in collate([items[i] for i in idx]).items()}
+        loss = attacked(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                        labels=batch["labels"]).loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    attacked.eval()
+    return attacked
+
+
+def relearning_attack(model: torch.nn.Module, tokenizer: Any, template: PromptTemplate,
+                      rows: Sequence[Mapping[str, Any]], config: RelearnConfig | None,
+                      evaluate: Callable[[torch.nn.Module], dict[str, Any]]) -> dict[str, Any]:
+    """{"before": evaluate(model), "after": evaluate(relearned copy), "config": ...}; `model` is unchanged."""
+    cfg = config or RelearnConfig()
+    before = evaluate(model)
+    after = evaluate(relearn(model, tokenizer, template, rows, cfg))
+    return {"before": before, "after": after, "config": cfg.model_dump()}

@@ -1,0 +1,172 @@
+"""One whole unlearning run from a validated TrainConfig: load, prepare references, `unlearn`, save.
+
+    from unlearning.train.config import load_train_config
+    from unlearning.train.run import run_train
+    result = run_train(load_train_config("configs/train/npo_tofu_mini.yaml"))
+    result["model_dir"], result["history"]["steps"][-1]
+
+Steps (``setup`` -> ``train`` -> ``save``, in this order):
+1. load the model bundle (dtype "auto": bfloat16 on CUDA, float32 on CPU) and the forget/retain rows
+   (``data.source``: "tofu-mini" = the zoo's generated data, "hub" = locuslab/TOFU, or a local folder);
+2. build the method (JensUn's target ids default to the tokenizer's " No idea"; BalDRO-G's retain subset
+   generator is seeded per rank) and the ForgetRetain dataset (with IDK alternates for IdkDPO);
+3. cache the reference log-probs the method reads (NPO, TNPO, IdkDPO) with the initial model, and keep a
+   live frozen copy only when ``method.needs_ref_model`` (KL/JSD retain, RMU, UNDIAL);
+4. ``unlearn`` with checkpoints under ``<output_dir>/checkpoints`` (a rerun resumes), the evaluation hook
+   at start and after each epoch;
+5. rank 0 writes ``<output_dir>/model`` (weights + tokenizer), ``history.json``, ``config.yaml`` and
+   ``result.json``.
+
+Evaluation: pass ``eval_hook(model, epoch) -> dict``. With ``eval.enabled: true`` and no hook, the factory
+``unlearning.evaluation.train_hook.make_train_eval_hook(config, bundle)`` is used when it exists.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import yaml
+
+from unlearning.data.tofu import TOFU_HUB_ID, load_tofu, retain_split_for
+from unlearning.errors import ConfigError
+from unlearning.methods import build_method
+from unlearning.methods.names import resolve_method_name
+from unlearning.methods.reference import frozen_copy
+from unlearning.train.config import TrainConfig
+from unlearning.train.data import build_forget_retain, retain_seed
+from unlearning.train.loop import EvalHook, unlearn
+
+EvalHookFactory = Callable[[TrainConfig, Any], EvalHook]
+EVAL_HOOK_FACTORY = ("unlearning.evaluation.train_hook", "make_train_eval_hook")
+
+
+def resolve_dtype(dtype: str) -> str:
+    """"auto" -> "bfloat16" on CUDA, "float32" on CPU."""
+    if dtype == "auto":
+        return "bfloat16" if torch.cuda.is_available() else "float32"
+    return dtype
+
+
+def resolve_source(source: str, model_name: str) -> str | Path:
+    """Where the TOFU-schema splits come from (see module docstring)."""
+    from unlearning.models.zoo import DEFAULT_SIZE, parse_zoo_name, zoo_data_dir
+
+    if source == "hub":
+        return TOFU_HUB_ID
+    if source == "tofu-mini" or source.startswith("tofu-mini-"):
+        if source == "tofu-mini":
+            parsed = parse_zoo_name(model_name)
+            size = parsed[0].size if parsed else DEFAULT_SIZE
+        else:
+            size = source[len("tofu-mini-"):]
+        path = zoo_data_dir(size)
+        if not path.is_dir():
+            raise ConfigError("train config", field="data.source", value=source,
+                              fix=f"tofu-mini is not generated yet: run `unlearn-sweep prepare tofu-mini --size {size}`")
+        return path
+    return Path(source) if Path(source).exists() else source
+
+
+def _rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+def _device() -> torch.device:
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cpu")
+
+
+def build_run_method(config: TrainConfig, tokenizer: Any) -> Any:
+    """The configured method, with tokenizer-dependent defaults filled in."""
+    hp = dict(config.method.hparams)
+    if resolve_method_name(config.method.name).method == "JensUn" and "target_token_ids" not in hp:
+        from unlearning.methods.jensun import jensun_target_ids
+
+        hp["target_token_ids"] = jensun_target_ids(tokenizer)
+    if config.method.baldro is not None:
+        hp["baldro"] = config.method.baldro
+    generator = torch.Generator().manual_seed(retain_seed(config.train.seed + 1, _rank()))
+    return build_method(config.method.name, generator=generator, **hp)
+
+
+def default_eval_hook_factory() -> EvalHookFactory:
+    """The evaluator's `make_train_eval_hook(config, bundle)` (imported lazily: evaluation is optional)."""
+    module_name, attr = EVAL_HOOK_FACTORY
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError):
+        raise ConfigError("train config", field="eval.enabled", value=True,
+                          fix=f"no evaluator hook is installed ({module_name}.{attr}); set eval.enabled: "
+                              "false or pass eval_hook=") from None
+
+
+def _eval_hook_for(config: TrainConfig, bundle: Any, eval_hook: EvalHook | None,
+                   factory: EvalHookFactory | None = None) -> EvalHook | None:
+    ev = config.eval
+    if eval_hook is None and ev.enabled:
+        eval_hook = (factory or default_eval_hook_factory())(config, bundle)
+    if eval_hook is None:
+        return None
+
+    def hook(model: torch.nn.Module, epoch: int) -> dict[str, Any] | None:
+        if (epoch == 0 and not ev.on_start) or (epoch > 0 and not ev.every_epoch and epoch != config.train.epochs):
+            return None
+        return eval_hook(model, epoch)
+    return hook
+
+
+def run_train(config: TrainConfig, eval_hook: EvalHook | None = None, resume: bool = True,
+              log: Callable[[str], None] | None = None,
+              eval_hook_factory: EvalHookFactory | None = None) -> dict[str, Any]:
+    """Run one unlearning job end to end; returns a JSON-able result dict (see module docstring).
+    `eval_hook_factory(config, bundle) -> hook` replaces the evaluator's default hook when eval is enabled
+    (the sweep trainable wraps the default one to report each epoch to Ray)."""
+    from unlearning.models.loading import load_bundle
+
+    say = log if log is not None and _rank() == 0 else (lambda _m: None)
+    out_dir = Path(config.output_dir)
+    dtype = resolve_dtype(config.model.dtype)
+    bundle = load_bundle(config.model.name, dtype=dtype, attn_implementation=config.model.attn_implementation,
+                         template=config.model.template)
+    model, tokenizer = bundle.model, bundle.tokenizer
+    model.to(_device())
+    say(f"model {config.model.name} ({dtype}, {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M params)")
+
+    d = config.data
+    source = resolve_source(d.source, config.model.name)
+    forget_rows = load_tofu(d.forget_split, source)[: d.limit]
+    retain_rows = load_tofu(d.retain_split or retain_split_for(d.forget_split), source)
+    method = build_run_method(config, tokenizer)
+    data = build_forget_retain(tokenizer, bundle.template, forget_rows, retain_rows, max_length=d.max_length,
+                               with_idk="idk" in method.needs_ref_logps, seed=config.train.seed, rank=_rank())
+    say(f"data {d.forget_split}: {len(forget_rows)} forget / {len(retain_rows)} retain rows; method {method!r}")
+
+    if method.needs_ref_logps:
+        data.attach_ref_logps(model, keys=method.needs_ref_logps)
+    ref_model = frozen_copy(model) if method.needs_ref_model else None
+
+    history = unlearn(model, method, data, config.train, ref_model=ref_model,
+                      eval_hook=_eval_hook_for(config, bundle, eval_hook, eval_hook_factory),
+                      checkpoint_dir=out_dir / "checkpoints", resume=resume)
+
+    result = {
+        "output_dir": str(out_dir), "model_dir": str(out_dir / "model"), "method": method.hparams(),
+        "method_name": config.method.name, "final": history.steps[-1] if history.steps else {},
+        "evals": history.evals, "history": history.to_dict(),
+    }
+    if _rank() == 0:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(out_dir / "model")
+        tokenizer.save_pretrained(out_dir / "model")
+        (out_dir / "config.yaml").write_text(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False))
+        (out_dir / "history.json").write_text(json.dumps(history.to_dict(), indent=1))
+        (out_dir / "result.json").write_text(json.dumps({k: v for k, v in result.items() if k != "history"},
+                                                        indent=1, default=str))
+        say(f"saved {out_dir / 'model'}")
+    return result
