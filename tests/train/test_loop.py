@@ -137,3 +137,20 @@ def test_missing_reference_is_a_config_error(tok, rows):
         unlearn(model, build_method("NPO"), data, loop_cfg())
     with pytest.raises(ConfigError, match="ref_model"):
         unlearn(model, build_method("UNDIAL"), data, loop_cfg())
+
+
+def test_stop_after_epoch_replays_the_first_epochs_of_a_longer_run(tok, rows):
+    """An exported earlier epoch of a sweep trial: same schedule (over all epochs), stopped early."""
+    runs = []
+    for stop in (None, 1):
+        model = make_model(len(tok), seed=3)
+        method = build_method("NPO")
+        cfg = loop_cfg(per_device_batch_size=4, grad_accum=1, lr=2e-3, epochs=3, warmup_epochs=1.0,
+                       lr_scheduler="linear", stop_after_epoch=stop)
+        runs.append(unlearn(model, method, _data(tok, rows, method, model), cfg))
+    full, stopped = runs
+    per_epoch = full.steps_per_epoch
+    assert len(stopped.steps) == per_epoch and len(full.steps) == 3 * per_epoch
+    assert [s["lr"] for s in stopped.steps] == pytest.approx([s["lr"] for s in full.steps[:per_epoch]])
+    assert stopped.losses() == pytest.approx(full.losses()[:per_epoch], rel=1e-6)
+    assert stopped.steps[-1]["lr"] > 0  # the decay continues past the stop: it is not a 1-epoch schedule

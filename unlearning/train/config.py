@@ -95,6 +95,15 @@ class LoopConfig(_Section):
     seed: int = 0
     save_every_steps: int | None = Field(None, ge=1)
     keep_checkpoints: int = Field(2, ge=1)
+    # stop after this epoch while keeping the schedule of `epochs` (replays an earlier epoch of a sweep
+    # trial exactly: warmup and linear decay are computed over the trial's full length)
+    stop_after_epoch: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _stop_within_epochs(self) -> "LoopConfig":
+        if self.stop_after_epoch is not None and self.stop_after_epoch > self.epochs:
+            raise ValueError(f"stop_after_epoch ({self.stop_after_epoch}) must be <= epochs ({self.epochs})")
+        return self
 
 
 class EvalSection(_Section):
@@ -115,6 +124,8 @@ class TrainConfig(_Section):
     train: LoopConfig = Field(default_factory=LoopConfig)
     eval: EvalSection = Field(default_factory=EvalSection)
     output_dir: str = "runs/train"
+    # where an exported config came from (sweep, trial, epoch, library versions, topology): recorded, not used
+    provenance: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("output_dir")
     @classmethod

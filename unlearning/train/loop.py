@@ -50,7 +50,7 @@ from unlearning.train.engine import (DistInfo, Engine, all_reduce_mean, barrier,
 EvalHook = Callable[[nn.Module, int], "Mapping[str, Any] | None"]
 LATEST = "latest.json"
 # settings that may change between a run and its resume without changing the trajectory
-RESUME_FREE_KEYS = ("save_every_steps", "keep_checkpoints")
+RESUME_FREE_KEYS = ("save_every_steps", "keep_checkpoints", "stop_after_epoch")
 
 
 class TrainingDiverged(RuntimeError):
@@ -260,7 +260,8 @@ def unlearn(model: nn.Module, method: Any, data: ForgetRetainDataset, cfg: LoopC
     else:
         _evaluate(eval_hook, engine.module, 0, history)
 
-    for epoch in range(pos.epoch, cfg.epochs):
+    last_epoch = cfg.stop_after_epoch or cfg.epochs
+    for epoch in range(pos.epoch, last_epoch):
         batches = data.micro_batches(epoch, dist_info.rank, dist_info.world, cfg.per_device_batch_size)
         groups = [batches[i:i + cfg.grad_accum] for i in range(0, len(batches), cfg.grad_accum)]
         for s in range(pos.step_in_epoch, len(groups)):

@@ -1,0 +1,150 @@
+"""Start the MLflow UI (`mlflow server`) on a sweep's tracking store, on 127.0.0.1 by default.
+
+    from dashboards.mlflow_ui import serve
+    serve("sqlite:////abs/runs/sweeps/tofu-mini/mlflow.db", port=5000, experiment="unlearn/tofu-mini")
+    unlearn-sweep ui runs/sweeps/tofu-mini            # the same from the command line; Ctrl-C stops it
+
+The server is one small process tree: `--workers 1` and MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false (no job
+runner, no huey consumers: ~0.5 GB instead of ~2.6 GB). It runs in its own process group, which `stop`
+terminates (SIGTERM, then SIGKILL after a grace period) on Ctrl-C, SIGTERM or any error. Artifacts of
+experiments created from the UI go to `mlartifacts/` beside a SQLite store.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Callable
+
+from unlearning.errors import ConfigError
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def server_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false", MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true")
+    return env
+
+
+def server_command(tracking_uri: str, host: str = "127.0.0.1", port: int = 5000,
+                   artifacts_dir: str | Path | None = None) -> list[str]:
+    """The `mlflow server` command line (this Python's mlflow)."""
+    cmd = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking_uri, "--host", host,
+           "--port", str(port), "--workers", "1"]
+    if artifacts_dir is not None:
+        cmd += ["--artifacts-destination", str(artifacts_dir)]
+    return cmd
+
+
+def check_port_free(host: str, port: int) -> None:
+    """ConfigError when something already listens on (host, port)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn: TIME_WAIT leftovers do not count
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            raise ConfigError("ui", field="port", value=port,
+                              fix=f"{host}:{port} is in use ({exc.strerror}): pick another with --port") from None
+
+
+def start(tracking_uri: str, host: str = "127.0.0.1", port: int = 5000,
+          artifacts_dir: str | Path | None = None) -> subprocess.Popen:
+    """Start the server in its own process group (stop it with `stop`)."""
+    return subprocess.Popen(server_command(tracking_uri, host, port, artifacts_dir), env=server_env(),
+                            start_new_session=True)
+
+
+def base_url(host: str, port: int) -> str:
+    shown = "127.0.0.1" if host in ("0.0.0.0", "") else (f"[{host}]" if ":" in host else host)
+    return f"http://{shown}:{port}"
+
+
+def wait_healthy(url: str, proc: subprocess.Popen | None = None, timeout: float = 90.0) -> bool:
+    """Poll `<url>/health` until it answers OK; False on timeout or when the process exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            return False
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
+                if resp.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.3)
+    return False
+
+
+def experiment_id(url: str, name: str) -> str | None:
+    """The id of experiment `name` on a running server (None when absent or unreachable)."""
+    q = urllib.parse.urlencode({"experiment_name": name})
+    try:
+        with urllib.request.urlopen(f"{url}/api/2.0/mlflow/experiments/get-by-name?{q}", timeout=5) as resp:
+            return json.loads(resp.read())["experiment"]["experiment_id"]
+    except (OSError, KeyError, ValueError):
+        return None
+
+
+def stop(proc: subprocess.Popen, grace_s: float = 15.0) -> None:
+    """Terminate the server's process group: SIGTERM, then SIGKILL after `grace_s` seconds."""
+    try:
+        pgid = os.getpgid(proc.pid)
+    except ProcessLookupError:
+        proc.wait()
+        return
+    for sig, wait_s in ((signal.SIGTERM, grace_s), (signal.SIGKILL, 5.0)):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            break
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            proc.poll()
+            try:
+                os.killpg(pgid, 0)  # anyone left in the group?
+            except ProcessLookupError:
+                proc.wait()
+                return
+            time.sleep(0.2)
+    proc.wait()
+
+
+def serve(tracking_uri: str, host: str = "127.0.0.1", port: int = 5000, artifacts_dir: str | Path | None = None,
+          experiment: str | None = None, echo: Callable[[str], None] = print, timeout: float = 90.0) -> int:
+    """Start the server, print its URL, block until Ctrl-C / SIGTERM / the server exits; always stops it.
+    Returns the exit status for the command line (0 after Ctrl-C)."""
+    check_port_free(host, port)
+    if host not in LOOPBACK:
+        echo(f"warning: listening on {host}: anyone who can reach this machine can read and change the store "
+             "(MLflow's --allowed-hosts / an authenticating proxy restrict it)")
+    proc = start(tracking_uri, host, port, artifacts_dir)
+    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        url = base_url(host, port)
+        if not wait_healthy(url, proc, timeout):
+            echo(f"error: the MLflow server did not become healthy at {url}/health "
+                 f"({'it exited with status ' + str(proc.returncode) if proc.poll() is not None else 'timed out'})")
+            return 1
+        exp = experiment_id(url, experiment) if experiment else None
+        echo(f"MLflow UI: {url}/#/experiments/{exp}/runs" if exp else f"MLflow UI: {url}")
+        echo(f"store: {tracking_uri}  (Ctrl-C to stop)")
+        try:
+            rc = proc.wait()
+            echo(f"the MLflow server exited with status {rc}")
+            return 1 if rc else 0
+        except KeyboardInterrupt:
+            echo("stopping the MLflow server")
+            return 0
+    finally:
+        stop(proc)
+        signal.signal(signal.SIGTERM, previous)
