@@ -14,10 +14,9 @@ Each file `<out>/<search_id>__<trial_id>__e<epoch>.yaml` holds:
   values, MLflow run id, checkpoint, the library versions and topology of the sweep, the retain reference,
   and `open_unlearning_command`, the equivalent open-unlearning run (also written as a comment on top).
 
-Epochs: the exported run trains for the chosen epoch count. With a linear-decay schedule a run of k
-epochs is not identical to the first k epochs of a longer trial (the learning rate decays over the whole
-run); when the train config offers `train.stop_after_epoch` the export keeps the trial's epoch count and
-stops after epoch k instead, which replays the point exactly. `provenance.replay` says which applies.
+Epochs: a point at an earlier epoch k of a longer trial is exported with the trial's epoch count and
+`train.stop_after_epoch: k`, so warmup and learning-rate decay follow the trial's schedule and the run
+replays the point exactly (a fresh k-epoch run would decay its learning rate faster).
 """
 
 from __future__ import annotations
@@ -188,19 +187,12 @@ def open_unlearning_command(spec, plan, cfg: Mapping[str, Any], task_name: str) 
 # writing
 
 
-def _epoch_fields(trial_epochs: int, chosen: int, scheduler: str) -> tuple[dict[str, Any], str]:
-    from unlearning.train.config import LoopConfig
-
+def _epoch_fields(trial_epochs: int, chosen: int) -> tuple[dict[str, Any], str]:
+    """An earlier epoch replays exactly: the trial's schedule (warmup, decay over all its epochs), stopped."""
     if chosen == trial_epochs:
         return {"epochs": chosen}, "exact: the trial's full run"
-    if "stop_after_epoch" in LoopConfig.model_fields:
-        return {"epochs": trial_epochs, "stop_after_epoch": chosen}, \
-            f"exact: the trial's {trial_epochs}-epoch schedule, stopped after epoch {chosen}"
-    if scheduler == "constant":
-        return {"epochs": chosen}, "exact: constant learning rate, so the first epochs are the same"
-    return {"epochs": chosen}, (
-        f"approximate: a fresh {chosen}-epoch run; the trial decayed its learning rate over {trial_epochs} epochs "
-        f"(its epoch-{chosen} weights are the trial's checkpoint when kept)")
+    return {"epochs": trial_epochs, "stop_after_epoch": chosen}, \
+        f"exact: the trial's {trial_epochs}-epoch schedule, stopped after epoch {chosen}"
 
 
 def export_config(spec, point: Point, why: str, results: Results, versions: Mapping[str, str],
@@ -211,7 +203,7 @@ def export_config(spec, point: Point, why: str, results: Results, versions: Mapp
     task = f"{spec.name}__{plan.search_id}__{point.trial_id}__e{point.epoch}"
     cfg = train_config(spec, plan, sampled, output_dir=str(Path(out_dir) / "runs" / task))
     trial_epochs = max(int(cfg["train"]["epochs"]), point.epoch)  # what the trial was scheduled for
-    fields, replay = _epoch_fields(trial_epochs, point.epoch, cfg["train"]["lr_scheduler"])
+    fields, replay = _epoch_fields(trial_epochs, point.epoch)
     cfg["train"].update(fields)
     command = open_unlearning_command(spec, plan, cfg, task)
     objectives = {o.name: point.metrics.get(o.name) for o in spec.objectives}

@@ -108,9 +108,9 @@ def test_export_trial_epoch_pareto_and_errors(finished_sweep, tmp_path):
     res = read_results(sweep_dir)
     (path,) = export(res, "dv1:1", tmp_path / "a", spec, versions={})
     doc = _load(path)
-    # an earlier epoch of a 3-epoch linear-decay trial: a fresh 1-epoch run, marked approximate
-    assert doc["train"]["epochs"] == 1 and doc["provenance"]["trial_epochs"] == 3
-    assert doc["provenance"]["replay"].startswith("approximate")
+    # an earlier epoch of a 3-epoch linear-decay trial: the 3-epoch schedule stopped after epoch 1
+    assert doc["train"]["epochs"] == 3 and doc["train"]["stop_after_epoch"] == 1
+    assert doc["provenance"]["trial_epochs"] == 3 and doc["provenance"]["replay"].startswith("exact")
     (path,) = export(res, "np1", tmp_path / "b", spec, versions={})   # last evaluated epoch, plain NPO
     doc = _load(path)
     assert (doc["provenance"]["epoch"], doc["method"]["baldro"]) == (2, None)
