@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from typing import Any, Mapping
 
 from ray.tune import Callback
@@ -48,6 +49,9 @@ class SweepRecorder(Callback):
         self.plan, self.tracker, self.parent, self.results = plan, tracker, parent, results
         self._runs: dict[str, RunRef] = {}
         self._failed: dict[str, str] = {}
+        self._started: dict[str, float] = {}
+        self.timings: dict[str, tuple[float, float]] = {}  # trial -> (driver wall s, work s inside the trial)
+        self._work: dict[str, float] = {}
 
     def _run(self, trial: Any) -> RunRef:
         tid = trial.trial_id
@@ -71,6 +75,7 @@ class SweepRecorder(Callback):
             ACTIVE_PROGRESS.trial(trial.trial_id, status, reason)
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._started.setdefault(trial.trial_id, time.time())
         try:
             self._status(trial, "running")
         except Exception as exc:  # noqa: BLE001 - recording must never stop the sweep
@@ -83,6 +88,8 @@ class SweepRecorder(Callback):
                 self._failed[trial.trial_id] = str(result.get("failure_reason", "trial failed"))
                 return
             epoch = int(result.get("epoch", result.get("training_iteration", 0)))
+            if "trial_seconds" in result:
+                self._work[trial.trial_id] = float(result["trial_seconds"])
             metrics = numeric_metrics(result)
             self.tracker.log_metrics(ref, metrics, step=epoch)
             self.results.point(Point(trial_id=trial.trial_id, epoch=epoch, metrics=metrics,
@@ -98,6 +105,10 @@ class SweepRecorder(Callback):
         try:
             reason = self._failed.get(trial.trial_id)
             ref = self._run(trial)
+            if trial.trial_id in self._started and trial.trial_id in self._work:
+                wall = time.time() - self._started[trial.trial_id]
+                self.timings[trial.trial_id] = (wall, self._work[trial.trial_id])
+                self.tracker.log_metrics(ref, {"trial_wall_seconds": wall}, step=0)
             self._attach_artifacts(trial, ref)
             self.tracker.end_run(ref, "FAILED" if reason else "FINISHED", reason=reason)
             self._status(trial, "failed" if reason else "finished", reason)

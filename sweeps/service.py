@@ -95,8 +95,8 @@ def _trial_name(trial: Any) -> str:
 
 
 def run_search(spec: Any, plan: Any, tracker: Any, parent: Any, results: Any, progress: Any, console: Console,
-               resume: bool) -> None:
-    """One Tuner (or its restore) for one search of the sweep."""
+               resume: bool) -> dict[str, tuple[float, float]]:
+    """One Tuner (or its restore) for one search of the sweep; returns per-trial (wall, work) seconds."""
     import ray.tune
 
     from sweeps import recorder as rec
@@ -110,6 +110,7 @@ def run_search(spec: Any, plan: Any, tracker: Any, parent: Any, results: Any, pr
     shared = prepare_shared(spec, plan, log=lambda m: console.print(f"[dim]{m}[/dim]"))
     results.reference(plan.model.name, "target", shared.target_metrics)
     rec.ACTIVE_PROGRESS = progress
+    recorder = rec.SweepRecorder(plan, tracker, parent, results)
     if resume and ray.tune.Tuner.can_restore(str(path)):
         console.print(f"resuming search {plan.search_id} from {path}")
         tuner = ray.tune.Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=True)
@@ -125,9 +126,10 @@ def run_search(spec: Any, plan: Any, tracker: Any, parent: Any, results: Any, pr
             run_config=ray.tune.RunConfig(
                 name=plan.search_id, storage_path=str(tune_root),
                 failure_config=ray.tune.FailureConfig(max_failures=spec.budget.max_failures),
-                callbacks=[rec.SweepRecorder(plan, tracker, parent, results)], verbose=0),
+                        callbacks=[recorder], verbose=0),
         )
     tuner.fit()
+    return recorder.timings
 
 
 def run_sweep(spec: Any, address: str | None = None, resume: bool = False, console: Console | None = None) -> Path:
@@ -158,11 +160,12 @@ def run_sweep(spec: Any, address: str | None = None, resume: bool = False, conso
     results = ResultsLog(sweep_dir)
     plans = spec.searches()
     progress = SweepProgress(spec.objectives, total_trials=spec.budget.num_trials * len(plans), console=console)
+    timings: dict[str, tuple[float, float]] = {}
     try:
         for plan in plans:
             console.print(f"search {plan.search_id}: {plan.label} on {plan.model.name}, "
                           f"{spec.budget.num_trials} trials")
-            run_search(spec, plan, tracker, parent, results, progress, console, resume)
+            timings |= run_search(spec, plan, tracker, parent, results, progress, console, resume)
     finally:
         progress.close()
         tracker.flush()
@@ -171,5 +174,11 @@ def run_sweep(spec: Any, address: str | None = None, resume: bool = False, conso
     tracker.end_run(parent, "FINISHED")
     tracker.flush()
     console.print(f"sweep {spec.name} finished in {wall:.1f}s; results in {sweep_dir}")
+    if timings:  # time a trial spent outside its own training + evaluation (scheduling, start-up, model load)
+        trial_wall = sum(w for w, _ in timings.values())
+        share = 1 - sum(k for _, k in timings.values()) / trial_wall
+        console.print(f"per-trial overhead (Ray scheduling, process start, model load): {100 * share:.1f}% of "
+                      f"trial time ({trial_wall / len(timings):.1f}s per trial on average)")
+        tracker.log_metrics(parent, {"trial_overhead_share": share}, step=0)
     print_pareto(spec, sweep_dir, console)
     return sweep_dir

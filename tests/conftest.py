@@ -29,6 +29,26 @@ import pytest  # noqa: E402
 
 
 @pytest.fixture(scope="session")
+def mlflow_db_template(tmp_path_factory) -> Path:
+    """An empty MLflow SQLite database with its schema. The migrations take 5-15 s on 2 cores, so the result is
+    kept in the repo's ignored .cache/ per MLflow version and copied by the tests that need a store."""
+    import shutil
+
+    import mlflow
+    from mlflow import MlflowClient
+
+    cached = REPO / ".cache" / "test-mlflow" / f"mlflow-{mlflow.__version__}.db"
+    if not cached.is_file():
+        fresh = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+        MlflowClient(tracking_uri=f"sqlite:///{fresh}").search_experiments()
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_suffix(f".{os.getpid()}.tmp")
+        shutil.copy(fresh, tmp)
+        os.replace(tmp, cached)  # atomic: a concurrent session sees the whole file or none
+    return cached
+
+
+@pytest.fixture(scope="session")
 def prepared_zoo():
     """The default tofu-mini zoo (built on first use, then a cache hit): returns (ZooConfig, manifest)."""
     from unlearning.models.prepare import prepare
