@@ -30,7 +30,7 @@ FAILED_KEY = "trial_failed"
 SKIP_METRICS = {"epoch", "trial_failed", "failure_reason", "training_iteration", "time_this_iter_s",
                 "time_total_s", "timestamp", "iterations_since_restore", "time_since_restore", "done",
                 "pid", "hostname", "node_ip", "date", "trial_id", "experiment_tag", "checkpoint_dir_name",
-                "should_checkpoint", "config"}
+                "should_checkpoint", "config", "node_id"}
 
 
 def sampled_params(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -90,6 +90,8 @@ class SweepRecorder(Callback):
             epoch = int(result.get("epoch", result.get("training_iteration", 0)))
             if "trial_seconds" in result:
                 self._work[trial.trial_id] = float(result["trial_seconds"])
+            if result.get("node_id") and epoch == 1:  # where the trial ran (the Ray node id)
+                self.tracker.set_tags(ref, {"ray_node_id": result["node_id"]})
             metrics = numeric_metrics(result)
             self.tracker.log_metrics(ref, metrics, step=epoch)
             self.results.point(Point(trial_id=trial.trial_id, epoch=epoch, metrics=metrics,

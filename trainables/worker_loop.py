@@ -37,6 +37,15 @@ def _reporter(report_to: str) -> Callable[[Mapping[str, Any]], None]:
     raise ValueError(f"report_to must be 'tune', 'train' or 'none', got {report_to!r}")
 
 
+def _node_id() -> str | None:
+    try:
+        import ray
+
+        return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
+    except Exception:  # noqa: BLE001 - the node id is informative only
+        return None
+
+
 def make_eval_hook_factory(config: Mapping[str, Any], report: Callable[[Mapping[str, Any]], None]):
     """A factory `(train_config, bundle) -> hook(model, epoch)` that evaluates after each epoch and reports
     the flat metrics (epoch 0, the target model, is evaluated once by the sweep driver instead)."""
@@ -46,7 +55,7 @@ def make_eval_hook_factory(config: Mapping[str, Any], report: Callable[[Mapping[
         from unlearning.train.run import default_eval_hook_factory
 
         evaluate = default_eval_hook_factory()(train_config, bundle)
-        started = time.perf_counter()
+        started, node = time.perf_counter(), _node_id()
 
         def hook(model: Any, epoch: int) -> dict[str, Any] | None:
             if epoch == 0:
@@ -57,7 +66,7 @@ def make_eval_hook_factory(config: Mapping[str, Any], report: Callable[[Mapping[
                 if metrics.get(name, 0) > 0:
                     metrics[f"log10_{name}"] = math.log10(metrics[name])
             metrics.update({EPOCH_KEY: epoch, "eval_seconds": time.perf_counter() - t0,
-                            "trial_seconds": time.perf_counter() - started})
+                            "trial_seconds": time.perf_counter() - started, "node_id": node})
             report(metrics)
             return metrics
 

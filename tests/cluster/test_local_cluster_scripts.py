@@ -96,7 +96,7 @@ def ray_processes(temp_root: str, gcs_port: int) -> list[psutil.Process]:
 NODES_PROBE = """
 import json, sys, ray
 ray.init(address=sys.argv[1], logging_level="ERROR")
-print("NODES=" + json.dumps([{k: n[k] for k in ("Alive", "NodeManagerAddress", "Resources")} for n in ray.nodes()]))
+print("NODES=" + json.dumps([{k: n[k] for k in ("NodeID", "Alive", "NodeManagerAddress", "Resources")} for n in ray.nodes()]))
 ray.shutdown()
 """
 

@@ -1,6 +1,6 @@
 """Supervised fine-tuning of a causal LM on QA pairs: how the tiny zoo's base/target/retain models are made.
 
-Plain PyTorch (AdamW, one-cycle learning rate, gradient clipping, answer-only loss via the shared tokenisation and collator),
+Plain PyTorch (AdamW, one-cycle learning rate, answer-only loss via the shared tokenisation and collator),
 deterministic for a given seed and thread count. Also `answer_probability`, the memorisation measure of
 `unlearn-sweep prepare` (mean over items of exp(-mean answer-token NLL), TOFU's `probability`).
 
@@ -34,7 +34,7 @@ def _batches(items: list[dict], batch_size: int, collate: TrainCollator, generat
 
 
 def finetune(model: torch.nn.Module, tokenizer: Any, template: PromptTemplate, rows: Sequence[dict], *,
-             epochs: int, lr: float, batch_size: int, seed: int, weight_decay: float = 0.0, max_grad_norm: float = 1.0,
+             epochs: int, lr: float, batch_size: int, seed: int, weight_decay: float = 0.0,
              log: Callable[[str], None] | None = None) -> dict[str, float]:
     """Train on `rows` (question/answer dicts) for `epochs`; returns {"tokens", "steps", "final_loss"}."""
     items = encode_rows(tokenizer, template, rows)
@@ -52,7 +52,6 @@ def finetune(model: torch.nn.Module, tokenizer: Any, template: PromptTemplate, r
         for batch in _batches(items, batch_size, collate, gen):
             out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"])
             out.loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
             opt.step()
             opt.zero_grad(set_to_none=True)
             sched.step()

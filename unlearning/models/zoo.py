@@ -63,7 +63,7 @@ class ZooConfig:
     size: str = DEFAULT_SIZE
     vocab_size: int = 2048
     train: TrainSettings = field(default_factory=TrainSettings)
-    version: int = 1
+    version: int = 2  # bump when the training recipe changes in a way the fields do not capture
 
     def __post_init__(self) -> None:
         if self.size not in SIZES:
