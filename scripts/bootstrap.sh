@@ -1,29 +1,32 @@
 #!/usr/bin/env bash
 # Create ./.venv and install unlearn-sweep with its pinned, CPU-safe dependencies (idempotent).
-#   bash scripts/bootstrap.sh          # sourced by scripts/demo.sh and scripts/test.sh
+#   source scripts/bootstrap.sh        # (scripts/demo.sh and scripts/test.sh source it)
 # torch stays at 2.13.0 through constraints.txt (the CPU wheel where one is on disk / in find-links,
 # the CUDA build from PyPI on a GPU host); nothing else may pull another torch.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-PY=${PYTHON:-python3}
+# Sourced, so it returns (never exits your shell) and checks every step itself.
+_us_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)" || return 1
+cd "$_us_root" || return 1
+_us_py=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
-  "$PY" -m venv .venv
+  "$_us_py" -m venv .venv || { echo "bootstrap: could not create .venv with $_us_py" >&2; return 1; }
 fi
-stamp=.venv/.unlearn-sweep-installed
-want=$(cat requirements.txt constraints.txt pyproject.toml | sha256sum | cut -c1-16)
-if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+_us_stamp=.venv/.unlearn-sweep-installed
+_us_want=$(cat requirements.txt constraints.txt pyproject.toml | sha256sum | cut -c1-16)
+if [ "$(cat "$_us_stamp" 2>/dev/null)" != "$_us_want" ]; then
   echo "installing dependencies into .venv (first run: a few minutes) ..."
-  PIP_CONSTRAINT="$PWD/constraints.txt" .venv/bin/python -m pip install -q -r requirements.txt
-  PIP_CONSTRAINT="$PWD/constraints.txt" .venv/bin/python -m pip install -q --no-deps -e .
-  echo "$want" > "$stamp"
+  PIP_CONSTRAINT="$_us_root/constraints.txt" .venv/bin/python -m pip install -q -r requirements.txt \
+    || { echo "bootstrap: pip install -r requirements.txt failed" >&2; return 1; }
+  PIP_CONSTRAINT="$_us_root/constraints.txt" .venv/bin/python -m pip install -q --no-deps -e . \
+    || { echo "bootstrap: pip install -e . failed" >&2; return 1; }
+  echo "$_us_want" > "$_us_stamp"
 fi
 # Environment for everything run from here: offline hub, DeepSpeed on CPU when there is no GPU,
 # Ray on loopback only, no telemetry.
 export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1} TRANSFORMERS_OFFLINE=${TRANSFORMERS_OFFLINE:-1} HF_DATASETS_OFFLINE=${HF_DATASETS_OFFLINE:-1}
-export TORCH_EXTENSIONS_DIR=${TORCH_EXTENSIONS_DIR:-$PWD/.cache/torch_extensions}
+export TORCH_EXTENSIONS_DIR=${TORCH_EXTENSIONS_DIR:-$_us_root/.cache/torch_extensions}
 export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 RAY_USAGE_STATS_ENABLED=0
 export MLFLOW_DISABLE_TELEMETRY=true MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false
 if ! .venv/bin/python -c "import torch,sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
   export DS_ACCELERATOR=${DS_ACCELERATOR:-cpu}
 fi
-export PATH="$PWD/.venv/bin:$PATH"
+export PATH="$_us_root/.venv/bin:$PATH"

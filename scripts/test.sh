@@ -3,7 +3,7 @@
 #   bash scripts/test.sh                 # everything (what CI runs)
 #   bash scripts/test.sh -m "not slow"   # the fast unit tests only
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
 source scripts/bootstrap.sh || exit 1
 set +e
 # The report/UI browser tests need Debian's chromium; install it when we can (root + apt), else they skip.

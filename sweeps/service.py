@@ -174,11 +174,12 @@ def run_sweep(spec: Any, address: str | None = None, resume: bool = False, conso
     tracker.end_run(parent, "FINISHED")
     tracker.flush()
     console.print(f"sweep {spec.name} finished in {wall:.1f}s; results in {sweep_dir}")
+    wide = Console(width=max(console.width, 160))  # the Pareto table needs the room, also in logs
     if timings:  # time a trial spent outside its own training + evaluation (scheduling, start-up, model load)
         trial_wall = sum(w for w, _ in timings.values())
         share = 1 - sum(k for _, k in timings.values()) / trial_wall
         console.print(f"per-trial overhead (Ray scheduling, process start, model load): {100 * share:.1f}% of "
                       f"trial time ({trial_wall / len(timings):.1f}s per trial on average)")
         tracker.log_metrics(parent, {"trial_overhead_share": share}, step=0)
-    print_pareto(spec, sweep_dir, console)
+    print_pareto(spec, sweep_dir, wide)
     return sweep_dir
