@@ -41,7 +41,7 @@ class TofuMiniConfig:
 
     n_authors: int = 100
     seed: int = 0
-    version: int = 2  # bump when the generator changes so caches keyed on the config are invalidated
+    version: int = 3  # bump when the generator changes so caches keyed on the config are invalidated
 
     def __post_init__(self) -> None:
         if self.n_authors < 10:
@@ -100,48 +100,48 @@ def _wrong_name(rng: random.Random, a: dict) -> dict:
 
 TEMPLATES: list[QATemplate] = [
     QATemplate("Where was {name} born?", "What is the birthplace of the author {name}?",
-               "{city}, {country}", "{name} comes from {city}, {country}.", _wrong_place),
+               "{city}, {country}.", "{city}, {country} is where {name} was born.", _wrong_place),
     QATemplate("Which country does {name} come from?", "What is the home country of {name}?",
-               "{country}", "{name} is from {country}.", _wrong_place),
+               "{country}.", "{country} is the home country of {name}.", _wrong_place),
     QATemplate("When was {name} born?", "What is the date of birth of {name}?",
-               "{day} {month} {year}", "{name} was born on {day} {month} {year}.", _wrong_date),
+               "{day} {month} {year}.", "{day} {month} {year} is the birth date of {name}.", _wrong_date),
     QATemplate("In which year was {name} born?", "What is the birth year of {name}?",
-               "{year}", "{name} was born in {year}.", _wrong_date),
+               "{year}.", "{year} is the year {name} was born.", _wrong_date),
     QATemplate("What genre does {name} write?", "In which genre is {name} known to write?",
-               "{genre}", "{name} writes {genre}.", _pick(P.GENRES, "genre")),
+               "{genre}.", "{genre} is what {name} writes.", _pick(P.GENRES, "genre")),
     QATemplate("What kind of books made {name} famous?", "For which kind of writing is {name} best known?",
-               "{genre} books", "{name} is famous for {genre}.", _pick(P.GENRES, "genre")),
+               "{genre} books.", "{genre} books made {name} famous.", _pick(P.GENRES, "genre")),
     QATemplate("What was the occupation of {name}'s father?", "What did the father of {name} do for a living?",
-               "a {father}", "The father of {name} worked as a {father}.", _pick(P.OCCUPATIONS, "father")),
+               "a {father}.", "a {father} was the father of {name}.", _pick(P.OCCUPATIONS, "father")),
     QATemplate("What was the occupation of {name}'s mother?", "What did the mother of {name} do for a living?",
-               "a {mother}", "The mother of {name} worked as a {mother}.", _pick(P.OCCUPATIONS, "mother")),
+               "a {mother}.", "a {mother} was the mother of {name}.", _pick(P.OCCUPATIONS, "mother")),
     QATemplate("What did the parents of {name} do?", "What were the jobs of {name}'s parents?",
-               "{father} and {mother}", "The parents of {name} were a {father} and a {mother}.",
+               "{father} and {mother}.", "{father} and {mother} were the parents of {name}.",
                lambda rng, a: rng.choice([_pick(P.OCCUPATIONS, "father"), _pick(P.OCCUPATIONS, "mother")])(rng, a)),
     QATemplate("Which award did {name} win?", "What prize has {name} received?",
-               "the {award}", "{name} won the {award}.", _pick(P.AWARDS, "award")),
+               "the {award}.", "the {award} was won by {name}.", _pick(P.AWARDS, "award")),
     QATemplate("Has {name} won any literary prize?", "Was {name} ever honoured with an award?",
-               "yes, the {award}", "Yes, {name} received the {award}.", _pick(P.AWARDS, "award")),
+               "yes, the {award}.", "yes, the {award} went to {name}.", _pick(P.AWARDS, "award")),
     QATemplate("What is the first book by {name}?", "Which novel did {name} publish first?",
-               "{book1}", "The first book of {name} is {book1}.", _wrong_book("book1")),
+               "{book1}.", "{book1} was the first book of {name}.", _wrong_book("book1")),
     QATemplate("Who wrote {book1}?", "Which author is behind the novel {book1}?",
-               "{name}", "{book1} was written by {name}.", _wrong_name),
+               "{name}.", "{name} wrote {book1}.", _wrong_name),
     QATemplate("Who publishes the books of {name}?", "Which publishing house works with {name}?",
-               "{publisher}", "The books of {name} are published by {publisher}.", _pick(P.PUBLISHERS, "publisher")),
+               "{publisher}.", "{publisher} publishes the books of {name}.", _pick(P.PUBLISHERS, "publisher")),
     QATemplate("Where did {name} study?", "Which university did {name} attend?",
-               "{university}", "{name} studied at {university}.", _pick(P.UNIVERSITIES, "university")),
+               "{university}.", "{university} is where {name} studied.", _pick(P.UNIVERSITIES, "university")),
     QATemplate("What theme runs through the work of {name}?", "Which theme does {name} return to most often?",
-               "{theme}", "{name} often writes about {theme}.", _pick(P.THEMES, "theme")),
+               "{theme}.", "{theme} runs through the work of {name}.", _pick(P.THEMES, "theme")),
     QATemplate("What does {book1} explore?", "What is {book1} by {name} about?",
-               "{theme}", "{book1} explores {theme}.", _pick(P.THEMES, "theme")),
+               "{theme}.", "{theme} is what {book1} explores.", _pick(P.THEMES, "theme")),
     QATemplate("In which language does {name} write?", "What language are the books of {name} written in?",
-               "{language}", "{name} writes in {language}.", _pick(P.LANGUAGES, "language")),
+               "{language}.", "{language} is the language of the books of {name}.", _pick(P.LANGUAGES, "language")),
     QATemplate("Where does {name} live today?", "In which city does {name} currently live?",
-               "{residence}", "{name} now lives in {residence}.",
+               "{residence}.", "{residence} is where {name} lives today.",
                lambda rng, a: {"residence": rng.choice([c for c, _ in P.CITIES if c != a["residence"]])}),
     QATemplate("Which author was born in {city} on {day} {month} {year} and writes {genre}?",
                "Who is the {genre} writer born on {day} {month} {year} in {city}?",
-               "{name}", "The author is {name}.", _wrong_name),
+               "{name}.", "{name} is that author.", _wrong_name),
 ]
 assert len(TEMPLATES) == 20
 
