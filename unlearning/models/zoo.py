@@ -49,7 +49,7 @@ class TrainSettings:
     """Supervised fine-tuning recipe used to build the zoo models (plain PyTorch, AdamW, one-cycle LR)."""
 
     base_epochs: int = 10
-    epochs: int = 24
+    epochs: int = 20
     lr: float = 3e-3
     batch_size: int = 16
     seed: int = 0
