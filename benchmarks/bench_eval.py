@@ -1,6 +1,6 @@
 """Benchmark: our TOFU evaluation vs a straightforward one-item-at-a-time evaluation of the same metrics.
 
-    cd /work/main && .venv/bin/python benchmarks/bench_eval.py                     # zoo target if prepared
+    python benchmarks/bench_eval.py                     # zoo target if prepared
     .venv/bin/python benchmarks/bench_eval.py --model random --max-new-tokens 32   # random tiny Llama
     .venv/bin/python benchmarks/bench_eval.py --limit 40 --threads 2 --dtype float64
 

@@ -1,6 +1,6 @@
 """Benchmark: `unlearn` step throughput vs a bare PyTorch loop doing the same math, in one process.
 
-    cd /work/main && .venv/bin/python benchmarks/bench_loop.py
+    python benchmarks/bench_loop.py
     .venv/bin/python benchmarks/bench_loop.py --hidden 256 --layers 4 --repeats 5 --threads 2
     .venv/bin/python benchmarks/bench_loop.py --deepspeed        # also DeepSpeed ZeRO-0/2 (informational)
 

@@ -1,6 +1,6 @@
 """Benchmark: NPO step time with cached reference log-probs vs a live frozen reference model.
 
-    cd /work/main && .venv/bin/python benchmarks/bench_ref_cache.py
+    python benchmarks/bench_ref_cache.py
     .venv/bin/python benchmarks/bench_ref_cache.py --hidden 256 --layers 4 --repeats 5 --threads 2
 
 Both runs are `unlearn(..., engine="torch")` on the same tiny Llama (random init, float32, CPU), data and

@@ -1,6 +1,6 @@
 """`unlearn-sweep eval`: the real CLI on a saved tiny model and a trimmed tofu-mini folder.
 
-Run: cd /work/main && .venv/bin/python -m pytest tests/evaluation/test_eval_cli.py -q
+Run: pytest tests/evaluation/test_eval_cli.py -q
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Greedy generation: KV cache == no cache == transformers' own greedy `generate`, per-sequence EOS stop.
 
-Run: cd /work/main && .venv/bin/python -m pytest tests/evaluation/test_eval_generation.py -q
+Run: pytest tests/evaluation/test_eval_generation.py -q
 """
 
 from __future__ import annotations

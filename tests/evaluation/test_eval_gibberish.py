@@ -3,7 +3,7 @@ validation on real model text (the generations stored in open-unlearning's refer
 same texts corrupted four ways. Thresholds were set on the Llama-2-7b-chat generations; the asserted
 numbers are on the other three models' generations (held out).
 
-Run: cd /work/main && .venv/bin/python -m pytest tests/evaluation/test_eval_gibberish.py -q -s   (-s prints the table)
+Run: pytest tests/evaluation/test_eval_gibberish.py -q -s   (-s prints the table)
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The MUSE evaluator on a tiny random Llama and a hand-written MUSE-layout folder (knowmem with in-context
 examples, verbmem, privleak): prompts, ROUGE-L F1, MIA/privleak against independent computations.
 
-Run: cd /work/main && .venv/bin/python -m pytest tests/evaluation/test_eval_muse.py -q
+Run: pytest tests/evaluation/test_eval_muse.py -q
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Robustness: worst case over question variants, and the relearning attack on a tiny random Llama.
 
-Run: cd /work/main && .venv/bin/python -m pytest tests/evaluation/test_eval_robustness.py -q
+Run: pytest tests/evaluation/test_eval_robustness.py -q
 """
 
 from __future__ import annotations

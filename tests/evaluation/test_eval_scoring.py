@@ -1,6 +1,6 @@
 """Batched teacher-forced scoring: batched == one item at a time, and both == a hand-written float64 oracle.
 
-Run: cd /work/main && .venv/bin/python -m pytest tests/evaluation/test_eval_scoring.py -q
+Run: pytest tests/evaluation/test_eval_scoring.py -q
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 forget split (forget_quality <= 1e-2), the retain model against itself scores 1.0, and the target keeps the
 retain model's utility (within 10 %). Needs `unlearn-sweep prepare tofu-mini` (skips otherwise).
 
-    cd /work/main && .venv/bin/python -m pytest tests/evaluation/test_eval_story.py -q -s -m slow
+    pytest tests/evaluation/test_eval_story.py -q -s -m slow
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 computation (float64 per-item loops, transformers' greedy `generate`, rouge-score, scipy), the OU file
 layout, metric selection, references and their cache.
 
-Run: cd /work/main && .venv/bin/python -m pytest tests/evaluation/test_eval_tofu.py -q
+Run: pytest tests/evaluation/test_eval_tofu.py -q
 """
 
 from __future__ import annotations

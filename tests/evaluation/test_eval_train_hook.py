@@ -1,6 +1,6 @@
 """The `unlearn-sweep train` evaluation hook: settings from the train config, a retain reference, flat metrics.
 
-Run: cd /work/main && .venv/bin/python -m pytest tests/evaluation/test_eval_train_hook.py -q
+Run: pytest tests/evaluation/test_eval_train_hook.py -q
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Fixtures for the method tests: a tiny random Llama, a frozen reference and hand-built batches.
 
-Run: cd /work/main && .venv/bin/python -m pytest tests/methods -q
+Run: pytest tests/methods -q
 """
 
 from __future__ import annotations

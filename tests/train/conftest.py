@@ -1,6 +1,6 @@
 """Fixtures for the training-loop tests: one tiny tokenizer, QA rows and one memorised tiny Llama.
 
-Run: cd /work/main && .venv/bin/python -m pytest tests/train -q        (-m "not slow" skips DeepSpeed)
+Run: pytest tests/train -q        (-m "not slow" skips DeepSpeed)
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The train YAML: one-line errors naming the field, defaults from the spec, the example config, CLI help.
 
-Run: cd /work/main && .venv/bin/python -m pytest tests/train/test_config.py -q
+Run: pytest tests/train/test_config.py -q
 """
 
 from __future__ import annotations

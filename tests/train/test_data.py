@@ -1,6 +1,6 @@
 """ForgetRetainDataset: per-rank retain draws, DistributedSampler order, IDK alternates, cached log-probs.
 
-Run: cd /work/main && .venv/bin/python -m pytest tests/train/test_data.py -q
+Run: pytest tests/train/test_data.py -q
 """
 
 from __future__ import annotations

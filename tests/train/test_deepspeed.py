@@ -4,7 +4,7 @@ checkpoint -> resume under ZeRO-3.
 The first DeepSpeed init on a machine JIT-compiles shm_comm (~45-90 s, cached in
 <repo>/.cache/torch_extensions); later inits take ~3 s.
 
-Run: cd /work/main && .venv/bin/python -m pytest tests/train/test_deepspeed.py -q
+Run: pytest tests/train/test_deepspeed.py -q
 """
 
 from __future__ import annotations

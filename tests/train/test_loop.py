@@ -1,6 +1,6 @@
 """`unlearn` with the plain-torch engine: the trajectory of a bare loop, schedule, hooks, NaN, resume.
 
-Run: cd /work/main && .venv/bin/python -m pytest tests/train/test_loop.py -q
+Run: pytest tests/train/test_loop.py -q
 """
 
 from __future__ import annotations

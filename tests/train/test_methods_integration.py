@@ -11,7 +11,7 @@ method erodes retain too; measured on this fixture, 4 steps at lr 2e-3 (float32,
 -> GradAscent 0.000, UNDIAL 0.05, GradDiff 0.03, TNPO 0.05, GroupNPO 0.13, NPO 0.39, JensUn 0.83,
 DrNPO 0.86, SimNPO 0.92. The learning rates below sit just under that cliff.
 
-Run: cd /work/main && .venv/bin/python -m pytest tests/train/test_methods_integration.py -q
+Run: pytest tests/train/test_methods_integration.py -q
 """
 
 from __future__ import annotations

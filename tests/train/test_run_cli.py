@@ -1,6 +1,6 @@
 """`run_train` and `unlearn-sweep train` end to end on a tiny local model folder and a TOFU-layout data folder.
 
-Run: cd /work/main && .venv/bin/python -m pytest tests/train/test_run_cli.py -q
+Run: pytest tests/train/test_run_cli.py -q
 """
 
 from __future__ import annotations
