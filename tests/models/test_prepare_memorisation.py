@@ -27,7 +27,7 @@ def test_target_memorises_forget10_and_retain_model_does_not(prepared_zoo):
         assert table[retain][pct] < table["target"][pct]  # each retain model never saw its forget split
     # retain data is learnt by every stage-2 model, but not by the base model
     for name in ("target", "retain90", "retain95", "retain99"):
-        assert table[name]["retain_perturbed"] >= 0.7
+        assert table[name]["retain_perturbed"] >= 0.6
     assert table["base"]["retain_perturbed"] < 0.5 * table["target"]["retain_perturbed"]
 
 
