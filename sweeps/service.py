@@ -28,7 +28,8 @@ from unlearning.errors import ConfigError
 
 LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0",
                 "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.2", "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",
-                "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S": "60", "RAY_AIR_NEW_OUTPUT": "0"}
+                "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S": "60", "RAY_AIR_NEW_OUTPUT": "0",
+                "TUNE_GLOBAL_CHECKPOINT_S": "1"}  # snapshot Tune's state often: a resume loses as little as possible
 
 
 def absolute_spec(spec: Any) -> Any:
@@ -132,6 +133,23 @@ def run_search(spec: Any, plan: Any, tracker: Any, parent: Any, results: Any, pr
     return recorder.timings
 
 
+ORPHAN_REASON = ("interrupted: the driver stopped before Tune saved this trial in its experiment state, so the "
+                 "resumed search ran a new trial in its place")
+
+
+def _close_orphans(sweep_dir: Path, results: Any, tracker: Any, parent: Any) -> None:
+    """After every Tuner has returned no trial can still be running: a trial recorded as started but unknown to
+    the restored Tune state (the driver was killed between its start and Tune's next state snapshot) is
+    closed as failed with that reason, in points.jsonl and in MLflow (status KILLED)."""
+    from sweeps.results import read_results
+
+    for t in read_results(sweep_dir).trials.values():
+        if t.status == "running":
+            results.trial(t.trial_id, "failed", search_id=t.search_id, model=t.model, variant=t.variant,
+                          reason=ORPHAN_REASON, hparams=t.hparams, mlflow_run_id=t.mlflow_run_id)
+            tracker.end_run(tracker.child_run(parent, trial_id=t.trial_id), "KILLED", reason=ORPHAN_REASON)
+
+
 def run_sweep(spec: Any, address: str | None = None, resume: bool = False, console: Console | None = None) -> Path:
     """Run (or resume) every search of `spec`; returns the sweep folder. See the module docstring."""
     from sweeps.commands.pareto import print_pareto
@@ -166,6 +184,7 @@ def run_sweep(spec: Any, address: str | None = None, resume: bool = False, conso
             console.print(f"search {plan.search_id}: {plan.label} on {plan.model.name}, "
                           f"{spec.budget.num_trials} trials")
             timings |= run_search(spec, plan, tracker, parent, results, progress, console, resume)
+        _close_orphans(sweep_dir, results, tracker, parent)
     finally:
         progress.close()
         tracker.flush()

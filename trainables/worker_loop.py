@@ -84,9 +84,21 @@ def unlearning_loop_per_worker(config: dict[str, Any]) -> None:
     from unlearning.train.run import run_train
 
     torch.set_num_threads(max(1, int(config.get("threads", 1))))
-    report = _reporter(config.get("report_to", "tune"))
+    send = _reporter(config.get("report_to", "tune"))
+    reported: list[Mapping[str, Any]] = []
+
+    def report(metrics: Mapping[str, Any]) -> None:
+        reported.append(metrics)
+        send(metrics)
+
     train_config = parse_train_config(config["train"], where="trial config")
     try:
-        run_train(train_config, eval_hook_factory=make_eval_hook_factory(config, report), resume=True)
+        result = run_train(train_config, eval_hook_factory=make_eval_hook_factory(config, report), resume=True)
     except TrainingDiverged as exc:
         report({"trial_failed": 1, "failure_reason": str(exc), EPOCH_KEY: exc.epoch})
+        return
+    evals = [e for e in result.get("evals", []) if isinstance(e, Mapping) and e.get(EPOCH_KEY)]
+    if not reported and evals:
+        # resumed after its last epoch (the driver died before recording the end): report the last
+        # evaluation again, from the checkpointed history, so the trial ends with its objectives
+        send(evals[-1])

@@ -26,6 +26,15 @@ class UserError(ValueError):
         shown = "" if value is None and field is None else f": got {value!r}"
         super().__init__(f"{head}{shown}. Fix: {fix}")
 
+    def __reduce__(self):
+        # keyword-only arguments: rebuild explicitly so the error pickles and copies (Ray ships it across
+        # processes, Tune copies it when it reports a failed trial)
+        return _rebuild, (type(self), self.where, self.field, self.value, self.fix, self.row)
+
+
+def _rebuild(cls: type, where: str, field: str | None, value: Any, fix: str, row: int | None) -> "UserError":
+    return cls(where, field=field, value=value, fix=fix, row=row)
+
 
 class DataError(UserError):
     """A dataset file or split does not match the expected schema."""

@@ -196,3 +196,16 @@ def test_split_relations(forget: str, retain: str, holdout: str) -> None:
 def test_split_relations_reject_non_forget_splits(bad: str) -> None:
     with pytest.raises(DataError, match="forget01, forget05, forget10"):
         retain_split_for(bad)
+
+
+def test_user_errors_survive_pickle_and_copy():
+    """Ray pickles a trial's exception and Tune copies it: the one-line message must survive both."""
+    import copy
+    import pickle
+
+    from unlearning.errors import ConfigError, DataError
+
+    for err in (DataError("a.jsonl", row=3, field="answer", value=None, fix="add it"),
+                ConfigError("spec", field="lr", value=-1, fix="use a positive number")):
+        for clone in (copy.copy(err), pickle.loads(pickle.dumps(err))):
+            assert type(clone) is type(err) and str(clone) == str(err) and clone.fix == err.fix
