@@ -41,19 +41,6 @@ def write_jsonl(folder: Path, split: str, rows: list) -> Path:
     return path
 
 
-@pytest.fixture
-def offline_hub(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Offline hub with an empty cache, even if `datasets` was imported before this test."""
-    import datasets
-    import huggingface_hub.constants
-
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "hf_cache")
-
-
 def test_split_names_are_those_of_spec_4_1() -> None:
     expected = {"forget01", "forget05", "forget10", "forget01_perturbed", "forget05_perturbed",
                 "forget10_perturbed", "retain90", "retain95", "retain99", "retain_perturbed", "real_authors",
