@@ -24,6 +24,10 @@ set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 REPO="$(dirname "$HERE")"
 
+# Ray >= 2.59 turns token auth on for a new local head as soon as ~/.ray/auth_token exists (any earlier
+# local `ray.init()` writes it), but the loopback worker join below does not pick the token up: this dev
+# cluster listens on 127.0.0.1 only, so auth is off unless you ask for it (see the Token auth line above).
+export RAY_AUTH_MODE=${RAY_AUTH_MODE:-disabled}
 PORT=${UNLEARN_SWEEP_RAY_PORT:-6380}
 DASH_PORT=${UNLEARN_SWEEP_DASHBOARD_PORT:-8265}
 CLIENT_PORT=${UNLEARN_SWEEP_RAY_CLIENT_PORT:-10001}
