@@ -113,6 +113,15 @@ def unknown_name_fix(name: str, allowed: Any = SEARCHABLE) -> str:
 class _Dim(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    def check_range(self) -> None:
+        """low < high, shared by the numeric dimensions (`low` and `high` are theirs)."""
+        if self.low > self.high:
+            raise ConfigError("search space", field="low", value=self.low,
+                              fix=f"low must be below high ({self.high}): swap them")
+        if self.low == self.high:
+            raise ConfigError("search space", field="high", value=self.high,
+                              fix="empty range (low == high): widen it, or move the value to `fixed:`")
+
 
 class FloatParam(_Dim):
     """A continuous range [low, high]; log=True samples log-uniformly (low must be > 0)."""
@@ -126,12 +135,7 @@ class FloatParam(_Dim):
     def check(self) -> None:
         if not (math.isfinite(self.low) and math.isfinite(self.high)):
             raise ConfigError("search space", field="low", value=(self.low, self.high), fix="give finite bounds")
-        if self.low > self.high:
-            raise ConfigError("search space", field="low", value=self.low,
-                              fix=f"low must be below high ({self.high}): swap them")
-        if self.low == self.high:
-            raise ConfigError("search space", field="high", value=self.high,
-                              fix="empty range (low == high): widen it, or move the value to `fixed:`")
+        self.check_range()
         if self.log and self.low <= 0:
             raise ConfigError("search space", field="low", value=self.low,
                               fix="a log range needs low > 0 (e.g. 1.0e-5), or set log: false")
@@ -152,12 +156,7 @@ class IntParam(_Dim):
     step: int = Field(1, ge=1)
 
     def check(self) -> None:
-        if self.low > self.high:
-            raise ConfigError("search space", field="low", value=self.low,
-                              fix=f"low must be below high ({self.high}): swap them")
-        if self.low == self.high:
-            raise ConfigError("search space", field="high", value=self.high,
-                              fix="empty range (low == high): widen it, or move the value to `fixed:`")
+        self.check_range()
         if self.log and self.low < 1:
             raise ConfigError("search space", field="low", value=self.low, fix="a log int range needs low >= 1")
         if self.log and self.step != 1:

@@ -119,7 +119,7 @@ def run_search(spec: Any, plan: Any, tracker: Any, parent: Any, results: Any, pr
         searcher = make_searcher(spec, plan, _constraint_refs(spec, shared.target_metrics))
         tuner = ray.tune.Tuner(
             trainable,
-            param_space={SWEEP_KEY: sweep_constants(spec, plan.search_id, shared.source, shared.reference_dir)},
+            param_space={SWEEP_KEY: sweep_constants(spec, plan.search_id, shared.reference_dir)},
             tune_config=ray.tune.TuneConfig(search_alg=searcher, num_samples=spec.budget.num_trials,
                                             max_concurrent_trials=concurrency(spec, cluster_resources()),
                                             reuse_actors=True, time_budget_s=spec.budget.time_budget_s,

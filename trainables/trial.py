@@ -3,7 +3,7 @@
     tuner = ray.tune.Tuner(ray.tune.with_resources(run_trial, trial_resources(spec)), param_space=...)
 
 `config` holds the sampled hyperparameters plus one constant entry `_sweep` (see `sweep_constants`): the
-spec (as a dict), the search id, the sweep folder, the benchmark source and the retain-reference folder.
+spec (as a dict), the search id, the sweep folder and the retain reference the driver prepared.
 
 * Single-worker CPU trials call `unlearning_loop_per_worker` directly in this process (no Ray Train: it
   costs 12-22 s per trial on 2 cores) and report with `ray.tune.report`.
@@ -23,9 +23,9 @@ SWEEP_KEY = "_sweep"
 DRIVER_CPU = 0.01  # a Train-driving trial holds almost no CPU itself (0 is refused by Ray)
 
 
-def sweep_constants(spec: Any, search_id: str, source: str, reference: str | None) -> dict[str, Any]:
+def sweep_constants(spec: Any, search_id: str, reference: str | None) -> dict[str, Any]:
     return {"spec": spec.raw(), "spec_source": spec.source_path, "search_id": search_id,
-            "sweep_dir": str(spec.sweep_dir()), "source": str(source), "reference": reference}
+            "sweep_dir": str(spec.sweep_dir()), "reference": reference}
 
 
 def uses_ray_train(resources: Any) -> bool:
