@@ -12,12 +12,17 @@ if [ ! -x .venv/bin/python ]; then
 fi
 _us_stamp=.venv/.unlearn-sweep-installed
 _us_want=$(cat requirements.txt constraints.txt pyproject.toml | sha256sum | cut -c1-16)
+# pip, quiet: no progress bars, no version nag, and none of the "Location ... is ignored" warnings that a
+# machine-wide find-links setting prints for every package (errors still show)
+_us_pip() {
+  PIP_CONSTRAINT="$_us_root/constraints.txt" .venv/bin/python -m pip install -q --progress-bar off \
+    --disable-pip-version-check "$@" 2>&1 | grep -v -E "^WARNING: Location '.*' is ignored"
+  return "${PIPESTATUS[0]}"
+}
 if [ "$(cat "$_us_stamp" 2>/dev/null)" != "$_us_want" ]; then
-  echo "installing dependencies into .venv (first run: a few minutes) ..."
-  PIP_CONSTRAINT="$_us_root/constraints.txt" .venv/bin/python -m pip install -q -r requirements.txt \
-    || { echo "bootstrap: pip install -r requirements.txt failed" >&2; return 1; }
-  PIP_CONSTRAINT="$_us_root/constraints.txt" .venv/bin/python -m pip install -q --no-deps -e . \
-    || { echo "bootstrap: pip install -e . failed" >&2; return 1; }
+  echo "installing dependencies into .venv (first run: about 2 minutes) ..."
+  _us_pip -r requirements.txt || { echo "bootstrap: pip install -r requirements.txt failed" >&2; return 1; }
+  _us_pip --no-deps -e . || { echo "bootstrap: pip install -e . failed" >&2; return 1; }
   echo "$_us_want" > "$_us_stamp"
 fi
 # Environment for everything run from here: offline hub, DeepSpeed on CPU when there is no GPU,
@@ -26,6 +31,7 @@ export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-1} TRANSFORMERS_OFFLINE=${TRANSFORMERS_O
 export TORCH_EXTENSIONS_DIR=${TORCH_EXTENSIONS_DIR:-$_us_root/.cache/torch_extensions}
 export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 RAY_USAGE_STATS_ENABLED=0
 export MLFLOW_DISABLE_TELEMETRY=true MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false
+export HF_HUB_DISABLE_PROGRESS_BARS=${HF_HUB_DISABLE_PROGRESS_BARS:-1} TOKENIZERS_PARALLELISM=false
 if ! .venv/bin/python -c "import torch,sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
   export DS_ACCELERATOR=${DS_ACCELERATOR:-cpu}
 fi

@@ -14,14 +14,17 @@ Each file `<out>/<search_id>__<trial_id>__e<epoch>.yaml` holds:
   values, MLflow run id, checkpoint, the library versions and topology of the sweep, the retain reference,
   and `open_unlearning_command`, the equivalent open-unlearning run (also written as a comment on top).
 
-Epochs: a point at an earlier epoch k of a longer trial is exported with the trial's epoch count and
-`train.stop_after_epoch: k`, so warmup and learning-rate decay follow the trial's schedule and the run
-replays the point exactly (a fresh k-epoch run would decay its learning rate faster).
+Epochs: a point at an earlier epoch k of a longer trial (k may be a fraction with `eval.every` < 1, e.g.
+TRIAL:1.5) is exported with the trial's epoch count and `train.stop_after_epoch: k`, so warmup and
+learning-rate decay follow the trial's schedule and the run stops at the very optimizer step the point was
+evaluated at (`unlearning.train.schedule`): it replays the point exactly (a fresh k-epoch run would decay its
+learning rate faster).
 """
 
 from __future__ import annotations
 
 import importlib.metadata
+import math
 import platform
 import re
 from pathlib import Path
@@ -33,6 +36,7 @@ from sweeps.pareto import fronts_by_model
 from sweeps.results import Point, Results
 from sweeps.trial_config import for_plan, train_config
 from unlearning.errors import ConfigError
+from unlearning.train.schedule import epoch_label
 
 LIBRARIES = ("torch", "transformers", "deepspeed", "ray", "optuna", "mlflow")
 
@@ -71,7 +75,7 @@ def choose(results: Results, pick: str, spec) -> list[tuple[Point, str]]:
                 elif part == "pareto":
                     chosen += [(p, f"Pareto front of {model}") for p in front.front]
             continue
-        m = re.fullmatch(r"(.+?)(?::(\d+))?", part)
+        m = re.fullmatch(r"(.+?)(?::(\d+(?:\.\d+)?))?", part)
         trial_id, epoch = m.group(1), m.group(2)
         pts = _trial_points(results, trial_id)
         if not pts:
@@ -81,7 +85,7 @@ def choose(results: Results, pick: str, spec) -> list[tuple[Point, str]]:
         if epoch is None:
             chosen.append((pts[-1], f"trial {trial_id}, last evaluated epoch"))
             continue
-        match = [p for p in pts if p.epoch == int(epoch)]
+        match = [p for p in pts if p.epoch == epoch_label(float(epoch))]
         if not match:
             raise ConfigError("export", field="pick", value=part,
                               fix=f"trial {trial_id} was evaluated at epochs {[p.epoch for p in pts]}")
@@ -187,7 +191,7 @@ def open_unlearning_command(spec, plan, cfg: Mapping[str, Any], task_name: str) 
 # writing
 
 
-def _epoch_fields(trial_epochs: int, chosen: int) -> tuple[dict[str, Any], str]:
+def _epoch_fields(trial_epochs: int, chosen: int | float) -> tuple[dict[str, Any], str]:
     """An earlier epoch replays exactly: the trial's schedule (warmup, decay over all its epochs), stopped."""
     if chosen == trial_epochs:
         return {"epochs": chosen}, "exact: the trial's full run"
@@ -202,7 +206,7 @@ def export_config(spec, point: Point, why: str, results: Results, versions: Mapp
     sampled = for_plan(plan, point.hparams)
     task = f"{spec.name}__{plan.search_id}__{point.trial_id}__e{point.epoch}"
     cfg = train_config(spec, plan, sampled, output_dir=str(Path(out_dir) / "runs" / task))
-    trial_epochs = max(int(cfg["train"]["epochs"]), point.epoch)  # what the trial was scheduled for
+    trial_epochs = max(int(cfg["train"]["epochs"]), math.ceil(point.epoch))  # what the trial was scheduled for
     fields, replay = _epoch_fields(trial_epochs, point.epoch)
     cfg["train"].update(fields)
     command = open_unlearning_command(spec, plan, cfg, task)

@@ -3,9 +3,10 @@
     searcher = make_searcher(spec, plan, constraint_refs={"model_utility": 0.61})
     ray.tune.TuneConfig(search_alg=searcher, ...)    # metric/mode live on the searcher only (MO)
 
-`OptunaSearch` never sets the user attrs that Optuna's `constraints_func` reads, so `ConstrainedOptunaSearch`
-writes each completed trial's constraint values (<= 0 means satisfied) into the Optuna trial before
-`tell`, and marks a trial FAIL (not a crashed `tell`) when it failed or reported non-finite objectives.
+`OptunaSearch` knows nothing of constraints, so `ConstrainedOptunaSearch` sets each completed trial's constraint
+values (<= 0 means satisfied) on the Optuna trial with `Trial.set_constraint` (Optuna 5's API; the samplers read
+them from the trial, no deprecated `constraints_func`) before `tell`, and marks a trial FAIL (not a crashed
+`tell`) when it failed or reported non-finite objectives.
 Optuna sees a trial's *last* reported epoch (the objectives its hyperparameters, epochs included, produce);
 the Pareto selection afterwards looks at every epoch of every trial. The study lives in the sweep's Optuna
 storage (SQLite beside the sweep, or an RDB URL on a cluster), one study per search.
@@ -19,7 +20,6 @@ from typing import Any, Mapping, Sequence
 import optuna
 from ray.tune.search.optuna import OptunaSearch
 
-CONSTRAINT_ATTR = "constraints"
 FAILED_KEY = "trial_failed"
 
 
@@ -34,11 +34,6 @@ def constraint_values(constraints: Sequence[Any], result: Mapping[str, Any], ref
         threshold = c.threshold(refs.get(c.metric))
         values.append(threshold - x if c.op in (">=", ">") else x - threshold)
     return values
-
-
-def constraints_from_attrs(trial: optuna.trial.FrozenTrial) -> list[float]:
-    """`constraints_func` for Optuna samplers (module level so the searcher pickles)."""
-    return list(trial.user_attrs.get(CONSTRAINT_ATTR, [0.0]))
 
 
 class ConstrainedOptunaSearch(OptunaSearch):
@@ -64,7 +59,8 @@ class ConstrainedOptunaSearch(OptunaSearch):
             self._completed_trials.add(trial_id)
             return None
         if ot_trial is not None and self._constraints:
-            ot_trial.set_user_attr(CONSTRAINT_ATTR, constraint_values(self._constraints, result or {}, self._refs))
+            for c, value in zip(self._constraints, constraint_values(self._constraints, result or {}, self._refs)):
+                ot_trial.set_constraint(str(c), value)
         return super().on_trial_complete(trial_id, result, error)
 
 
@@ -73,14 +69,13 @@ def objective_key(objective: Any) -> str:
     return f"log10_{objective.name}" if getattr(objective, "scale", "linear") == "log" else objective.name
 
 
-def make_sampler(kind: str, seed: int, constrained: bool) -> optuna.samplers.BaseSampler:
-    cf = constraints_from_attrs if constrained else None
+def make_sampler(kind: str, seed: int) -> optuna.samplers.BaseSampler:
+    """The Optuna sampler of `search.sampler`; constrained samplers read the trials' `set_constraint` values."""
     if kind == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed, constraints_func=cf)
+        return optuna.samplers.NSGAIISampler(seed=seed)
     if kind == "random":
         return optuna.samplers.RandomSampler(seed=seed)
-    return optuna.samplers.TPESampler(seed=seed, multivariate=True, constraints_func=cf,
-                                      n_startup_trials=4)
+    return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=4)
 
 
 def make_searcher(spec: Any, plan: Any, constraint_refs: Mapping[str, float]) -> ConstrainedOptunaSearch:
@@ -89,7 +84,7 @@ def make_searcher(spec: Any, plan: Any, constraint_refs: Mapping[str, float]) ->
         space=plan.space.to_optuna(),
         metric=[objective_key(o) for o in objectives],
         mode=[o.mode for o in objectives],
-        sampler=make_sampler(spec.search.sampler, spec.seed, bool(spec.constraints)),
+        sampler=make_sampler(spec.search.sampler, spec.seed),
         study_name=plan.search_id,
         storage=optuna.storages.RDBStorage(spec.optuna_storage()),
         constraints=spec.constraints,

@@ -78,12 +78,13 @@ def eval_section(spec, plan=None) -> dict[str, Any]:
     """The train config's `eval:` section; with a plan, its settings also name the retain reference
     (`retain_logs` or `retain_model`) that forget_quality and privleak are computed against."""
     settings = dict(spec.eval)
+    every = settings.pop("every", 1.0)  # when to evaluate is the loop's business, not the evaluator's
     if spec.benchmark.name != "muse":
         settings["forget_split"] = spec.benchmark.forget_split
     if plan is not None and (plan.model.retain_logs or plan.model.retain_model):
         key = "retain_logs" if plan.model.retain_logs else "retain_model"
         settings[key] = plan.model.retain_logs or plan.model.retain_model
-    return {"enabled": True, "on_start": True, "every_epoch": True, "settings": settings}
+    return {"enabled": True, "on_start": True, "every": every, "settings": settings}
 
 
 def for_plan(plan, hparams: Mapping[str, Any]) -> dict[str, Any]:

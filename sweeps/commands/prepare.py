@@ -1,8 +1,9 @@
-"""`unlearn-sweep prepare tofu-mini`: generate the offline benchmark and train the tiny model zoo.
+"""`unlearn-sweep prepare tofu-mini`: generate the offline benchmark and train the tiny zoo models a run needs.
 
-    unlearn-sweep prepare tofu-mini                 # default size, cached under $UNLEARN_SWEEP_CACHE
-    unlearn-sweep prepare tofu-mini --size tiny     # a smaller, faster zoo
-    unlearn-sweep prepare tofu-mini --force         # rebuild even if the cache is valid
+    unlearn-sweep prepare tofu-mini                         # target + retain90 (the default sweep's pair)
+    unlearn-sweep prepare tofu-mini --models all            # + retain95, retain99, base
+    unlearn-sweep prepare tofu-mini --size tiny             # a smaller, faster zoo
+    unlearn-sweep prepare tofu-mini --force                 # rebuild even if the cache is valid
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from unlearning.data.tofu_mini import TofuMiniConfig
 from unlearning.errors import ConfigError
 
 console = Console()
@@ -31,16 +33,19 @@ def memorisation_rich_table(manifest: dict) -> Table:
 
 
 def register(app: typer.Typer) -> None:
-    @app.command(epilog="Examples:\n\n  unlearn-sweep prepare tofu-mini\n\n  unlearn-sweep prepare tofu-mini --size tiny --authors 100")
+    @app.command(epilog="Examples:\n\n  unlearn-sweep prepare tofu-mini\n\n  unlearn-sweep prepare tofu-mini --models all"
+                        "\n\n  unlearn-sweep prepare tofu-mini --size tiny --models target,retain90")
     def prepare(
         benchmark: str = typer.Argument("tofu-mini", help="What to prepare (only the embedded 'tofu-mini')."),
         size: str = typer.Option("small", help="Zoo model size: tiny, small or base."),
-        authors: int = typer.Option(100, help="Number of fictitious authors in tofu-mini (20 QA each)."),
+        models: str = typer.Option("target,retain90", help="Zoo models to train (comma-separated: base, target, "
+                                   "retain99, retain95, retain90) or 'all'. Others are trained on demand."),
+        authors: int = typer.Option(TofuMiniConfig.n_authors,
+                                    help="Number of fictitious authors in tofu-mini (20 QA each)."),
         seed: int = typer.Option(0, help="Seed of the benchmark and the training."),
         force: bool = typer.Option(False, help="Delete the cached zoo for this config and rebuild it."),
     ) -> None:
-        """Generate tofu-mini and train the target + retain models (cached; a no-op when already built)."""
-        from unlearning.data.tofu_mini import TofuMiniConfig
+        """Generate tofu-mini and train the zoo models asked for (cached; a no-op when already built)."""
         from unlearning.models.prepare import prepare as run_prepare
         from unlearning.models.zoo import ZooConfig, zoo_dir
 
@@ -56,7 +61,7 @@ def register(app: typer.Typer) -> None:
         if force and zoo_dir(cfg).exists():
             shutil.rmtree(zoo_dir(cfg))
         t0 = time.perf_counter()
-        manifest = run_prepare(cfg, log=lambda m: console.print(f"[dim]{m}[/dim]"))
+        manifest = run_prepare(cfg, models=models, log=lambda m: console.print(f"[dim]{m}[/dim]"))
         wall = time.perf_counter() - t0
         console.print(memorisation_rich_table(manifest))
         if manifest.get("cached"):

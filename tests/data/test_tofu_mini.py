@@ -16,7 +16,7 @@ Q = len(TEMPLATES)
 
 @pytest.fixture(scope="module")
 def splits():
-    return generate(TofuMiniConfig())
+    return generate(TofuMiniConfig(n_authors=100))
 
 
 def test_same_seed_identical_files_and_other_seed_differs(tmp_path):

@@ -66,11 +66,11 @@ def test_run_train_writes_model_history_and_resumes(assets, tmp_path, tok):
 
 def test_eval_section_picks_the_epochs_the_hook_runs(assets, tmp_path):
     raw = _config(assets, tmp_path / "x", epochs=3)
-    raw["eval"] = {"on_start": False, "every_epoch": False}   # only the final epoch
+    raw["eval"] = {"on_start": False, "every": None}   # only the final epoch
     calls = []
     result = run_train(parse_train_config(raw), eval_hook=lambda m, e: calls.append(e) or {"e": e})
     assert calls == [3]
-    assert result["evals"] == [{"epoch": 3, "e": 3}]
+    assert result["evals"] == [{"epoch": 3, "step": 6, "e": 3}]
 
 
 @pytest.mark.slow
@@ -83,3 +83,21 @@ def test_cli_runs_deepspeed_zero2(assets, tmp_path):
     assert "4 optimizer steps: loss" in proc.stdout
     assert (tmp_path / "cli" / "model" / "config.json").is_file()
     assert not (tmp_path / "ignored").exists()
+
+
+def test_fractional_eval_points_and_a_fractional_stop_replays_the_point(assets, tmp_path, tok):
+    """eval.every 0.5 evaluates twice per epoch; stop_after_epoch 1.5 stops at that very point (same weights)."""
+    forget = qa_rows()[0]
+    raw = _config(assets, tmp_path / "half", epochs=2)          # 8 rows / batch 4 = 2 optimizer steps per epoch
+    raw["eval"] = {"every": 0.5}
+    result = run_train(parse_train_config(raw), eval_hook=lambda m, e: {"p": answer_prob(m, tok, forget)})
+    assert [(e["epoch"], e["step"]) for e in result["evals"]] == [(0, 0), (0.5, 1), (1, 2), (1.5, 3), (2, 4)]
+    probs = {e["epoch"]: e["p"] for e in result["evals"]}
+    assert len(set(probs.values())) == 5                          # the model changes between every two points
+
+    replay = _config(assets, tmp_path / "replay", epochs=2, stop_after_epoch=1.5)
+    replay["eval"] = {"every": None, "on_start": False}
+    out = run_train(parse_train_config(replay), eval_hook=lambda m, e: {"p": answer_prob(m, tok, forget)})
+    assert len(out["history"]["steps"]) == 3 and out["evals"][-1]["epoch"] == 1.5
+    assert out["evals"][-1]["p"] == pytest.approx(probs[1.5], rel=1e-5)
+    assert out["evals"][-1]["p"] != pytest.approx(probs[2], rel=1e-5)

@@ -1,19 +1,24 @@
-"""`unlearn-sweep prepare tofu-mini`: generate the benchmark and train the tiny zoo, cached by config hash.
+"""`unlearn-sweep prepare tofu-mini`: generate the benchmark and train the tiny zoo models a run needs, cached.
 
-Steps (each skipped when its output is already in the cache):
+Steps (each skipped when its output is already in the cache; only the models asked for are trained):
 1. write tofu-mini (`data/`), train the BPE tokenizer on its text (`tokenizer/`);
-2. `base/`: the tiny Llama trained on `base_facts` only (real_authors + world_facts: the general knowledge a
-   pretrained model has before it sees the authors) -- the "before any author data" reference;
-3. `target/`: trained on `base_facts` + `full`; `retain99/95/90/`: on `base_facts` + `retainXX` (without the
-   forget split). They start from the same random init as `base`, not from `base`'s weights: fine-tuning
-   the base checkpoint (fit to 100 facts at a high learning rate) memorised forget10 to 0.64 instead of
-   0.96 in the same 24 epochs (measured), so the general facts are learnt together with the authors.
-   The four models train in parallel worker processes (one thread each).
-4. the memorisation table: each model's mean per-token answer probability on each forget split and on
-   `retain_perturbed`, written to `manifest.json` with the timings.
+2. `target/`: trained on the general facts + `full`; `retainXX/`: on the general facts + `retainXX` (without
+   the forget split). The general facts (real_authors + world_facts, the knowledge a pretrained model brings)
+   are repeated `base_repeats` times per epoch so they are as robust as pretrained knowledge: unlearning an
+   author must not wipe the world facts the model utility measures. Models start from the same random init;
+   two train at a time in worker processes (one thread each), printing their progress with an ETA;
+3. `base/` (on request only): the same init trained on the general facts alone, "before any author data";
+4. the memorisation table: each prepared model's mean per-token answer probability on each forget split
+   and on `retain_perturbed`, kept in `manifest.json` with the timings.
+
+By default only `target` and `retain90` are trained (what the default forget10 sweep needs); the others are
+trained on demand (`prepare tofu-mini --models all`, or automatically when a sweep or train config names
+them). A file lock makes concurrent prepares of one zoo wait for each other instead of racing; Ctrl-C or
+SIGTERM stops the worker processes at once (a model is saved only when its training finished).
 
     from unlearning.models.prepare import prepare
-    manifest = prepare(ZooConfig())        # no-op when the cache is valid
+    manifest = prepare(ZooConfig())                               # target + retain90; a no-op when cached
+    manifest = prepare(ZooConfig(), models=("retain95", "retain99"))
 """
 
 from __future__ import annotations
@@ -21,20 +26,22 @@ from __future__ import annotations
 import json
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable, Sequence
 
 from unlearning.data.tofu import load_tofu
 from unlearning.data.tofu_mini import FORGET_PERCENTS, base_facts, write as write_tofu_mini
+from unlearning.errors import ConfigError
 from unlearning.models.loading import TEMPLATE_FILE
-from unlearning.models.zoo import SIZES, ZOO_MODELS, ZooConfig, zoo_dir
+from unlearning.models.zoo import DEFAULT_MODELS, SIZES, ZOO_MODELS, ZooConfig, zoo_dir
 
 TEMPLATE = "zoo"
 FORGET_SPLITS = tuple(f"forget{p:02d}" for p in FORGET_PERCENTS)
-STAGE2 = {"target": "full", **{f"retain{100 - p}": f"retain{100 - p}" for p in FORGET_PERCENTS}}
+# what each model is trained on besides the general facts (None: the general facts alone)
+TRAIN_SPLIT = {"base": None, "target": "full", **{f"retain{100 - p}": f"retain{100 - p}" for p in FORGET_PERCENTS}}
+MANIFEST = "manifest.json"
 
 
 def _log_default(msg: str) -> None:
@@ -56,6 +63,14 @@ def _tokenizer_texts(data_dir: Path) -> list[str]:
             texts += [r[k] for k in ("paraphrased_answer", "paraphrased_question") if k in r]
     texts += [f"Question: {t}\nAnswer: " for t in texts[:50]]
     return texts
+
+
+def training_rows(data_dir: Path, name: str, base_repeats: int) -> list[dict]:
+    """The SFT rows of zoo model `name`: its split (if any) + the general facts repeated `base_repeats` times."""
+    split = TRAIN_SPLIT[name]
+    general = _rows(data_dir, "base_facts")
+    own = _rows(data_dir, split) if split else []
+    return own + general * (base_repeats if split else 1)
 
 
 def _new_model(size: str, seed: int, tokenizer):
@@ -87,20 +102,23 @@ def _template():
 
 
 def _save(model, tokenizer, path: Path) -> None:
+    import shutil
+
+    from transformers.utils import logging as hf_logging
+
     tmp = path.with_name(path.name + ".tmp")
+    hf_logging.disable_progress_bar()  # no "Writing model shards" bar per model
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     (tmp / TEMPLATE_FILE).write_text(TEMPLATE + "\n")
     if path.exists():
-        import shutil
-
         shutil.rmtree(path)
     tmp.rename(path)
 
 
-def _train_stage2(root: str, cfg_json: str, name: str, split: str, threads: int) -> dict:
-    """Worker: the shared random init -> train on `split` + base_facts -> save `name/`. Runs in its own
-    process."""
+def _train_one(root: str, cfg_json: str, name: str, threads: int) -> dict:
+    """Worker: the shared random init -> SFT on the model's rows -> save `name/`; prints progress with an ETA.
+    Runs in its own process."""
     import torch
 
     from unlearning.models.sft import finetune
@@ -111,98 +129,165 @@ def _train_stage2(root: str, cfg_json: str, name: str, split: str, threads: int)
     cfg = raw["train"]
     tok = _load_tokenizer(rootp)
     model = _new_model(raw["size"], cfg["seed"], tok)
-    rows = _rows(rootp / "data", split) + _rows(rootp / "data", "base_facts")
+    rows = training_rows(rootp / "data", name, cfg["base_repeats"])
+    epochs = cfg["base_epochs"] if name == "base" else cfg["epochs"]
     t0 = time.perf_counter()
-    stats = finetune(model, tok, _template(), rows, epochs=cfg["epochs"], lr=cfg["lr"],
-                     batch_size=cfg["batch_size"], seed=cfg["seed"])
+    every = max(1, epochs // 4)
+
+    def progress(epoch: int, loss: float) -> None:
+        if epoch % every == 0 and epoch < epochs:
+            spent = time.perf_counter() - t0
+            print(f"  {name}: epoch {epoch}/{epochs}, loss {loss:.3f}, about {spent * (epochs - epoch) / epoch:.0f}s "
+                  "left", flush=True)
+
+    stats = finetune(model, tok, _template(), rows, epochs=epochs, lr=cfg["lr"], batch_size=cfg["batch_size"],
+                     seed=cfg["seed"], on_epoch=progress)
     stats["seconds"] = time.perf_counter() - t0
     _save(model, tok, rootp / name)
     return stats
 
 
-def memorisation_table(root: Path) -> dict[str, dict[str, float]]:
-    """Per model: answer probability on each forget split and on retain_perturbed."""
+def memorisation_row(root: Path, name: str, splits: dict[str, list[dict]] | None = None) -> dict[str, float]:
+    """One model's answer probability on each forget split and on retain_perturbed."""
     import torch
     from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
 
     from unlearning.models.sft import answer_probability
 
+    hf_logging.disable_progress_bar()
+    splits = splits or {s: _rows(root / "data", s) for s in (*FORGET_SPLITS, "retain_perturbed")}
     tok, template = _load_tokenizer(root), _template()
-    splits = {s: _rows(root / "data", s) for s in (*FORGET_SPLITS, "retain_perturbed")}
-    table = {}
-    for name in ZOO_MODELS:
-        model = AutoModelForCausalLM.from_pretrained(root / name, dtype=torch.float32)
-        table[name] = {s: round(answer_probability(model, tok, template, rows), 4) for s, rows in splits.items()}
-    return table
+    model = AutoModelForCausalLM.from_pretrained(root / name, dtype=torch.float32)
+    return {s: round(answer_probability(model, tok, template, rows), 4) for s, rows in splits.items()}
 
 
-def is_prepared(cfg: ZooConfig) -> bool:
+def prepared_models(cfg: ZooConfig) -> list[str]:
+    """The zoo models of `cfg` whose weights are in the cache."""
     root = zoo_dir(cfg)
-    manifest = root / "manifest.json"
-    if not manifest.exists():
-        return False
+    return [m for m in ZOO_MODELS if (root / m / "config.json").exists()]
+
+
+def _read_manifest(root: Path, cfg: ZooConfig) -> dict | None:
     try:
-        data = json.loads(manifest.read_text())
-    except json.JSONDecodeError:
-        return False
-    return data.get("key") == cfg.key() and all((root / m / "config.json").exists() for m in ZOO_MODELS)
+        data = json.loads((root / MANIFEST).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    return data if data.get("key") == cfg.key() else None
 
 
-def prepare(cfg: ZooConfig, log: Callable[[str], None] = _log_default, workers: int | None = None) -> dict:
-    """Build (or reuse) the zoo for `cfg`; returns the manifest (timings, memorisation table)."""
+def is_prepared(cfg: ZooConfig, models: Iterable[str] = DEFAULT_MODELS) -> bool:
+    manifest = _read_manifest(zoo_dir(cfg), cfg)
+    have = set(prepared_models(cfg))
+    return manifest is not None and all(m in have and m in manifest.get("memorisation", {}) for m in models)
+
+
+def resolve_models(models: Iterable[str] | str | None) -> tuple[str, ...]:
+    """`None` -> the default pair; "all" -> every zoo model; else the named ones (ConfigError on a bad name)."""
+    if models is None:
+        return DEFAULT_MODELS
+    names = [m.strip() for m in models.split(",")] if isinstance(models, str) else [str(m) for m in models]
+    if names == ["all"]:
+        return ZOO_MODELS
+    bad = [m for m in names if m not in ZOO_MODELS]
+    if bad or not names:
+        raise ConfigError("prepare", field="models", value=",".join(names),
+                          fix=f"name zoo models from {', '.join(ZOO_MODELS)} (comma-separated) or 'all'")
+    return tuple(dict.fromkeys(names))
+
+
+def prepare(cfg: ZooConfig, models: Sequence[str] | str | None = None, log: Callable[[str], None] = _log_default,
+            workers: int | None = None) -> dict:
+    """Build (or reuse) the zoo models `models` of `cfg` (default: target + retain90); returns the manifest
+    (timings, memorisation table of every prepared model, `cached`: nothing had to be trained)."""
+    from filelock import FileLock
+
+    wanted = resolve_models(models)
     root = zoo_dir(cfg)
-    if is_prepared(cfg):
-        manifest = json.loads((root / "manifest.json").read_text())
-        manifest["cached"] = True
-        return manifest
-    import torch
-
-    from unlearning.models.sft import finetune
-    from unlearning.models.tokenizer import train_bpe_tokenizer
-
-    t_start = time.perf_counter()
-    timings: dict[str, float] = {}
+    if is_prepared(cfg, wanted):
+        return {**_read_manifest(root, cfg), "cached": True}
     root.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(root / ".prepare.lock")):  # another process may be preparing the same zoo
+        if is_prepared(cfg, wanted):
+            return {**_read_manifest(root, cfg), "cached": True}
+        return _prepare_locked(cfg, wanted, log, workers)
+
+
+def _prepare_locked(cfg: ZooConfig, wanted: tuple[str, ...], log: Callable[[str], None],
+                    workers: int | None) -> dict:
+    root = zoo_dir(cfg)
+    t_start = time.perf_counter()
+    manifest = _read_manifest(root, cfg) or {"key": cfg.key(), "config": asdict(cfg), "timings_s": {},
+                                            "memorisation": {}}
+    timings = manifest["timings_s"]
     data_dir = root / "data"
-    t = time.perf_counter()
-    write_tofu_mini(cfg.data, data_dir)
-    tok = train_bpe_tokenizer(_tokenizer_texts(data_dir), vocab_size=cfg.vocab_size)
-    tok.save_pretrained(root / "tokenizer")
-    timings["data+tokenizer"] = time.perf_counter() - t
-    log(f"tofu-mini ({cfg.data.n_authors} authors) and tokenizer ({len(tok)} tokens) in {timings['data+tokenizer']:.1f}s")
+    if not (root / "tokenizer" / "tokenizer.json").exists():
+        from unlearning.models.tokenizer import train_bpe_tokenizer
 
-    n_cpu = os.cpu_count() or 1
-    if not (root / "base" / "config.json").exists():
         t = time.perf_counter()
-        torch.set_num_threads(n_cpu)
-        model = _new_model(cfg.size, cfg.train.seed, tok)
-        finetune(model, tok, _template(), _rows(data_dir, "base_facts"), epochs=cfg.train.base_epochs,
-                 lr=cfg.train.lr, batch_size=cfg.train.batch_size, seed=cfg.train.seed)
-        _save(model, tok, root / "base")
-        timings["base"] = time.perf_counter() - t
-        log(f"base model trained on base_facts in {timings['base']:.1f}s")
+        write_tofu_mini(cfg.data, data_dir)
+        tok = train_bpe_tokenizer(_tokenizer_texts(data_dir), vocab_size=cfg.vocab_size)
+        tok.save_pretrained(root / "tokenizer")
+        timings["data+tokenizer"] = time.perf_counter() - t
+        log(f"tofu-mini ({cfg.data.n_authors} authors) and its tokenizer ({len(tok)} tokens) written in "
+            f"{timings['data+tokenizer']:.1f}s")
 
-    todo = {n: s for n, s in STAGE2.items() if not (root / n / "config.json").exists()}
-    workers = workers or min(n_cpu, len(todo)) or 1
-    threads = max(1, n_cpu // workers)
-    cfg_json = json.dumps(asdict(cfg))
-    t = time.perf_counter()
+    todo = [m for m in wanted if not (root / m / "config.json").exists()]
     if todo:
-        log(f"training {', '.join(todo)} ({workers} worker process(es), {threads} thread(s) each)")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-            futures = {n: pool.submit(_train_stage2, str(root), cfg_json, n, s, threads) for n, s in todo.items()}
-            for n, fut in futures.items():
-                stats = fut.result()
-                timings[n] = stats["seconds"]
-                log(f"{n} trained on {todo[n]} + base_facts in {stats['seconds']:.1f}s (final loss {stats['final_loss']:.3f})")
-    timings["stage2_wall"] = time.perf_counter() - t
+        n_cpu = os.cpu_count() or 1
+        workers = workers or min(n_cpu, len(todo))
+        threads = max(1, n_cpu // workers)
+        cfg_json = json.dumps(asdict(cfg))
+        log(f"training {', '.join(todo)} on {cfg.size} tiny Llamas ({workers} at a time, {threads} thread(s) each; "
+            f"{cfg.train.epochs} epochs)")
+        t = time.perf_counter()
+        pool = get_context("spawn").Pool(processes=workers)
+        try:
+            jobs = {m: pool.apply_async(_train_one, (str(root), cfg_json, m, threads)) for m in todo}
+            for m, job in jobs.items():
+                stats = job.get()
+                timings[m] = stats["seconds"]
+                log(f"{m} trained in {stats['seconds']:.1f}s (final loss {stats['final_loss']:.3f})")
+            pool.close()
+        except BaseException:  # Ctrl-C / SIGTERM / a failed worker: no worker goes on training into the cache
+            pool.terminate()
+            raise
+        finally:
+            pool.join()
+        timings["training_wall"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    torch.set_num_threads(n_cpu)
-    table = memorisation_table(root)
+    splits = {s: _rows(data_dir, s) for s in (*FORGET_SPLITS, "retain_perturbed")}
+    for m in wanted:
+        if m not in manifest["memorisation"]:
+            manifest["memorisation"][m] = memorisation_row(root, m, splits)
+    manifest["memorisation"] = {m: manifest["memorisation"][m] for m in ZOO_MODELS if m in manifest["memorisation"]}
     timings["memorisation_table"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t_start
-    manifest = {"key": cfg.key(), "config": asdict(cfg), "models": list(ZOO_MODELS), "timings_s": timings,
-                "memorisation": table, "cached": False}
-    (root / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    return manifest
+    manifest.update(models=prepared_models(cfg))
+    tmp = root / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    os.replace(tmp, root / MANIFEST)
+    return {**manifest, "cached": False}
+
+
+def ensure_zoo_models(names: Iterable[str | None], log: Callable[[str], None] = _log_default) -> list[str]:
+    """Train the zoo models among `names` (e.g. a spec's models and retain models) that are not prepared yet;
+    other names (hub ids, folders, None) are ignored. Returns the zoo names that had to be trained."""
+    from unlearning.models.zoo import parse_zoo_name
+
+    groups: dict[ZooConfig, list[str]] = {}
+    for name in names:
+        parsed = parse_zoo_name(str(name)) if name else None
+        if parsed is not None:
+            groups.setdefault(parsed[0], []).append(parsed[1])
+    trained: list[str] = []
+    for cfg, models in groups.items():
+        missing = [m for m in dict.fromkeys(models) if not is_prepared(cfg, (m,))]
+        if missing:
+            head = "tofu-mini" if cfg.size == "small" else f"tofu-mini-{cfg.size}"
+            log(f"zoo model(s) {', '.join(f'{head}/{m}' for m in missing)} not prepared yet: training them now "
+                "(cached for later runs)")
+            prepare(cfg, models=missing, log=log)
+            trained += [f"{head}/{m}" for m in missing]
+    return trained

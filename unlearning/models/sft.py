@@ -35,8 +35,9 @@ def _batches(items: list[dict], batch_size: int, collate: TrainCollator, generat
 
 def finetune(model: torch.nn.Module, tokenizer: Any, template: PromptTemplate, rows: Sequence[dict], *,
              epochs: int, lr: float, batch_size: int, seed: int, weight_decay: float = 0.0,
-             log: Callable[[str], None] | None = None) -> dict[str, float]:
-    """Train on `rows` (question/answer dicts) for `epochs`; returns {"tokens", "steps", "final_loss"}."""
+             on_epoch: Callable[[int, float], None] | None = None) -> dict[str, float]:
+    """Train on `rows` (question/answer dicts) for `epochs`; returns {"tokens", "steps", "final_loss"}.
+    `on_epoch(epoch, mean_loss)` is called after each epoch (1-based), e.g. to print progress."""
     items = encode_rows(tokenizer, template, rows)
     collate = TrainCollator(tokenizer.pad_token_id)
     gen = torch.Generator().manual_seed(seed)
@@ -58,8 +59,8 @@ def finetune(model: torch.nn.Module, tokenizer: Any, template: PromptTemplate, r
             tokens += int(batch["attention_mask"].sum())
             running, n = running + float(out.loss.detach()), n + 1
         loss_val = running / max(n, 1)
-        if log is not None:
-            log(f"epoch {epoch + 1}/{epochs} loss {loss_val:.4f}")
+        if on_epoch is not None:
+            on_epoch(epoch + 1, loss_val)
     model.eval()
     return {"tokens": tokens, "steps": steps, "final_loss": loss_val}
 

@@ -14,9 +14,11 @@ What one call does (unlearning-spec.md §1, OU's HF-Trainer recipe):
   over ranks;
 * warmup ``warmup_epochs`` converted to steps as OU: floor(warmup_epochs*|forget|/(B*grad_accum*world));
   then linear decay to 0 (or constant); AdamW with weight decay; global-norm clipping;
-* ``eval_hook(module, epoch)`` runs at the start (epoch 0) and after each epoch (1..epochs), on every
-  rank, in eval mode without gradients; what it returns (a dict; None = nothing for this epoch) is
-  stored in ``history.evals``;
+* ``eval_hook(module, epoch)`` runs at the start (epoch 0) and at every evaluation point: every
+  ``eval_every`` epochs (fractions allowed: 0.5 = twice per epoch) and at the end, each after the optimizer
+  step `schedule.step_at(epoch)`; on every rank, in eval mode without gradients; what it returns (a dict;
+  None = nothing for this point) is stored in ``history.evals`` with its ``epoch`` label and ``step``;
+* ``stop_after_epoch`` (fractions allowed) stops at that point while keeping the whole run's schedule;
 * a non-finite loss on any rank raises :class:`TrainingDiverged` (on every rank) before the update;
 * with ``checkpoint_dir``: a checkpoint at every epoch end (and every ``save_every_steps`` steps) holding
   the engine state (model, optimizer, scheduler) and, per rank, the loop position, the RNG states
@@ -46,6 +48,7 @@ from unlearning.train.config import LoopConfig
 from unlearning.train.data import ForgetRetainDataset, micro_batches_per_epoch
 from unlearning.train.engine import (DistInfo, Engine, all_reduce_mean, barrier, build_engine, init_distributed,
                                      warmup_steps_for)
+from unlearning.train.schedule import eval_points, step_at
 
 EvalHook = Callable[[nn.Module, int], "Mapping[str, Any] | None"]
 LATEST = "latest.json"
@@ -208,7 +211,8 @@ def _load(root: Path, engine: Engine, method: Any, data: ForgetRetainDataset, fi
 # the loop
 
 
-def _evaluate(eval_hook: EvalHook | None, module: nn.Module, epoch: int, history: TrainHistory) -> None:
+def _evaluate(eval_hook: EvalHook | None, module: nn.Module, epoch: int | float, step: int,
+              history: TrainHistory, on_eval: Callable[[dict[str, Any]], None] | None) -> None:
     if eval_hook is None:
         return
     was_training = module.training
@@ -216,14 +220,20 @@ def _evaluate(eval_hook: EvalHook | None, module: nn.Module, epoch: int, history
     with torch.no_grad():
         metrics = eval_hook(module, epoch)
     module.train(was_training)
-    if metrics is not None:  # a hook may skip an epoch by returning None
-        history.evals.append({"epoch": epoch, **dict(metrics)})
+    if metrics is not None:  # a hook may skip a point by returning None
+        record = {"epoch": epoch, "step": step, **dict(metrics)}
+        history.evals.append(record)
+        if on_eval is not None:
+            on_eval(record)
 
 
 def unlearn(model: nn.Module, method: Any, data: ForgetRetainDataset, cfg: LoopConfig,
             ref_model: nn.Module | None = None, eval_hook: EvalHook | None = None,
-            checkpoint_dir: str | Path | None = None, resume: bool = True) -> TrainHistory:
+            checkpoint_dir: str | Path | None = None, resume: bool = True,
+            eval_every: float | None = 1.0, on_eval: Callable[[dict[str, Any]], None] | None = None) -> TrainHistory:
     """Unlearn ``data``'s forget set from ``model`` with ``method``; returns the TrainHistory.
+    ``eval_every``: epochs between evaluation points (None: only at the start and the end); ``on_eval(record)``
+    receives each evaluation record ({"epoch", "step", **metrics}) as it is made (e.g. to report it).
 
     ``ref_model`` is needed only when ``method.needs_ref_model`` (KL/JSD retain, RMU, UNDIAL); NPO/TNPO/
     IdkDPO read the reference log-probs cached in ``data`` (``data.attach_ref_logps``)."""
@@ -258,13 +268,15 @@ def unlearn(model: nn.Module, method: Any, data: ForgetRetainDataset, cfg: LoopC
     if loaded is not None:
         pos, history = loaded
     else:
-        _evaluate(eval_hook, engine.module, 0, history)
+        _evaluate(eval_hook, engine.module, 0, 0, history, on_eval)
 
-    last_epoch = cfg.stop_after_epoch or cfg.epochs
-    for epoch in range(pos.epoch, last_epoch):
+    stop = cfg.stop_after_epoch if cfg.stop_after_epoch is not None else cfg.epochs
+    last_step = step_at(stop, steps_per_epoch)
+    points = eval_points(stop, steps_per_epoch, eval_every)
+    for epoch in range(pos.epoch, math.ceil(stop - 1e-9)):
         batches = data.micro_batches(epoch, dist_info.rank, dist_info.world, cfg.per_device_batch_size)
         groups = [batches[i:i + cfg.grad_accum] for i in range(0, len(batches), cfg.grad_accum)]
-        for s in range(pos.step_in_epoch, len(groups)):
+        for s in range(pos.step_in_epoch, min(len(groups), last_step - epoch * steps_per_epoch)):
             group = groups[s]
             sums = torch.zeros(3, dtype=torch.float64)
             for k, indices in enumerate(group):
@@ -284,10 +296,15 @@ def unlearn(model: nn.Module, method: Any, data: ForgetRetainDataset, cfg: LoopC
             history.steps.append({"step": pos.global_step, "epoch": epoch, "lr": lr, **values,
                                   "time_s": time.perf_counter() - t0})
             mid_epoch = s + 1 < len(groups)
+            if pos.global_step in points and mid_epoch:
+                _evaluate(eval_hook, engine.module, points[pos.global_step], pos.global_step, history, on_eval)
             if root is not None and cfg.save_every_steps and mid_epoch and pos.global_step % cfg.save_every_steps == 0:
                 _save(root, engine, pos, history, method, data, fingerprint, cfg.keep_checkpoints, dist_info)
+        if pos.step_in_epoch < len(groups):  # stopped inside this epoch (a fractional stop_after_epoch)
+            break
         pos = _Position(epoch + 1, 0, pos.global_step)
-        _evaluate(eval_hook, engine.module, epoch + 1, history)
+        if pos.global_step in points:
+            _evaluate(eval_hook, engine.module, points[pos.global_step], pos.global_step, history, on_eval)
         if root is not None:
             _save(root, engine, pos, history, method, data, fingerprint, cfg.keep_checkpoints, dist_info)
 

@@ -13,7 +13,7 @@ Steps (``setup`` -> ``train`` -> ``save``, in this order):
 3. cache the reference log-probs the method reads (NPO, TNPO, IdkDPO) with the initial model, and keep a
    live frozen copy only when ``method.needs_ref_model`` (KL/JSD retain, RMU, UNDIAL);
 4. ``unlearn`` with checkpoints under ``<output_dir>/checkpoints`` (a rerun resumes), the evaluation hook
-   at start and after each epoch;
+   at the start and every ``eval.every`` epochs (fractions allowed);
 5. rank 0 writes ``<output_dir>/model`` (weights + tokenizer), ``history.json``, ``config.yaml`` and
    ``result.json``.
 
@@ -114,8 +114,8 @@ def _eval_hook_for(config: TrainConfig, bundle: Any, eval_hook: EvalHook | None,
     if eval_hook is None:
         return None
 
-    def hook(model: torch.nn.Module, epoch: int) -> dict[str, Any] | None:
-        if (epoch == 0 and not ev.on_start) or (epoch > 0 and not ev.every_epoch and epoch != config.train.epochs):
+    def hook(model: torch.nn.Module, epoch: int | float) -> dict[str, Any] | None:
+        if epoch == 0 and not ev.on_start:
             return None
         return eval_hook(model, epoch)
     return hook
@@ -123,10 +123,12 @@ def _eval_hook_for(config: TrainConfig, bundle: Any, eval_hook: EvalHook | None,
 
 def run_train(config: TrainConfig, eval_hook: EvalHook | None = None, resume: bool = True,
               log: Callable[[str], None] | None = None,
-              eval_hook_factory: EvalHookFactory | None = None) -> dict[str, Any]:
+              eval_hook_factory: EvalHookFactory | None = None,
+              on_eval: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Run one unlearning job end to end; returns a JSON-able result dict (see module docstring).
-    `eval_hook_factory(config, bundle) -> hook` replaces the evaluator's default hook when eval is enabled
-    (the sweep trainable wraps the default one to report each epoch to Ray)."""
+    `eval_hook_factory(config, bundle) -> hook` replaces the evaluator's default hook when eval is enabled;
+    `on_eval(record)` receives every evaluation record ({"epoch", "step", **metrics}) as it is made (the sweep
+    trainable reports each one to Ray)."""
     from unlearning.models.loading import load_bundle
 
     say = log if log is not None and _rank() == 0 else (lambda _m: None)
@@ -153,7 +155,8 @@ def run_train(config: TrainConfig, eval_hook: EvalHook | None = None, resume: bo
 
     history = unlearn(model, method, data, config.train, ref_model=ref_model,
                       eval_hook=_eval_hook_for(config, bundle, eval_hook, eval_hook_factory),
-                      checkpoint_dir=out_dir / "checkpoints", resume=resume)
+                      checkpoint_dir=out_dir / "checkpoints", resume=resume, eval_every=config.eval.every,
+                      on_eval=on_eval)
 
     result = {
         "output_dir": str(out_dir), "model_dir": str(out_dir / "model"), "method": method.hparams(),

@@ -1,0 +1,318 @@
+"""Benchmark: the tofu-mini landscape, an exhaustive grid of the sweep's own trials, every evaluation point kept.
+
+    python benchmarks/bench_landscape.py                        # benchmarks/landscape.yaml -> runs/landscape/
+    python benchmarks/bench_landscape.py --workers 2 --out runs/landscape --limit 6   # the first 6 runs only
+    python benchmarks/bench_landscape.py --report-only          # redraw the table and PNG from what is there
+
+Every combination of a grid entry's values (`benchmarks/landscape.yaml`) is one run: the train config the
+sweep would give a trial with those sampled values (`trainables.trial.worker_config`), trained and evaluated
+by the same code (`run_train` + the trial's evaluation hook), without Ray. Runs go two at a time (one thread
+each) in worker processes; a run that diverges or raises is recorded as failed with its reason (its earlier
+points are kept). The grid is resumable: finished runs are read back from `runs.jsonl` and not run again.
+
+Output (in --out; the format is stable, `FORMAT_VERSION`):
+* `runs.jsonl`: one JSON object per finished run: {"run_id", "method" (e.g. DrNPO), "base_method",
+  "variant", "hparams" (the grid values), "status": ok|failed, "reason", "wall_s", "points": [{"epoch",
+  "step", <metric>: value, ...}, ...]} (points after unlearning starts; epoch 0 is the target, in "target");
+* `landscape.json`: {"format_version", "base_spec", "goal", "target": {metrics}, "runs": [...]};
+* `landscape.csv`: one row per (run, evaluation point): run id, method, the grid values, epoch, step,
+  forget_quality, model_utility, model_utility_ratio (to the target), gibberish_rate, forget_truth_ratio,
+  and whether the point meets the goal;
+* `landscape.png`: forget_quality (log) against model_utility per method, gibberish as colour, the goal
+  region drawn.
+
+The goal (from the grid file): forget_quality >= 0.1 at model_utility >= 0.9 x the target's with
+gibberish_rate <= 0.05. The last line is the headline:
+`N of M grid points reach forget_quality >= 0.1 at model_utility >= 0.9x target with gibberish <= 0.05`
+where a grid point is a run (a hyperparameter combination) and it reaches the goal when any of its
+evaluation points does; the lines above give the same per method and the count of evaluation points.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import itertools
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+FORMAT_VERSION = 1
+RUNS_FILE = "runs.jsonl"
+METRICS = ("forget_quality", "model_utility", "gibberish_rate", "forget_truth_ratio", "forget_Q_A_ROUGE")
+
+
+# --------------------------------------------------------------------------------------------------
+# the grid
+
+
+def load_grid(path: Path) -> dict[str, Any]:
+    import yaml
+
+    grid = yaml.safe_load(path.read_text(encoding="utf-8"))
+    for i, entry in enumerate(grid["grids"]):
+        if not isinstance(entry.get("grid"), dict) or not entry.get("method"):
+            raise SystemExit(f"{path}: grids.{i} needs 'method' and a 'grid' of value lists")
+    return grid
+
+
+def entry_spec(base_raw: dict[str, Any], entry: dict[str, Any], storage: Path):
+    """The sweep spec of one grid entry: the base spec with this method/variant, the grid as its space."""
+    from search_spaces.loader import canonical_name
+    from sweeps.spec import accepted_hparams, parse_spec
+    from unlearning.methods.names import resolve_method_name
+
+    variant = entry.get("baldro") or "none"
+    ok = accepted_hparams(resolve_method_name(entry["method"]).method, variant)
+    grid = {canonical_name(k) or k for k in entry["grid"]}
+    base_fixed = {k: v for k, v in base_raw.get("fixed", {}).items()  # what applies to this method, unless gridded
+                  if (canonical_name(k) or k) in ok and (canonical_name(k) or k) not in grid}
+    raw = {**base_raw, "method": {"name": entry["method"], "baldro": [variant]},
+           "fixed": {**base_fixed, **entry.get("fixed", {})},
+           "search_space": {k: list(v) for k, v in entry["grid"].items()},
+           "storage": str(storage), "name": "landscape"}
+    return parse_spec(raw, where=f"landscape grid entry {entry['method']}")
+
+
+def run_id(label: str, hparams: dict[str, Any]) -> str:
+    blob = json.dumps({"method": label, **hparams}, sort_keys=True)
+    return f"{label}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
+
+
+def plan_runs(grid: dict[str, Any], out: Path) -> tuple[Any, list[dict[str, Any]]]:
+    """(a spec for the shared work, every run: {"run_id", "label", "variant", "hparams", "spec_raw"})."""
+    from sweeps.spec import load_spec
+
+    base = load_spec(REPO / grid["base_spec"])
+    base_raw = base.raw()
+    runs = []
+    first = None
+    for entry in grid["grids"]:
+        spec = entry_spec(base_raw, entry, out)
+        plan = spec.searches()[0]
+        first = first or spec
+        names = list(entry["grid"])
+        for values in itertools.product(*(entry["grid"][n] for n in names)):
+            hp = dict(zip(names, values))
+            runs.append({"run_id": run_id(plan.label, hp), "label": plan.label, "base_method": plan.method,
+                         "variant": plan.variant, "hparams": hp, "spec_raw": spec.raw()})
+    return first, runs
+
+
+# --------------------------------------------------------------------------------------------------
+# one run (in a worker process)
+
+
+def _run_one(run: dict[str, Any], reference: str | None, out: str) -> dict[str, Any]:
+    import torch
+
+    from sweeps.spec import parse_spec
+    from trainables.trial import SWEEP_KEY, sweep_constants, worker_config
+    from trainables.worker_loop import make_eval_hook_factory
+    from unlearning.train.config import parse_train_config
+    from unlearning.train.run import run_train
+
+    torch.set_num_threads(1)
+    spec = parse_spec(run["spec_raw"], where="landscape run")
+    plan = spec.searches()[0]
+    config = {SWEEP_KEY: sweep_constants(spec, plan.search_id, reference), **run["hparams"]}
+    worker, _ = worker_config(config, run["run_id"])
+    run_dir = Path(worker["train"]["output_dir"])
+    points: list[dict[str, Any]] = []
+    record = {k: run[k] for k in ("run_id", "label", "base_method", "variant", "hparams")}
+    t0 = time.perf_counter()
+    try:
+        cfg = parse_train_config(worker["train"], where="landscape run")
+        run_train(cfg, eval_hook_factory=make_eval_hook_factory(worker), resume=False,
+                  on_eval=lambda rec: points.append({k: v for k, v in rec.items() if k != "node_id"}))
+        record.update(status="ok", reason=None)
+    except Exception as exc:  # noqa: BLE001 - a failed run is a result of the grid, with its reason
+        record.update(status="failed", reason=f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
+    finally:
+        shutil.rmtree(run_dir, ignore_errors=True)  # weights and checkpoints are not kept (disk)
+    record.update(wall_s=round(time.perf_counter() - t0, 2), points=points)
+    return record
+
+
+# --------------------------------------------------------------------------------------------------
+# reading, goal, report
+
+
+def read_runs(out: Path) -> dict[str, dict[str, Any]]:
+    runs: dict[str, dict[str, Any]] = {}
+    path = out / RUNS_FILE
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                rec = json.loads(line)
+                runs[rec["run_id"]] = rec
+            except (ValueError, KeyError):
+                continue  # a line cut by a killed run: that run is simply run again
+    return runs
+
+
+def meets(point: dict[str, Any], target: dict[str, float], goal: dict[str, float]) -> bool:
+    fq, mu, gib = (point.get(k) for k in ("forget_quality", "model_utility", "gibberish_rate"))
+    if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in (fq, mu, gib)):
+        return False
+    return (fq >= goal["forget_quality"] and mu >= goal["model_utility_ratio"] * target["model_utility"]
+            and gib <= goal["gibberish_rate"])
+
+
+def headline(goal: dict[str, float]) -> str:
+    return (f"forget_quality >= {goal['forget_quality']:g} at model_utility >= {goal['model_utility_ratio']:g}x "
+            f"target with gibberish <= {goal['gibberish_rate']:g}")
+
+
+def summarise(runs: list[dict[str, Any]], target: dict[str, float], goal: dict[str, float]) -> list[str]:
+    lines = []
+    labels = list(dict.fromkeys(r["label"] for r in runs))
+    reach_all = 0
+    for label in labels:
+        mine = [r for r in runs if r["label"] == label]
+        reach = [r for r in mine if any(meets(p, target, goal) for p in r["points"])]
+        n_points = sum(len(r["points"]) for r in mine)
+        good_points = sum(meets(p, target, goal) for r in mine for p in r["points"])
+        failed = sum(r["status"] != "ok" for r in mine)
+        best = max((p for r in mine for p in r["points"]
+                    if isinstance(p.get("model_utility"), (int, float))
+                    and p["model_utility"] >= goal["model_utility_ratio"] * target["model_utility"]
+                    and isinstance(p.get("gibberish_rate"), (int, float))
+                    and p["gibberish_rate"] <= goal["gibberish_rate"]),
+                   key=lambda p: p.get("forget_quality") or 0.0, default=None)
+        best_txt = f"{best['forget_quality']:.3g}" if best else "none"
+        lines.append(f"{label:>12}: {len(reach)} of {len(mine)} grid points reach the goal ({good_points} of "
+                     f"{n_points} evaluation points; {failed} failed runs); best forget_quality at kept utility "
+                     f"and gibberish: {best_txt}")
+        reach_all += len(reach)
+    lines.append(f"{reach_all} of {len(runs)} grid points reach {headline(goal)}")
+    return lines
+
+
+def write_outputs(out: Path, grid: dict[str, Any], target: dict[str, float], runs: list[dict[str, Any]]) -> None:
+    goal = grid["goal"]
+    (out / "landscape.json").write_text(json.dumps({
+        "format_version": FORMAT_VERSION, "base_spec": grid["base_spec"], "goal": goal, "target": target,
+        "runs": runs}, indent=1) + "\n")
+    names = sorted({k for r in runs for k in r["hparams"]})
+    with open(out / "landscape.csv", "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["run_id", "method", *names, "epoch", "step", *METRICS, "model_utility_ratio", "meets_goal",
+                    "status"])
+        for r in runs:
+            for p in r["points"]:
+                mu = p.get("model_utility")
+                ratio = mu / target["model_utility"] if isinstance(mu, (int, float)) else None
+                w.writerow([r["run_id"], r["label"], *(r["hparams"].get(n, "") for n in names), p["epoch"],
+                            p.get("step"), *(p.get(m) for m in METRICS), ratio, meets(p, target, goal), r["status"]])
+    draw_png(out / "landscape.png", runs, target, goal)
+
+
+def draw_png(path: Path, runs: list[dict[str, Any]], target: dict[str, float], goal: dict[str, float]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    labels = list(dict.fromkeys(r["label"] for r in runs))
+    cols = min(3, len(labels)) or 1
+    rows = math.ceil(len(labels) / cols) or 1
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 4.2 * rows), dpi=110, squeeze=False, sharex=True,
+                             sharey=True)
+    mu_floor = goal["model_utility_ratio"] * target["model_utility"]
+    sc = None
+    for ax, label in zip(axes.flat, labels):
+        pts = [p for r in runs if r["label"] == label for p in r["points"]
+               if all(isinstance(p.get(k), (int, float)) for k in ("forget_quality", "model_utility", "gibberish_rate"))]
+        x = [p["model_utility"] for p in pts]
+        y = [max(p["forget_quality"], 1e-45) for p in pts]
+        c = [p["gibberish_rate"] for p in pts]
+        sc = ax.scatter(x, y, c=c, cmap="viridis_r", vmin=0, vmax=0.3, s=14, alpha=0.8, linewidths=0)
+        ax.scatter([target["model_utility"]], [max(target.get("forget_quality") or 1e-45, 1e-45)], marker="*",
+                   s=160, c="red", edgecolors="black", zorder=4, label="target (before unlearning)")
+        ax.axhline(goal["forget_quality"], color="black", lw=0.8, ls="--")
+        ax.axvline(mu_floor, color="black", lw=0.8, ls="--")
+        ax.set_yscale("log")
+        ax.set_title(label)
+        ax.set_xlabel("model_utility")
+        ax.set_ylabel("forget_quality (log)")
+        ax.fill_between([mu_floor, max(1.0, mu_floor)], goal["forget_quality"], 2, color="green", alpha=0.07)
+    for ax in list(axes.flat)[len(labels):]:
+        ax.axis("off")
+    if sc is not None:
+        fig.colorbar(sc, ax=axes.ravel().tolist(), label="gibberish rate (colour saturates at 0.3)")
+    axes.flat[0].legend(loc="lower left", fontsize=8)
+    fig.suptitle(f"tofu-mini forget10, every evaluation point of the grid\ngoal (green): {headline(goal)}",
+                 fontsize=10)
+    fig.savefig(path)
+    plt.close(fig)
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--grid", type=Path, default=REPO / "benchmarks" / "landscape.yaml")
+    ap.add_argument("--out", type=Path, default=REPO / "runs" / "landscape")
+    ap.add_argument("--workers", type=int, default=2, help="runs at a time (one thread each)")
+    ap.add_argument("--limit", type=int, default=None, help="run only the first N runs of the grid (a look)")
+    ap.add_argument("--report-only", action="store_true", help="write the table and PNG from runs.jsonl only")
+    args = ap.parse_args()
+
+    from sweeps.shared import prepare_shared
+    from unlearning.models.prepare import ensure_zoo_models
+
+    grid = load_grid(args.grid)
+    args.out.mkdir(parents=True, exist_ok=True)
+    spec, runs = plan_runs(grid, args.out)
+    if args.limit is not None:
+        runs = runs[: args.limit]
+    ensure_zoo_models([n for m in spec.models for n in (m.name, m.retain_model)])
+    plan = spec.searches()[0]
+    shared = prepare_shared(spec, plan, log=lambda m: print(m, flush=True))  # retain reference + target, once
+    target = {k: v for k, v in shared.target_metrics.items() if isinstance(v, (int, float))}
+    done = read_runs(args.out)
+    todo = [r for r in runs if r["run_id"] not in done]
+    print(f"{len(runs)} runs in the grid, {len(runs) - len(todo)} already done, {len(todo)} to run "
+          f"({args.workers} at a time)", flush=True)
+    if todo and not args.report_only:
+        t0 = time.perf_counter()
+        with ProcessPoolExecutor(max_workers=args.workers, mp_context=get_context("spawn")) as pool, \
+                open(args.out / RUNS_FILE, "a", encoding="utf-8") as fh:
+            pending = {pool.submit(_run_one, r, shared.reference_dir, str(args.out)) for r in todo}
+            finished = 0
+            while pending:
+                ready, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in ready:
+                    rec = fut.result()
+                    fh.write(json.dumps(rec) + "\n")
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                    done[rec["run_id"]] = rec
+                    finished += 1
+                    left = (time.perf_counter() - t0) / finished * (len(todo) - finished)
+                    best = max((p.get("forget_quality") or 0 for p in rec["points"]), default=0)
+                    print(f"[{finished}/{len(todo)}] {rec['label']} {rec['hparams']}: {rec['status']}, "
+                          f"{len(rec['points'])} points, best forget_quality {best:.2g}, {rec['wall_s']:.0f}s "
+                          f"(about {left / 60:.0f} min left)", flush=True)
+    ordered = [done[r["run_id"]] for r in runs if r["run_id"] in done]
+    write_outputs(args.out, grid, target, ordered)
+    print(f"wrote {args.out / 'landscape.csv'}, {args.out / 'landscape.json'}, {args.out / 'landscape.png'}")
+    for line in summarise(ordered, target, grid["goal"]):
+        print(line)
+
+
+if __name__ == "__main__":
+    main()
