@@ -25,15 +25,14 @@ from __future__ import annotations
 
 import difflib
 import math
-import re
 from pathlib import Path
 from typing import Any, Literal, Mapping, Union
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from unlearning.errors import ConfigError
 from unlearning.methods.names import CANONICAL_HPARAMS, HPARAM_ALIASES
+from unlearning.yaml_io import SpecLoader, read_yaml  # noqa: F401  (read_yaml is re-exported)
 
 PRESET_DIR = Path(__file__).resolve().parent
 
@@ -58,31 +57,8 @@ SEARCHABLE = frozenset(TRAIN_HPARAMS) | (CANONICAL_HPARAMS - {"baldro"})
 # YAML
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that reads `1e-5` as a float (YAML 1.1 alone needs `1.0e-5`)."""
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-                  |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-                  |\.[0-9_]+(?:[eE][-+][0-9]+)?
-                  |[-+]?\.(?:inf|Inf|INF)
-                  |\.(?:nan|NaN|NAN))$""", re.X),
-    list("-+0123456789."))
-
-
-def read_yaml(path: str | Path) -> Any:
-    """Parse a YAML file (floats like `1e-5` included); ConfigError naming the line on a syntax error."""
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(str(p), value=str(p), fix="give an existing YAML file")
-    try:
-        return yaml.load(p.read_text(encoding="utf-8"), Loader=_Loader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ConfigError(str(p), field=None if mark is None else f"line {mark.line + 1}", value=None,
-                          fix=f"fix the YAML syntax ({getattr(exc, 'problem', None) or exc})") from None
+# strict reading (UTF-8, duplicate keys refused, `1e-5` a float) shared with specs and train configs
+_Loader = SpecLoader
 
 
 # --------------------------------------------------------------------------------------------------

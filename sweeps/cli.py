@@ -20,9 +20,13 @@ from unlearning.errors import UserError
 # Offline by default: the embedded default needs no hub, and a stray download would hang on closed networks.
 for _var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
     os.environ.setdefault(_var, "1")
-os.environ.setdefault("DS_ACCELERATOR", "cpu") if not os.environ.get("CUDA_VISIBLE_DEVICES") else None
+if not os.path.exists("/dev/nvidiactl"):  # no NVIDIA driver: DeepSpeed runs on the CPU (importing torch is slow)
+    os.environ.setdefault("DS_ACCELERATOR", "cpu")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+# quiet by default: no per-model "Loading weights" / "Writing model shards" bars, no tokenizers fork warning
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 app = typer.Typer(
     name="unlearn-sweep",
@@ -46,16 +50,25 @@ register_all(app)
 
 
 def main() -> None:
-    """Entry point that turns user errors into one clear line (exit 2)."""
+    """Entry point that turns user errors into one clear line (exit 2) and Ctrl-C / SIGTERM into one line
+    (exit 130 / 143) after the command's own cleanup."""
+    from sweeps.interrupts import Interrupted, raise_on_sigterm
+
+    raise_on_sigterm()
     try:
         app(standalone_mode=False)
     except UserError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         sys.exit(2)
+    except (Interrupted, KeyboardInterrupt) as exc:
+        if not isinstance(exc, Interrupted):
+            exc = Interrupted("SIGINT")
+        typer.secho(f"stopped: {exc}", fg=typer.colors.YELLOW, err=True)
+        sys.exit(exc.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except typer.Abort:
-        typer.echo("aborted", err=True)
+    except typer.Abort:  # click turns a Ctrl-C inside its prompts into Abort
+        typer.echo("stopped: interrupted by SIGINT", err=True)
         sys.exit(130)
     except Exception as exc:  # click usage errors
         import click

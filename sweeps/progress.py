@@ -61,7 +61,7 @@ class SweepProgress:
         self._refresh(f"trial {trial_id} {status}{suffix}  [{c['finished']} done, {c['running']} running, "
                       f"{c['failed']} failed of {self.total}]")
 
-    def point(self, trial_id: str, epoch: int, metrics: Mapping[str, float]) -> None:
+    def point(self, trial_id: str, epoch: int | float, metrics: Mapping[str, float]) -> None:
         for o in self.objectives:
             v = metrics.get(o.name)
             if v is None or not math.isfinite(v):

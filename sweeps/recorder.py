@@ -3,7 +3,7 @@
 Trials never talk to MLflow themselves: the driver is the only writer (SQLite is single-writer, and a
 tracking failure then cannot touch training). Per trial: an MLflow child run of the sweep's parent run,
 found by tags before it is created (retries and resumes attach to it), the flattened trial config as
-params, per-epoch metrics with step = epoch, the resolved trial config and the last evaluation as
+params, metrics at every evaluation point (MLflow step = the trial's optimizer step, `epoch` logged beside), the resolved trial config and the last evaluation as
 artifacts, and FINISHED / FAILED with the reason. `sweeps.tracking.Tracker` queues and retries whatever the
 store refuses; nothing here raises into Tune.
 
@@ -23,11 +23,12 @@ from ray.tune import Callback
 from sweeps.results import Point, ResultsLog
 from sweeps.tracking import RunRef, Tracker
 from trainables.trial import SWEEP_KEY
+from unlearning.train.schedule import epoch_label
 
 log = logging.getLogger(__name__)
 ACTIVE_PROGRESS: Any = None  # the driver's live progress display (not pickled with the callback)
 FAILED_KEY = "trial_failed"
-SKIP_METRICS = {"epoch", "trial_failed", "failure_reason", "training_iteration", "time_this_iter_s",
+SKIP_METRICS = {"epoch", "step", "trial_failed", "failure_reason", "training_iteration", "time_this_iter_s",
                 "time_total_s", "timestamp", "iterations_since_restore", "time_since_restore", "done",
                 "pid", "hostname", "node_ip", "date", "trial_id", "experiment_tag", "checkpoint_dir_name",
                 "should_checkpoint", "config", "node_id"}
@@ -40,6 +41,25 @@ def sampled_params(config: Mapping[str, Any]) -> dict[str, Any]:
 def numeric_metrics(result: Mapping[str, Any]) -> dict[str, float]:
     return {k: float(v) for k, v in result.items() if k not in SKIP_METRICS and isinstance(v, (int, float))
             and not isinstance(v, bool) and math.isfinite(v)}
+
+
+def open_trial_run(tracker: Tracker, parent: RunRef, plan: Any, trial_id: str, hparams: Mapping[str, Any],
+                   extra_tags: Mapping[str, Any] | None = None) -> RunRef:
+    """A trial's MLflow child run (found by tags, created once) with its params: the live recorder and
+    `unlearn-sweep sync` open runs the same way, so either can come first without duplicates."""
+    ref = tracker.child_run(parent, trial_id=trial_id, name=f"{plan.label} {trial_id}",
+                            tags={"search_id": plan.search_id, "model": plan.model.name, "variant": plan.variant,
+                                  "method": plan.method, **(extra_tags or {})})
+    tracker.log_params(ref, {"hparams": dict(hparams), "search_id": plan.search_id, "model": plan.model.name,
+                             "method": plan.method, "variant": plan.variant})
+    return ref
+
+
+def log_point(tracker: Tracker, ref: RunRef, point: Point) -> None:
+    """One evaluation point's metrics at its MLflow step (the trial's optimizer step), `epoch` beside them."""
+    step = point.step if point.step is not None else int(point.epoch)
+    tracker.log_metrics(ref, {**{k: v for k, v in point.metrics.items() if v is not None}, "epoch": point.epoch},
+                        step=step)
 
 
 class SweepRecorder(Callback):
@@ -56,14 +76,8 @@ class SweepRecorder(Callback):
     def _run(self, trial: Any) -> RunRef:
         tid = trial.trial_id
         if tid not in self._runs:
-            ref = self.tracker.child_run(self.parent, trial_id=tid, name=f"{self.plan.label} {tid}",
-                                         tags={"search_id": self.plan.search_id, "model": self.plan.model.name,
-                                               "variant": self.plan.variant, "method": self.plan.method,
-                                               "ray_trial_name": str(trial)})
-            self.tracker.log_params(ref, {"hparams": sampled_params(trial.config),
-                                          "search_id": self.plan.search_id, "model": self.plan.model.name,
-                                          "method": self.plan.method, "variant": self.plan.variant})
-            self._runs[tid] = ref
+            self._runs[tid] = open_trial_run(self.tracker, self.parent, self.plan, tid, sampled_params(trial.config),
+                                             extra_tags={"ray_trial_name": str(trial)})
         return self._runs[tid]
 
     def _status(self, trial: Any, status: str, reason: str | None = None) -> None:
@@ -78,6 +92,7 @@ class SweepRecorder(Callback):
         self._started.setdefault(trial.trial_id, time.time())
         try:
             self._status(trial, "running")
+            self.tracker.mark_running(self._run(trial))  # a resumed trial's run was closed as KILLED
         except Exception as exc:  # noqa: BLE001 - recording must never stop the sweep
             log.warning("could not record the start of trial %s: %s", trial.trial_id, exc)
 
@@ -87,17 +102,19 @@ class SweepRecorder(Callback):
             if result.get(FAILED_KEY):
                 self._failed[trial.trial_id] = str(result.get("failure_reason", "trial failed"))
                 return
-            epoch = int(result.get("epoch", result.get("training_iteration", 0)))
+            epoch = epoch_label(result.get("epoch", result.get("training_iteration", 0)))
+            step = int(result.get("step", epoch))  # MLflow steps are the trial's optimizer steps
             if "trial_seconds" in result:
                 self._work[trial.trial_id] = float(result["trial_seconds"])
             if result.get("node_id") and epoch == 1:  # where the trial ran (the Ray node id)
                 self.tracker.set_tags(ref, {"ray_node_id": result["node_id"]})
-            metrics = numeric_metrics(result)
-            self.tracker.log_metrics(ref, metrics, step=epoch)
-            self.results.point(Point(trial_id=trial.trial_id, epoch=epoch, metrics=metrics,
-                                     hparams=sampled_params(trial.config), search_id=self.plan.search_id,
-                                     model=self.plan.model.name, variant=self.plan.variant,
-                                     mlflow_run_id=ref.run_id, checkpoint=result.get("checkpoint_dir_name")))
+            point = Point(trial_id=trial.trial_id, epoch=epoch, step=step, metrics=numeric_metrics(result),
+                          hparams=sampled_params(trial.config), search_id=self.plan.search_id,
+                          model=self.plan.model.name, variant=self.plan.variant, mlflow_run_id=ref.run_id,
+                          checkpoint=result.get("checkpoint_dir_name"))
+            log_point(self.tracker, ref, point)
+            self.results.point(point)
+            metrics = point.metrics
             if ACTIVE_PROGRESS is not None:
                 ACTIVE_PROGRESS.point(trial.trial_id, epoch, metrics)
         except Exception as exc:  # noqa: BLE001

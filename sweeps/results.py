@@ -11,9 +11,9 @@ trial's status, appended by the driver as results arrive; read by `pareto`, `exp
 
 Format (version 1): one JSON object per line, its kind in "kind":
 
-    {"kind": "point", "trial_id", "epoch", "search_id", "model", "variant", "metrics": {...},
+    {"kind": "point", "trial_id", "epoch", "step", "search_id", "model", "variant", "metrics": {...},
      "hparams": {...}, "mlflow_run_id", "checkpoint", "time": unix seconds}
-    {"kind": "trial", "trial_id", "search_id", "model", "variant", "status": running|finished|failed,
+    {"kind": "trial", "trial_id", "search_id", "model", "variant", "status": running|finished|failed|interrupted,
      "reason", "hparams", "mlflow_run_id", "time"}
     {"kind": "reference", "model", "role": target|retain, "metrics": {...}, "time"}
 
@@ -34,20 +34,23 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from unlearning.errors import ConfigError
+from unlearning.train.schedule import epoch_label
 
 POINTS_FILE = "points.jsonl"
 SPEC_FILE = "spec.yaml"
 FORMAT_VERSION = 1
-STATUSES = ("running", "finished", "failed")
+STATUSES = ("running", "finished", "failed", "interrupted")  # interrupted: resumes with `unlearn-sweep resume`
 
 
 @dataclass
 class Point:
-    """One evaluated model: a trial after `epoch` epochs (0 = before unlearning)."""
+    """One evaluated model: a trial after `epoch` epochs (0 = before unlearning; 1.5 = half-way through the
+    second epoch when the sweep evaluates every 0.5 epoch)."""
 
     trial_id: str
-    epoch: int
+    epoch: int | float
     metrics: dict[str, float | None]
+    step: int | None = None  # the trial's optimizer step at this point (its MLflow step)
     hparams: dict[str, Any] = field(default_factory=dict)
     search_id: str = ""
     model: str = ""
@@ -57,7 +60,7 @@ class Point:
     time: float = 0.0
 
     @property
-    def key(self) -> tuple[str, int]:
+    def key(self) -> tuple[str, int | float]:
         return self.trial_id, self.epoch
 
     @property
@@ -195,7 +198,7 @@ def read_results(sweep_dir_or_file: str | Path) -> Results:
     res = Results()
     if not path.is_file():
         return res
-    points: dict[tuple[str, int], Point] = {}
+    points: dict[tuple[str, int | float], Point] = {}
     for line in path.read_text(encoding="utf-8").splitlines():
         if not line.strip():
             continue
@@ -204,7 +207,7 @@ def read_results(sweep_dir_or_file: str | Path) -> Results:
             kind = rec["kind"]
             if kind == "point":
                 p = Point(**_fields(Point, rec))
-                p.epoch = int(p.epoch)
+                p.epoch = epoch_label(p.epoch)
                 p.metrics = {k: (float(v) if finite(v) else None) for k, v in (p.metrics or {}).items()}
                 points.pop(p.key, None)  # re-insert: order follows the latest write
                 points[p.key] = p

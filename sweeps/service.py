@@ -42,8 +42,9 @@ def absolute_spec(spec: Any) -> Any:
     return parse_spec({**spec.raw(), "storage": storage}, where=spec.source_path or spec.name, source=spec.source_path)
 
 
-def init_ray(spec: Any, address: str | None) -> None:
-    """Connect to `address` (a running cluster) or start a local one on 127.0.0.1 sized for the spec."""
+def init_ray(spec: Any, address: str | None) -> str | None:
+    """Connect to `address` (a running cluster) or start a local one on 127.0.0.1 sized for the spec; returns
+    the local Ray's session folder (None when connecting to a cluster or when Ray is already up)."""
     for key, value in LOOPBACK_ENV.items():
         os.environ.setdefault(key, value)
     import ray
@@ -51,21 +52,23 @@ def init_ray(spec: Any, address: str | None) -> None:
     from trainables.trial import uses_ray_train
 
     if ray.is_initialized():
-        return
+        return None
     env = {"env_vars": {k: os.environ[k] for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE",
                                                      "DS_ACCELERATOR", "TORCH_EXTENSIONS_DIR",
-                                                     "UNLEARN_SWEEP_CACHE", "MLFLOW_DISABLE_TELEMETRY")
+                                                     "UNLEARN_SWEEP_CACHE", "MLFLOW_DISABLE_TELEMETRY",
+                                                     "HF_HUB_DISABLE_PROGRESS_BARS", "TOKENIZERS_PARALLELISM")
                         if k in os.environ}}
     if address:
         ray.init(address=address, runtime_env=env, log_to_driver=True)
-        return
+        return None
     res = spec.resources
     cores = os.cpu_count() or 1
     # a Train-driving trial holds 0.01 CPU beside its workers: declare one spare logical CPU for it
     cpus = max(cores, math.ceil(res.workers * res.cpus + (0.01 if uses_ray_train(res) else 0)))
-    ray.init(num_cpus=cpus, num_gpus=None, include_dashboard=uses_ray_train(res), runtime_env=env,
-             object_store_memory=512 * 1024 * 1024, log_to_driver=True, configure_logging=True,
-             logging_level="WARNING")
+    ctx = ray.init(num_cpus=cpus, num_gpus=None, include_dashboard=uses_ray_train(res), runtime_env=env,
+                   object_store_memory=512 * 1024 * 1024, log_to_driver=True, configure_logging=True,
+                   logging_level="WARNING")
+    return (getattr(ctx, "address_info", None) or {}).get("session_dir")
 
 
 def cluster_resources() -> dict[str, float]:
@@ -96,7 +99,7 @@ def _trial_name(trial: Any) -> str:
 
 
 def run_search(spec: Any, plan: Any, tracker: Any, parent: Any, results: Any, progress: Any, console: Console,
-               resume: bool) -> dict[str, tuple[float, float]]:
+               resume: bool, stop: Any) -> dict[str, tuple[float, float]]:
     """One Tuner (or its restore) for one search of the sweep; returns per-trial (wall, work) seconds."""
     import ray.tune
 
@@ -127,35 +130,61 @@ def run_search(spec: Any, plan: Any, tracker: Any, parent: Any, results: Any, pr
             run_config=ray.tune.RunConfig(
                 name=plan.search_id, storage_path=str(tune_root),
                 failure_config=ray.tune.FailureConfig(max_failures=spec.budget.max_failures),
-                        callbacks=[recorder], verbose=0),
+                callbacks=[recorder], verbose=0),
         )
-    tuner.fit()
+    with stop.tuning():  # Ctrl-C / SIGTERM: Tune saves its state and leaves running trials to resume
+        tuner.fit()
     return recorder.timings
 
 
-ORPHAN_REASON = ("interrupted: the driver stopped before Tune saved this trial in its experiment state, so the "
+ORPHAN_REASON = ("lost: the driver stopped before Tune saved this trial in its experiment state, so the "
                  "resumed search ran a new trial in its place")
 
 
 def _close_orphans(sweep_dir: Path, results: Any, tracker: Any, parent: Any) -> None:
-    """After every Tuner has returned no trial can still be running: a trial recorded as started but unknown to
-    the restored Tune state (the driver was killed between its start and Tune's next state snapshot) is
-    closed as failed with that reason, in points.jsonl and in MLflow (status KILLED)."""
+    """After every Tuner has run to its end (not interrupted) no trial can still be running: a trial recorded
+    as started (or interrupted) but unknown to the restored Tune state (the driver was killed between its
+    start and Tune's next state snapshot) is closed as failed with that reason, in points.jsonl and in
+    MLflow (status KILLED)."""
     from sweeps.results import read_results
 
     for t in read_results(sweep_dir).trials.values():
-        if t.status == "running":
+        if t.status in ("running", "interrupted"):
             results.trial(t.trial_id, "failed", search_id=t.search_id, model=t.model, variant=t.variant,
                           reason=ORPHAN_REASON, hparams=t.hparams, mlflow_run_id=t.mlflow_run_id)
             tracker.end_run(tracker.child_run(parent, trial_id=t.trial_id), "KILLED", reason=ORPHAN_REASON)
 
 
-def run_sweep(spec: Any, address: str | None = None, resume: bool = False, console: Console | None = None) -> Path:
-    """Run (or resume) every search of `spec`; returns the sweep folder. See the module docstring."""
-    from sweeps.commands.pareto import print_pareto
-    from sweeps.progress import SweepProgress
-    from sweeps.results import ResultsLog, write_spec_copy
-    from sweeps.tracking import Tracker
+def _close_interrupted(sweep_dir: Path, results: Any, tracker: Any, parent: Any, sig: str) -> None:
+    """An interrupted sweep: trials still running are marked interrupted (points.jsonl) and their MLflow runs
+    KILLED with the reason; `unlearn-sweep resume` continues them (their runs are re-attached)."""
+    from sweeps.results import read_results
+
+    reason = f"interrupted by {sig}: `unlearn-sweep resume {sweep_dir}` continues this trial"
+    for t in read_results(sweep_dir).trials.values():
+        if t.status == "running":
+            results.trial(t.trial_id, "interrupted", search_id=t.search_id, model=t.model, variant=t.variant,
+                          reason=reason, hparams=t.hparams, mlflow_run_id=t.mlflow_run_id)
+            tracker.end_run(tracker.child_run(parent, trial_id=t.trial_id), "KILLED", reason=reason)
+    tracker.end_run(parent, "KILLED", reason=f"interrupted by {sig}: `unlearn-sweep resume {sweep_dir}` continues "
+                                             "the sweep")
+
+
+def run_sweep(spec: Any, address: str | None = None, resume: bool = False, console: Console | None = None,
+              tracking_optional: bool = False) -> Path:
+    """Run (or resume) every search of `spec`; returns the sweep folder. See the module docstring.
+
+    Raises SweepInterrupted after a Ctrl-C / SIGTERM once the state is saved and the runs are closed, and a
+    one-line ConfigError before any side effect when the spec cannot run here (machine fit, tracking store
+    down, another driver on the same folder)."""
+    from sweeps.preflight import preflight
+
+    preflight(spec, address)  # can it run here? checked before Ray starts or anything is written
+    from sweeps.driver_lock import DriverLock
+    from sweeps.interrupts import SweepInterrupted, SweepInterrupts
+    from sweeps.results import write_spec_copy
+    from sweeps.tracking import open_tracker
+    from unlearning.models.prepare import ensure_zoo_models
 
     console = console or Console()
     spec = absolute_spec(spec)
@@ -163,31 +192,67 @@ def run_sweep(spec: Any, address: str | None = None, resume: bool = False, conso
     if not resume and (sweep_dir / "points.jsonl").exists():
         raise ConfigError(str(sweep_dir), field="name", value=spec.name,
                           fix=f"this sweep already has results: `unlearn-sweep resume {sweep_dir}` continues it, "
-                              "or give the spec another name")
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    write_spec_copy(spec, sweep_dir)
+                              f"or run it under another name (`unlearn-sweep run SPEC --name {spec.name}-2`)")
+    say = lambda msg: console.print(f"[dim]{msg}[/dim]")  # noqa: E731
+    tracker = open_tracker(spec.tracking_uri(), spec.experiment_name(), optional=tracking_optional, log=say)
     t0 = time.perf_counter()
-    init_ray(spec, address)
-    total = cluster_resources()
-    spec.resources.check_fits(total)
-    tracker = Tracker(spec.tracking_uri(), spec.experiment_name())
-    parent = tracker.parent_run(sweep_id=spec.name, name=spec.name,
-                                tags={"method": spec.method.base, "baldro_variants": ",".join(spec.method.variants),
-                                      "benchmark": spec.benchmark.name, "forget_split": spec.benchmark.forget_split})
-    tracker.log_text(parent, spec.to_yaml(), "config/sweep.yaml")
-    results = ResultsLog(sweep_dir)
-    plans = spec.searches()
-    progress = SweepProgress(spec.objectives, total_trials=spec.budget.num_trials * len(plans), console=console)
-    timings: dict[str, tuple[float, float]] = {}
+    with SweepInterrupts() as stop:
+        try:
+            # zoo models the spec names but nobody prepared yet are trained here, once, before Ray starts
+            ensure_zoo_models([n for m in spec.models for n in (m.name, m.retain_model)], log=say)
+            with DriverLock(sweep_dir, log=say) as lock:
+                write_spec_copy(spec, sweep_dir)
+                return _drive(spec, sweep_dir, address, resume, console, tracker, lock, stop, t0)
+        except SweepInterrupted as exc:  # a signal outside tuner.fit(): nothing to save but what is written
+            tracker.flush()
+            raise SweepInterrupted(exc.signal, f"`unlearn-sweep resume {sweep_dir}` continues the sweep") from None
+
+
+def _drive(spec: Any, sweep_dir: Path, address: str | None, resume: bool, console: Console, tracker: Any,
+           lock: Any, stop: Any, t0: float) -> Path:
+    import ray
+
+    from sweeps.commands.pareto import print_pareto
+    from sweeps.interrupts import SweepInterrupted
+    from sweeps.progress import SweepProgress
+    from sweeps.results import ResultsLog
+
+    started_ray = not ray.is_initialized() and address is None
+    session = init_ray(spec, address)
+    if started_ray and session:
+        lock.record(ray_session=session)  # a later driver stops what is left of it if this one is killed
     try:
-        for plan in plans:
-            console.print(f"search {plan.search_id}: {plan.label} on {plan.model.name}, "
-                          f"{spec.budget.num_trials} trials")
-            timings |= run_search(spec, plan, tracker, parent, results, progress, console, resume)
-        _close_orphans(sweep_dir, results, tracker, parent)
+        spec.resources.check_fits(cluster_resources())
+        parent = tracker.parent_run(sweep_id=spec.name, name=spec.name,
+                                    tags={"method": spec.method.base,
+                                          "baldro_variants": ",".join(spec.method.variants),
+                                          "benchmark": spec.benchmark.name,
+                                          "forget_split": spec.benchmark.forget_split})
+        tracker.log_text(parent, spec.to_yaml(), "config/sweep.yaml")
+        results = ResultsLog(sweep_dir)
+        plans = spec.searches()
+        progress = SweepProgress(spec.objectives, total_trials=spec.budget.num_trials * len(plans), console=console)
+        timings: dict[str, tuple[float, float]] = {}
+        try:
+            for plan in plans:
+                console.print(f"search {plan.search_id}: {plan.label} on {plan.model.name}, "
+                              f"{spec.budget.num_trials} trials")
+                timings |= run_search(spec, plan, tracker, parent, results, progress, console, resume, stop)
+                if stop.signal:
+                    break
+            if stop.signal:
+                _close_interrupted(sweep_dir, results, tracker, parent, stop.signal)
+            else:
+                _close_orphans(sweep_dir, results, tracker, parent)
+        finally:
+            progress.close()
+            tracker.flush()
+        if stop.signal:
+            raise SweepInterrupted(stop.signal, f"state saved; `unlearn-sweep resume {sweep_dir}` continues the "
+                                                "sweep")
     finally:
-        progress.close()
-        tracker.flush()
+        if started_ray:
+            ray.shutdown()  # every Ray process this driver started goes with it
     wall = time.perf_counter() - t0
     tracker.log_metrics(parent, {"sweep_wall_seconds": wall}, step=0)
     tracker.end_run(parent, "FINISHED")

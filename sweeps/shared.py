@@ -34,7 +34,7 @@ def benchmark_source(spec: Any, model_name: str) -> str:
         parsed = parse_zoo_name(model_name)
         return str(zoo_data_dir(parsed[0].size if parsed else DEFAULT_SIZE))
     if b.name == "tofu":
-        return b.source or "locuslab/TOFU"
+        return "locuslab/TOFU" if b.source in (None, "hub") else b.source
     raise ConfigError("spec", field="benchmark.name", value=b.name,
                       fix="the sweep service runs TOFU-style benchmarks (tofu, tofu-mini) in this version")
 

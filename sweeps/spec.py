@@ -7,7 +7,10 @@
     spec.smoke()                                      # the same sweep shrunk to seconds (--smoke-test)
 
 Sections (unknown keys are refused everywhere; every mistake is ONE line naming the field path, the value
-and the fix, raised as `unlearning.errors.ConfigError` before any Ray work starts):
+and the fix, raised as `unlearning.errors.ConfigError` before any Ray work starts). The file is read strictly
+(`unlearning.yaml_io`: UTF-8, no key given twice, a mapping); bounds that matter (token budgets, trial counts,
+seeds, the retain reference of forget_quality / privleak on tofu) are checked here, and what only the machine
+can tell (CPUs, GPUs, writable storage) by `sweeps.preflight` before the sweep creates anything:
 
     name: tofu-mini-npo                   # letters, digits, . _ - (the sweep's folder under storage)
     models: [tofu-mini/target]            # or [{name, retain_model, retain_logs}]: one search per model
@@ -20,7 +23,8 @@ and the fix, raised as `unlearning.errors.ConfigError` before any Ray work start
     budget: {num_trials, max_concurrent, time_budget_s, max_failures}   # num_trials is per search
     resources: {cpus, gpus, workers}      # per worker; a trial has `workers` workers
     deepspeed: {engine: deepspeed | torch, zero_stage: 0-3, dtype: auto | float32 | bfloat16}
-    eval: {...}                           # evaluator settings (unlearning.evaluation.config)
+    eval: {every: 1, ...}                 # epochs between evaluation points (0.5 = twice per epoch) + evaluator
+                                          # settings (unlearning.evaluation.config)
     search: {sampler: tpe | nsga2 | random, storage}   # Optuna sampler; storage default: sqlite beside the sweep
     tracking: {uri, experiment}           # MLflow; default sqlite:///<storage>/<name>/mlflow.db, never the file store
     storage: runs/sweeps                  # local or shared (NFS) folder; the sweep lives in <storage>/<name>
@@ -46,17 +50,19 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from search_spaces.loader import (RESERVED_KEYS, TRAIN_HPARAMS, FloatParam, IntParam, SearchSpace, canonical_name,
-                                  default_preset, parse_space, read_yaml, unknown_name_fix)
+                                  default_preset, parse_space, unknown_name_fix)
 from sweeps.spec_errors import spec_error
-from sweeps.spec_sections import (DEFAULT_OBJECTIVES, METRIC_ALIASES, Budget, BenchmarkSpec, Constraint,
+from sweeps.spec_sections import (DEFAULT_OBJECTIVES, MAX_SEED, METRIC_ALIASES, Budget, BenchmarkSpec, Constraint,
                                   DeepSpeedSpec, MethodSpec, ModelSpec, Objective, Resources, SearchSettings,
-                                  TrackingSpec, _family, check_tracking_uri, eval_metric_for, metric_names)
+                                  TrackingSpec, _family, at_most, check_tracking_uri, eval_metric_for, metric_names)
 from unlearning.errors import ConfigError, UserError
 from unlearning.methods.names import canonicalize
+from unlearning.yaml_io import read_mapping
 
 PRESET_DIR = Path(__file__).resolve().parent
 DEFAULT_STORAGE = "runs/sweeps"
 VARIANTS = ("none", "g", "dv")
+RETAIN_METRICS = ("forget_quality", "privleak")  # computed against the retain model's statistics
 
 
 class _Section(BaseModel):
@@ -149,7 +155,7 @@ class SweepSpec(_Section):
     tracking: TrackingSpec = Field(default_factory=TrackingSpec)
     storage: str = DEFAULT_STORAGE
     checkpoints: Literal["last", "every_epoch", "none"] = "last"
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0)  # at most MAX_SEED (see _seed)
     smoke_test: bool = False
 
     _space: SearchSpace = PrivateAttr(default_factory=SearchSpace)
@@ -183,6 +189,11 @@ class SweepSpec(_Section):
     def _method(cls, v: Any) -> Any:
         return {"name": v} if isinstance(v, str) else v
 
+    @field_validator("seed")
+    @classmethod
+    def _seed(cls, v: int) -> int:
+        return at_most("spec", "seed", v, MAX_SEED, "Optuna's samplers seed numpy, which takes 0 .. 2**32-1")
+
     @field_validator("storage")
     @classmethod
     def _storage(cls, v: str) -> str:
@@ -209,6 +220,7 @@ class SweepSpec(_Section):
         self._check_eval()
         for i, m in enumerate(self.models):
             self._check_model_refs(i, m)
+        self._check_retain_reference()
         names = [m.name for m in self.models]
         dup = next((n for n in names if names.count(n) > 1), None)
         if dup:
@@ -324,6 +336,11 @@ class SweepSpec(_Section):
         from unlearning.evaluation.config import EvalConfig, MuseEvalConfig, parse_config
 
         settings = dict(self.eval)
+        every = settings.pop("every", 1.0)
+        if every is not None and (isinstance(every, bool) or not isinstance(every, (int, float)) or every <= 0):
+            raise ConfigError("spec", field="eval.every", value=every,
+                              fix="epochs between evaluation points: a number > 0 (1 = every epoch, 0.5 = twice "
+                                  "per epoch) or null (only the last epoch)")
         if self.benchmark.name == "muse":
             cls, where = MuseEvalConfig, "eval"
         else:
@@ -359,6 +376,10 @@ class SweepSpec(_Section):
             if m.retain_model is None and m.retain_logs is None:
                 head = m.name.split("/", 1)[0]
                 m.retain_model = f"{head}/retain{100 - self.benchmark.forget_percent():02d}"
+        if m.retain_model is not None and m.retain_logs is not None:
+            raise ConfigError("spec", field=f"models.{i}.retain_logs", value=m.retain_logs,
+                              fix="give either retain_model or retain_logs (the reference's stored evaluation), "
+                                  "not both")
         if m.retain_model is not None:
             try:
                 rz = parse_zoo_name(m.retain_model)
@@ -369,6 +390,23 @@ class SweepSpec(_Section):
                 raise ConfigError("spec", field=f"models.{i}.retain_model", value=m.retain_model,
                                   fix=f"{self.benchmark.forget_split} needs the model trained without it: "
                                       f"{m.retain_model.split('/')[0]}/retain{100 - pct:02d}")
+
+    def _check_retain_reference(self) -> None:
+        """forget_quality and privleak compare with the retain model: on tofu (tofu-mini derives it from the zoo)
+        every model needs retain_model or retain_logs when an objective or constraint uses one of them.
+        Without it they evaluate to null and the search optimises nothing, hours later."""
+        if self.benchmark.name != "tofu":
+            return
+        uses = [f"objective '{o.name}'" for o in self.objectives or [] if o.name in RETAIN_METRICS]
+        uses += [f"constraint '{c}'" for c in self.constraints if c.metric in RETAIN_METRICS]
+        if not uses:
+            return
+        for i, m in enumerate(self.models):
+            if m.retain_model is None and m.retain_logs is None:
+                raise ConfigError("spec", field=f"models.{i}.retain_model", value=None,
+                                  fix=f"the {uses[0]} compares {m.name} with the model trained without "
+                                      f"{self.benchmark.forget_split}: give retain_model (that model) or retain_logs "
+                                      "(its TOFU_EVAL.json), or drop the metric from objectives/constraints")
 
     # ---- views ------------------------------------------------------------------------------------
 
@@ -461,7 +499,7 @@ class SweepSpec(_Section):
 def parse_spec(raw: Any, where: str = "sweep spec", source: str | None = None, check_models: bool = False) -> SweepSpec:
     """Validate a mapping into a SweepSpec (one-line ConfigError on the first mistake).
 
-    check_models: also require local model folders to exist and zoo models to be prepared."""
+    check_models: also require local model folders to exist (zoo models are trained on demand)."""
     if not isinstance(raw, Mapping):
         raise ConfigError(where, value=type(raw).__name__,
                           fix=f"a sweep spec is a mapping with keys {sorted(SweepSpec.model_fields)}")
@@ -483,8 +521,8 @@ def _looks_local(name: str) -> bool:
 
 
 def check_model_paths(spec: SweepSpec, where: str = "sweep spec") -> None:
-    """Zoo models must be prepared, local folders must exist (hub ids are left to the hub)."""
-    from unlearning.models.loading import resolve_model_path
+    """Zoo names must be valid (unprepared zoo models are trained by the driver before the sweep starts), local
+    folders must exist (hub ids are left to the hub)."""
     from unlearning.models.zoo import parse_zoo_name
 
     for i, m in enumerate(spec.models):
@@ -492,12 +530,13 @@ def check_model_paths(spec: SweepSpec, where: str = "sweep spec") -> None:
             name = getattr(m, key)
             if name is None:
                 continue
-            if parse_zoo_name(name) is not None:
-                try:
-                    resolve_model_path(name)
-                except UserError as exc:
-                    raise ConfigError(where, field=f"models.{i}.{key}", value=name, fix=exc.fix) from None
-            elif _looks_local(name) and not (Path(name).expanduser() / "config.json").is_file():
+            try:
+                zoo = parse_zoo_name(name)
+            except UserError as exc:
+                raise ConfigError(where, field=f"models.{i}.{key}", value=name, fix=exc.fix) from None
+            if zoo is not None:
+                continue  # a valid zoo name; the driver trains the model first if it is not prepared yet
+            if _looks_local(name) and not (Path(name).expanduser() / "config.json").is_file():
                 raise ConfigError(where, field=f"models.{i}.{key}", value=name,
                                   fix="no model folder (with config.json) there: fix the path, or give a hub id "
                                       "like org/model")
@@ -525,9 +564,8 @@ def resolve_spec_path(path_or_preset: str | Path) -> Path:
 def load_spec(path: str | Path, check_models: bool = True) -> SweepSpec:
     """Read and validate a sweep spec file (or preset name); ConfigError (one line) on any mistake."""
     p = resolve_spec_path(path)
-    raw = read_yaml(p)
-    return parse_spec(raw if raw is not None else {}, where=str(p), source=str(p.resolve()),
-                      check_models=check_models)
+    raw = read_mapping(p, "a sweep spec", "sweeps/tofu-mini.yaml")  # UTF-8, no duplicated keys, a mapping
+    return parse_spec(raw, where=str(p), source=str(p.resolve()), check_models=check_models)
 
 
 def first_line_command(path: str | Path) -> str:

@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from unlearning.errors import ConfigError
+from unlearning.evaluation.config import MAX_LENGTH  # tokenisation budgets share one bound
 
 FORGET_SPLITS = ("forget01", "forget05", "forget10")
 
@@ -58,6 +59,23 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# Upper bounds: a value past them is a typo (an extra zero, milliseconds for seconds) that would otherwise be
+# accepted and only hurt hours later. Each error says the bound and its reason.
+MAX_TRIALS = 10_000  # per search: every trial is a full unlearning run, and TPE's suggest time grows with history
+MAX_TIME_BUDGET_S = 30 * 24 * 3600.0  # 30 days: more is a unit mistake (ms, minutes) and never stops the sweep
+MAX_CPUS_PER_WORKER = 512  # one worker is one process on one node: no node has more logical CPUs
+MAX_GPUS_PER_WORKER = 16  # one worker is one process on one node: nodes hold at most 8-16 GPUs
+MAX_SEED = 2**32 - 1  # Optuna's samplers seed numpy, which refuses seeds outside 0..2**32-1 (mid-sweep)
+
+
+def at_most(where: str, field: str, value: Any, bound: float, reason: str) -> Any:
+    """`value` unchanged, or a one-line ConfigError when it is above `bound` (with the reason)."""
+    if value is not None and not isinstance(value, bool) and isinstance(value, (int, float)) and value > bound:
+        shown = int(bound) if float(bound).is_integer() else bound
+        raise ConfigError(where, field=field, value=value, fix=f"give at most {shown}: {reason}")
+    return value
+
+
 # --------------------------------------------------------------------------------------------------
 # sections
 
@@ -85,6 +103,12 @@ class BenchmarkSpec(_Section):
     forget_split: str = "forget10"
     limit: int | None = Field(None, ge=1)
     max_length: int = Field(512, ge=8)
+
+    @field_validator("max_length")
+    @classmethod
+    def _max_length(cls, v: int) -> int:
+        return at_most("benchmark", "max_length", v, MAX_LENGTH,
+                       "tokenisation truncation; TOFU items are < 512 tokens (open-unlearning uses 512), MUSE 2048")
 
     @model_validator(mode="after")
     def _check(self) -> "BenchmarkSpec":
@@ -223,6 +247,18 @@ class Budget(_Section):
     time_budget_s: float | None = Field(None, gt=0)
     max_failures: int = Field(1, ge=0)
 
+    @field_validator("num_trials")
+    @classmethod
+    def _num_trials(cls, v: int) -> int:
+        return at_most("budget", "num_trials", v, MAX_TRIALS,
+                       "trials per search, each a full unlearning run (TPE slows down with thousands)")
+
+    @field_validator("time_budget_s")
+    @classmethod
+    def _time_budget(cls, v: float | None) -> float | None:
+        return at_most("budget", "time_budget_s", v, MAX_TIME_BUDGET_S,
+                       "seconds (30 days); a larger value is usually milliseconds or minutes")
+
 
 class Resources(_Section):
     """Per trial: `workers` Ray Train workers, each with `cpus` CPUs and `gpus` GPUs (fractions < 1 share
@@ -241,6 +277,10 @@ class Resources(_Section):
 
     @model_validator(mode="after")
     def _possible(self) -> "Resources":
+        at_most("resources", "cpus", self.cpus, MAX_CPUS_PER_WORKER,
+                "CPUs per worker, and a worker is one process on one node (a trial uses cpus x workers)")
+        at_most("resources", "gpus", self.gpus, MAX_GPUS_PER_WORKER,
+                "GPUs per worker, and a worker is one process on one node (use workers for more GPUs)")
         if self.cpus == 0 and self.gpus == 0:
             raise ConfigError("resources", field="cpus", value=0, fix="a worker needs at least one CPU or one GPU")
         if self.workers > 1 and self.cpus < 1:

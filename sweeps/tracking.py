@@ -30,6 +30,7 @@ import collections
 import json
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,12 +93,71 @@ class _Op:
     fn: Callable[[], None]
 
 
+def store_problem(tracking_uri: str, timeout_s: float = 5.0) -> str | None:
+    """Why the tracking store cannot be written right now (None when it can), found within `timeout_s`:
+    an HTTP server must answer /health, a sqlite file (or its folder) must be writable, a database must accept
+    a connection."""
+    uri = check_tracking_uri(tracking_uri)
+    scheme = uri.split(":", 1)[0].split("+", 1)[0]
+    try:
+        if scheme in ("http", "https"):
+            import urllib.request
+
+            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout_s) as resp:
+                return None if resp.status == 200 else f"/health answered {resp.status}"
+        if scheme == "sqlite":
+            db = Path(uri[len("sqlite:///"):])
+            folder = db.parent
+            while not folder.exists() and folder != folder.parent:
+                folder = folder.parent
+            if db.exists() and not os.access(db, os.W_OK):
+                return f"{db} is read-only"
+            if not os.access(folder, os.W_OK):
+                return f"{folder} is not writable"
+            return None
+        if scheme in ("postgresql", "mysql", "mssql"):
+            import sqlalchemy
+
+            engine = sqlalchemy.create_engine(uri, connect_args={"connect_timeout": int(timeout_s)}
+                                              if scheme != "mssql" else {})
+            with engine.connect():
+                return None
+    except Exception as exc:  # noqa: BLE001 - any failure is the answer
+        reason = getattr(exc, "reason", None) or exc
+        return f"{type(exc).__name__}: {str(reason).splitlines()[0][:200]}"
+    return None
+
+
+def open_tracker(tracking_uri: str, experiment_name: str, optional: bool = False,
+                 log: Callable[[str], None] = print) -> "Tracker":
+    """The sweep's Tracker, after checking within seconds that the store can be written. A store that
+    cannot is a one-line ConfigError, or, with `optional`, a disabled Tracker (points.jsonl keeps every
+    result; `unlearn-sweep sync SWEEP_DIR` writes them to MLflow later, without duplicates)."""
+    from unlearning.errors import ConfigError
+
+    # bound each HTTP attempt during the sweep: a server that dies later costs seconds, never minutes
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+    problem = store_problem(tracking_uri)
+    if problem is None:
+        return Tracker(tracking_uri, experiment_name)
+    if not optional:
+        raise ConfigError("tracking", field="tracking.uri", value=tracking_uri,
+                          fix=f"the MLflow store cannot be written ({problem}): start the server or fix the URI "
+                              "(--tracking-uri), or run with --tracking-optional and `unlearn-sweep sync` later")
+    log(f"MLflow store {tracking_uri} cannot be written ({problem}): tracking is off for this run; results go to "
+        "points.jsonl, `unlearn-sweep sync SWEEP_DIR` writes them to MLflow later")
+    return Tracker(tracking_uri, experiment_name, enabled=False)
+
+
 class Tracker:
-    """See the module docstring. ``max_queue`` bounds the operations kept while the store is unreachable."""
+    """See the module docstring. ``max_queue`` bounds the operations kept while the store is unreachable;
+    ``enabled=False`` records nothing (the sweep runs without tracking; `sync` catches up later)."""
 
     def __init__(self, tracking_uri: str, experiment_name: str, *, artifact_location: str | None = None,
-                 max_queue: int = 10_000, retry_interval_s: float = 30.0):
+                 max_queue: int = 10_000, retry_interval_s: float = 30.0, enabled: bool = True):
         self.tracking_uri = check_tracking_uri(tracking_uri)
+        self.enabled = enabled
         self.experiment_name = experiment_name
         self.artifact_location = artifact_location or self._default_artifacts()
         self.retry_interval_s = retry_interval_s
@@ -134,6 +194,8 @@ class Tracker:
 
     def _submit(self, describe: str, fn: Callable[[], None]) -> bool:
         """Run ``fn`` after the queued operations; queue it on failure. True when it ran now."""
+        if not self.enabled:
+            return False
         op = _Op(describe, fn)
         if self.queue:
             self._enqueue(op)
@@ -306,7 +368,23 @@ class Tracker:
             run_id = self._resolve(ref)
             if reason is not None:
                 self.client.set_tag(run_id, "failure_reason", str(reason)[:5000])
+            elif "failure_reason" in self.client.get_run(run_id).data.tags:  # resumed after an interruption
+                self.client.delete_tag(run_id, "failure_reason")
             self.client.set_terminated(run_id, status=status)
 
         return self._submit(f"end run ({status})", op)
+
+    def logged_steps(self, ref: RunRef, key: str = "epoch") -> set[int]:
+        """The steps at which `key` was logged in the ref's run (read now; raises when the store is down)."""
+        run_id = self._resolve(ref)
+        return {m.step for m in self.client.get_metric_history(run_id, key)}
+
+    def mark_running(self, ref: RunRef) -> bool:
+        """Set a (re-attached) run's status back to RUNNING, e.g. a trial resumed after an interruption."""
+        def op() -> None:
+            run_id = self._resolve(ref)
+            if self.client.get_run(run_id).info.status != "RUNNING":
+                self.client.update_run(run_id, status="RUNNING")
+
+        return self._submit("mark run running", op)
 

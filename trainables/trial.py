@@ -57,7 +57,8 @@ def worker_config(config: Mapping[str, Any], trial_id: str) -> tuple[dict[str, A
         settings["retain_logs"] = const["reference"]
     worker = {"train": train,
               "threads": max(1, int(spec.resources.cpus)),
-              "log_metrics": [o.name for o in spec.objectives if o.scale == "log"]}
+              "log_metrics": [o.name for o in spec.objectives if o.scale == "log"],
+              "objective_keys": [f"log10_{o.name}" if o.scale == "log" else o.name for o in spec.objectives]}
     return worker, spec
 
 

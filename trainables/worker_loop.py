@@ -1,6 +1,7 @@
 """The per-worker loop of a sweep trial: unlearn with the core's loop, evaluate after every epoch, report.
 
-One function, `unlearning_loop_per_worker(config)`, runs in both launch modes (see `trainables/trial.py`):
+One function, `unlearning_loop_per_worker(config)`, runs in both launch modes (see `trainables/trial.py`); it reports
+every evaluation point (`epoch` label, fractions with `eval.every` < 1, and the optimizer `step`):
 * called directly inside the Tune function for single-worker CPU trials (reports with `ray.tune.report`);
 * as `train_loop_per_worker` of a Ray Train `TorchTrainer` for multi-worker / GPU trials (reports with
   `ray.train.report` on every rank; `TuneReportCallback` forwards rank 0's metrics to Tune).
@@ -9,8 +10,10 @@ One function, `unlearning_loop_per_worker(config)`, runs in both launch modes (s
 (dict; its `eval.settings` name the retain reference the driver prepared once), "log_metrics": objectives
 searched on a log10 scale (reported again as `log10_<name>`), "report_to": "tune" | "train"}.
 
-A NaN loss ends the trial with one last report `{"trial_failed": 1, "failure_reason": ...}` (the sweep goes
-on; the driver records the trial as failed). The loop checkpoints into the trial's output folder at every
+A NaN loss, a user/data error or running out of memory ends the trial with one last report
+`{"trial_failed": 1, "failure_reason": ..., <objectives>: NaN}` (not retried: it would fail the same way; the
+sweep goes on and the driver records the trial as failed, its earlier points kept). Any other exception
+propagates: Tune retries the trial (`budget.max_failures`) and then records it failed with the error. The loop checkpoints into the trial's output folder at every
 epoch end, so a retried or resumed trial (same trial id, same folder) continues where it stopped.
 """
 
@@ -46,9 +49,9 @@ def _node_id() -> str | None:
         return None
 
 
-def make_eval_hook_factory(config: Mapping[str, Any], report: Callable[[Mapping[str, Any]], None]):
-    """A factory `(train_config, bundle) -> hook(model, epoch)` that evaluates after each epoch and reports
-    the flat metrics (epoch 0, the target model, is evaluated once by the sweep driver instead)."""
+def make_eval_hook_factory(config: Mapping[str, Any]):
+    """A factory `(train_config, bundle) -> hook(model, epoch)` that evaluates at each evaluation point and
+    returns the flat metrics (epoch 0, the target model, is evaluated once by the sweep driver instead)."""
 
     def factory(train_config: Any, bundle: Any):
         from sweeps.results import flat_metrics
@@ -57,7 +60,7 @@ def make_eval_hook_factory(config: Mapping[str, Any], report: Callable[[Mapping[
         evaluate = default_eval_hook_factory()(train_config, bundle)
         started, node = time.perf_counter(), _node_id()
 
-        def hook(model: Any, epoch: int) -> dict[str, Any] | None:
+        def hook(model: Any, epoch: int | float) -> dict[str, Any] | None:
             if epoch == 0:
                 return None
             t0 = time.perf_counter()
@@ -65,9 +68,8 @@ def make_eval_hook_factory(config: Mapping[str, Any], report: Callable[[Mapping[
             for name in config.get("log_metrics", ()):  # objectives searched on a log10 scale
                 if metrics.get(name, 0) > 0:
                     metrics[f"log10_{name}"] = math.log10(metrics[name])
-            metrics.update({EPOCH_KEY: epoch, "eval_seconds": time.perf_counter() - t0,
+            metrics.update({"eval_seconds": time.perf_counter() - t0,
                             "trial_seconds": time.perf_counter() - started, "node_id": node})
-            report(metrics)
             return metrics
 
         return hook
@@ -75,13 +77,23 @@ def make_eval_hook_factory(config: Mapping[str, Any], report: Callable[[Mapping[
     return factory
 
 
+def failure_report(config: Mapping[str, Any], reason: str, epoch: int | float) -> dict[str, Any]:
+    """The last report of a failed trial: the reason, and every objective key present with NaN (Tune requires
+    the searched metrics in every result; the searcher marks a non-finite result FAILED, never a best point)."""
+    return {"trial_failed": 1, "failure_reason": reason, EPOCH_KEY: epoch,
+            **{key: float("nan") for key in config.get("objective_keys", ())}}
+
+
 def unlearning_loop_per_worker(config: dict[str, Any]) -> None:
     """Run one trial's unlearning + per-epoch evaluation on this worker (see the module docstring)."""
     import torch
 
+    from unlearning.errors import UserError
     from unlearning.train.config import parse_train_config
     from unlearning.train.loop import TrainingDiverged
     from unlearning.train.run import run_train
+
+    FINAL_FAILURES = (TrainingDiverged, UserError, MemoryError, torch.cuda.OutOfMemoryError)
 
     torch.set_num_threads(max(1, int(config.get("threads", 1))))
     send = _reporter(config.get("report_to", "tune"))
@@ -93,9 +105,11 @@ def unlearning_loop_per_worker(config: dict[str, Any]) -> None:
 
     train_config = parse_train_config(config["train"], where="trial config")
     try:
-        result = run_train(train_config, eval_hook_factory=make_eval_hook_factory(config, report), resume=True)
-    except TrainingDiverged as exc:
-        report({"trial_failed": 1, "failure_reason": str(exc), EPOCH_KEY: exc.epoch})
+        result = run_train(train_config, eval_hook_factory=make_eval_hook_factory(config), resume=True,
+                           on_eval=report)  # each record carries its epoch label and optimizer step
+    except FINAL_FAILURES as exc:  # deterministic: retrying would fail the same way
+        last = reported[-1][EPOCH_KEY] if reported else getattr(exc, "epoch", 0)
+        report(failure_report(config, f"{type(exc).__name__}: {str(exc).splitlines()[0][:400]}", last))
         return
     evals = [e for e in result.get("evals", []) if isinstance(e, Mapping) and e.get(EPOCH_KEY)]
     if not reported and evals:

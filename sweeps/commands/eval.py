@@ -67,6 +67,9 @@ def run_eval(model: str, *, benchmark: str = "tofu-mini", out: Path, data: Optio
 
     if benchmark not in BENCHMARKS:
         raise ConfigError("eval", field="benchmark", value=benchmark, fix=f"use one of {', '.join(BENCHMARKS)}")
+    from unlearning.models.prepare import ensure_zoo_models
+
+    ensure_zoo_models([model, retain_model], log=log)  # zoo models nobody prepared yet are trained first
     common: dict[str, Any] = {"batch_tokens": batch_tokens, "generation_batch_size": generation_batch_size,
                               "gibberish": {"detector": gibberish}}
     if metrics:

@@ -53,26 +53,35 @@ def register(app: typer.Typer) -> None:
         storage_path: str = typer.Option(None, help="Folder (shared by all nodes on a cluster) for the sweep."),
         name: str = typer.Option(None, help="Override the sweep's name (its folder under the storage path)."),
         smoke_test: bool = typer.Option(False, "--smoke-test", help="Shrink the sweep to seconds (CI, try-outs)."),
+        tracking_optional: bool = typer.Option(False, "--tracking-optional", help="Run even when the MLflow store "
+                                               "cannot be written (results stay in points.jsonl; `unlearn-sweep "
+                                               "sync SWEEP_DIR` writes them to MLflow later)."),
     ) -> None:
-        """Run a sweep: Ray Tune + Optuna over the unlearning trainable, MLflow tracking, Pareto table at the end."""
+        """Run a sweep: Ray Tune + Optuna over the unlearning trainable, MLflow tracking, the Pareto table at the end.
+
+        Ctrl-C / SIGTERM stop it with its state saved; `unlearn-sweep resume` continues it."""
         from sweeps.service import run_sweep
 
         loaded = _load(spec, smoke_test, tracking_uri, storage_path, name)
-        run_sweep(loaded, address=address, console=Console())
+        run_sweep(loaded, address=address, console=Console(), tracking_optional=tracking_optional)
 
     @app.command(epilog="Examples:\n\n  unlearn-sweep resume runs/sweeps/tofu-mini\n\n"
                         "  unlearn-sweep resume runs/sweeps/tofu-mini --address auto")
     def resume(
         sweep: str = typer.Argument(..., help="The sweep folder (<storage>/<name>) or its spec file."),
         address: str = typer.Option(None, help="Ray cluster address; default: a local Ray on 127.0.0.1."),
+        tracking_optional: bool = typer.Option(False, "--tracking-optional", help="Continue even when the MLflow "
+                                               "store cannot be written (then `unlearn-sweep sync` later)."),
     ) -> None:
-        """Continue an interrupted sweep: finished trials are kept, unfinished ones continue, the searcher keeps
-        its state, MLflow runs are re-attached (no duplicates)."""
+        """Continue an interrupted sweep: finished trials are kept, unfinished ones continue.
+
+        The searcher keeps its state and MLflow runs are re-attached (no duplicates). A driver that was killed
+        leaves no lock: the resume takes over and stops what is left of its local Ray."""
         from sweeps.results import resolve_sweep
         from sweeps.service import run_sweep
 
         loaded, _ = resolve_sweep(sweep)
-        run_sweep(loaded, address=address, resume=True, console=Console())
+        run_sweep(loaded, address=address, resume=True, console=Console(), tracking_optional=tracking_optional)
 
     @app.command(epilog="Examples:\n\n  unlearn-sweep status runs/sweeps/tofu-mini")
     def status(sweep: str = typer.Argument(..., help="The sweep folder (<storage>/<name>) or its spec file.")) -> None:
@@ -91,5 +100,6 @@ def register(app: typer.Typer) -> None:
         console.print(f"{len(results.points)} evaluated (trial, epoch) points in {Path(sweep_dir) / POINTS_FILE}")
         console.print(f"MLflow: {spec.tracking_uri()}  (browse with `unlearn-sweep ui {sweep_dir}`)")
         for t in results.trials.values():
-            if t.status == "failed":
-                console.print(f"[red]failed[/red] {t.trial_id}: {t.reason}")
+            if t.status in ("failed", "interrupted"):
+                colour = "red" if t.status == "failed" else "yellow"
+                console.print(f"[{colour}]{t.status}[/{colour}] {t.trial_id}: {t.reason}")

@@ -34,6 +34,7 @@ def register(app: typer.Typer) -> None:
         resume: bool = typer.Option(True, help="Resume from the newest checkpoint in <out>/checkpoints."),
     ) -> None:
         """Unlearn one model with one method from a validated YAML; saves the model and its history."""
+        from sweeps.interrupts import Interrupted
         from unlearning.train.config import load_train_config
         from unlearning.train.run import run_train
 
@@ -43,7 +44,19 @@ def register(app: typer.Typer) -> None:
         if out is not None:
             overrides["output_dir"] = str(out)
         cfg = load_train_config(config, overrides=overrides)
-        result = run_train(cfg, resume=resume, log=lambda m: typer.echo(m))
+        if int(os.environ.get("RANK", "0")) == 0:  # zoo models nobody prepared yet: train them first, once
+            from unlearning.evaluation.train_hook import default_retain_model
+            from unlearning.models.prepare import ensure_zoo_models
+
+            retain = cfg.eval.settings.get("retain_model") or default_retain_model(cfg.model.name,
+                                                                                   cfg.data.forget_split)
+            ensure_zoo_models([cfg.model.name, retain if cfg.eval.enabled else None], log=typer.echo)
+        try:
+            result = run_train(cfg, resume=resume, log=lambda m: typer.echo(m))
+        except (Interrupted, KeyboardInterrupt) as exc:
+            sig = exc.signal if isinstance(exc, Interrupted) else "SIGINT"
+            raise Interrupted(sig, "rerun the same command to resume from the last checkpoint in "
+                                   f"{Path(cfg.output_dir) / 'checkpoints'}") from None
         if int(os.environ.get("RANK", "0")) != 0:
             return  # under torchrun only rank 0 reports
         hist = result["history"]

@@ -129,18 +129,22 @@ def test_missing_key_and_not_a_mapping(tmp_path):
         load_spec(tmp_path / "broken.yaml", check_models=False)
 
 
-def test_unprepared_zoo_model_names_the_prepare_command(tmp_path, monkeypatch):
+def test_unprepared_zoo_models_validate_and_a_wrong_zoo_name_is_one_line(tmp_path, monkeypatch):
+    """A valid zoo name need not be prepared yet (the driver trains it on demand); a wrong one is refused."""
     monkeypatch.setenv("UNLEARN_SWEEP_CACHE", str(tmp_path / "empty-cache"))
+    spec = load_spec(write(tmp_path, base(tmp_path)))
+    assert spec.models[0].name == "tofu-mini/target" and spec.models[0].retain_model == "tofu-mini/retain90"
+    data = base(tmp_path)
+    data["models"] = ["tofu-mini/retain80"]
     with pytest.raises(ConfigError) as info:
-        load_spec(write(tmp_path, base(tmp_path)))
-    msg = str(info.value)
-    assert "field 'models.0.name'" in msg and "'tofu-mini/target'" in msg
-    assert "run `unlearn-sweep prepare tofu-mini`" in msg
+        load_spec(write(tmp_path, data))
+    assert "retain80" in str(info.value) and "retain90" in str(info.value)
 
 
 def test_missing_local_model_folder(tmp_path):
     data = base(tmp_path)
     data["benchmark"] = {"name": "tofu", "source": "hub", "forget_split": "forget01"}
+    data["objectives"] = [{"name": "model_utility"}]  # no retain-based metric: no retain reference needed
     data["models"] = [str(tmp_path / "no-such-model")]
     with pytest.raises(ConfigError) as info:
         load_spec(write(tmp_path, data))
@@ -187,9 +191,10 @@ def test_default_preset_resolves_as_designed():
     plans = spec.searches()
     assert [(p.search_id, p.label) for p in plans] == [("tofu-mini-target.dv", "DrNPO"), ("tofu-mini-target.none", "NPO")]
     # BalDRO-DV's temperature is searched only in the DV search; group_ratio (BalDRO-G) in neither
-    assert plans[0].space.names() == ["lr", "epochs", "beta_dv"]
-    assert plans[1].space.names() == ["lr", "epochs"]
-    assert spec.space.params["lr"].low == 1e-4 and spec.space.params["lr"].log
+    assert plans[0].space.names() == ["lr", "epochs", "alpha", "beta_dv"]
+    assert plans[1].space.names() == ["lr", "epochs", "alpha"]
+    assert spec.space.params["lr"].low == 3e-4 and spec.space.params["lr"].log
+    assert spec.space.params["alpha"].high == 12.0 and spec.eval["every"] == 1
     assert sum(spec.budget.num_trials for _ in plans) == 12
     assert spec.models[0].retain_model == "tofu-mini/retain90"
     assert [(o.name, o.mode, o.scale) for o in spec.objectives] == [
@@ -211,7 +216,7 @@ def test_defaults_aliases_and_inline_preset_override(tmp_path):
     # no search_space: the tofu-mini preset of the NPO family, minus what is fixed or not for this variant
     data["fixed"] = {}
     spec = load_spec(write(tmp_path, data), check_models=False)
-    assert spec.space.names() == ["lr", "epochs", "group_ratio"]
+    assert spec.space.names() == ["lr", "epochs", "alpha", "group_ratio"]
     # a preset extended inline: lr replaced, dv_mode added, epochs excluded
     data["method"] = {"name": "NPO", "baldro": "dv"}
     data["search_space"] = {"preset": "npo", "lr": {"low": 2e-5, "high": 4e-5}, "dv_mode": ["softmin", "softmax"],
@@ -238,7 +243,7 @@ def test_smoke_shrinks_and_round_trips(tmp_path):
     assert (smoke.budget.num_trials, smoke.budget.max_concurrent, smoke.budget.max_failures) == (2, 1, 0)
     assert smoke.fixed_hparams["epochs"] == 1 and "epochs" not in smoke.space.names()
     assert smoke.benchmark.limit == 8 and smoke.eval["max_new_tokens"] == 16
-    assert smoke.searches()[0].space.names() == ["lr", "beta_dv"]
+    assert smoke.searches()[0].space.names() == ["lr", "alpha", "beta_dv"]
     # the written copy is a spec that loads back to the same searches
     path = tmp_path / "copy.yaml"
     path.write_text(spec.to_yaml())

@@ -87,7 +87,8 @@ def test_small_sweep_records_every_trial_and_epoch_and_export_replays_it(prepare
     for p in results.points:
         assert 0 <= p.metrics["model_utility"] <= 1 and 0 <= p.metrics["forget_quality"] <= 1
 
-    # MLflow: one parent, one child per trial, metrics at steps 1 and 2, config + eval artifacts
+    # MLflow: one parent, one child per trial, metrics at the optimizer steps of epochs 1 and 2 (16 forget rows,
+    # batch 8: 2 steps per epoch), the epoch label logged beside them, config + eval artifacts
     client, runs = mlflow_runs(sweep_dir)
     parents = [r for r in runs if r.data.tags.get("run_role") == "parent"]
     children = [r for r in runs if r.data.tags.get("run_role") == "trial"]
@@ -96,7 +97,8 @@ def test_small_sweep_records_every_trial_and_epoch_and_export_replays_it(prepare
     for r in children:
         assert r.data.tags["mlflow.parentRunId"] == parents[0].info.run_id and r.info.status == "FINISHED"
         steps = [m.step for m in client.get_metric_history(r.info.run_id, "model_utility")]
-        assert sorted(steps) == [1, 2]
+        assert sorted(steps) == [2, 4]
+        assert sorted(m.value for m in client.get_metric_history(r.info.run_id, "epoch")) == [1, 2]
         assert {a.path for a in client.list_artifacts(r.info.run_id)} >= {"config", "eval"}
 
     # the Pareto set over every (trial, epoch) point equals a brute-force check
@@ -148,20 +150,39 @@ def test_failed_trials_are_recorded_and_the_sweep_completes(prepared_zoo, ray_lo
         assert child.info.status == "FAILED" and needle in child.data.tags.get("failure_reason", "").lower()
 
 
-def test_unreachable_tracking_server_does_not_stop_training(prepared_zoo, ray_local, tmp_path, monkeypatch):
+def test_unreachable_tracking_fails_fast_or_runs_without_it_and_sync_catches_up(prepared_zoo, ray_local, tmp_path,
+                                                                                 sqlite_uri):
+    from mlflow import MlflowClient
+
     from sweeps.results import read_results
     from sweeps.service import run_sweep
     from sweeps.spec import load_spec
+    from sweeps.sync import sync_tracking
+    from sweeps.tracking import Tracker
+    from unlearning.errors import ConfigError
 
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
     raw = small_spec(tmp_path / "sweeps", "offline-tracking", tracking={"uri": "http://127.0.0.1:9"},
                      budget={"num_trials": 1, "max_failures": 0})
     raw["fixed"] = {**raw["fixed"], "epochs": 1}
-    sweep_dir = run_sweep(load_spec(write_spec(tmp_path, raw)))
+    spec = load_spec(write_spec(tmp_path, raw))
+    t0 = time.perf_counter()
+    with pytest.raises(ConfigError, match=r"field 'tracking.uri'.*cannot be written.*--tracking-optional"):
+        run_sweep(spec)
+    assert time.perf_counter() - t0 < 20 and not spec.sweep_dir().exists()   # seconds, and nothing written
+
+    sweep_dir = run_sweep(spec, tracking_optional=True)      # explicit: train now, track later
     results = read_results(sweep_dir)
     assert [t.status for t in results.trials.values()] == ["finished"]
     assert len(results.points) == 1 and results.points[0].metrics["model_utility"] > 0
+    for _ in range(2):                                       # the second sync finds everything there already
+        counts = sync_tracking(spec, sweep_dir, Tracker(sqlite_uri, spec.experiment_name()))
+    assert counts == {"trials": 1, "points": 0, "skipped": 1}
+    client = MlflowClient(sqlite_uri)
+    runs = [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])]
+    [child] = [r for r in runs if r.data.tags.get("run_role") == "trial"]
+    assert child.info.status == "FINISHED" and child.data.metrics["model_utility"] == pytest.approx(
+        results.points[0].metrics["model_utility"])
+    assert len(client.get_metric_history(child.info.run_id, "model_utility")) == 1
 
 
 def _cli(*args: str, **kw) -> subprocess.Popen:
@@ -190,14 +211,20 @@ def test_killed_driver_resumes_without_losing_or_duplicating_trials(prepared_zoo
         else:
             pytest.fail("no trial finished in time")
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the driver and the local Ray it started
+        os.kill(proc.pid, signal.SIGKILL)  # the driver alone: the local Ray it started is left behind
         proc.wait()
+    from test_faults import _session_processes
+
+    left = _session_processes(sweep_dir)
+    assert left, "a SIGKILLed driver leaves its local Ray running (what the next driver must clean up)"
     finished_before = {t for t, s in read_results(sweep_dir).trials.items() if s.status == "finished"}
     assert 1 <= len(finished_before) < 3
 
     again = _cli("resume", str(sweep_dir))
     out, _ = again.communicate(timeout=900)
     assert again.returncode == 0, out
+    assert "previous driver" in out and "taking over" in out
+    assert not [p for p in left if p.is_running() and p.status() != "zombie"], "the dead driver's Ray is stopped"
     from sweeps.service import ORPHAN_REASON
 
     results = read_results(sweep_dir)

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from unlearning.data.tofu import FORGET_SPLITS, holdout_split_for
 from unlearning.errors import ConfigError
@@ -39,6 +39,29 @@ MUSE_STOPWORDS = ("\n\n", "\nQuestion", "Question:")
 
 _FORBID = ConfigDict(extra="forbid", frozen=True)
 
+# Upper bounds of the token budgets (a value past them is a typo that would otherwise cost hours per evaluation):
+# greedy generation runs max_new_tokens decoding steps for every forget question at every evaluation point, and
+# reference answers are a few dozen tokens (open-unlearning: TOFU 200, MUSE knowmem 32 / verbmem 128).
+MAX_NEW_TOKENS = 4096
+# tokenisation truncation: TOFU items are < 512 tokens (open-unlearning truncates at 512), MUSE texts at 2048
+MAX_LENGTH = 32768
+# the hub gibberish detector is a 512-position classifier: a longer input fails inside the evaluation
+MAX_GIBBERISH_LENGTH = 512
+
+
+def _budget_fits(new_tokens: dict[str, int], max_length: int) -> None:
+    """Every generation budget below MAX_NEW_TOKENS and within the tokenisation budget `max_length`."""
+    for field, value in new_tokens.items():
+        if value > MAX_NEW_TOKENS:
+            raise ConfigError("eval", field=field, value=value,
+                              fix=f"give at most {MAX_NEW_TOKENS}: greedy decoding runs that many steps per forget "
+                                  "question at every evaluation point, and answers are a few dozen tokens "
+                                  "(open-unlearning: 200)")
+        if value > max_length:
+            raise ConfigError("eval", field=field, value=value,
+                              fix=f"give at most max_length ({max_length}): the answer is scored and compared "
+                                  f"within max_length tokens (or raise max_length)")
+
 
 def _check_metrics(value: list[str] | None, allowed: tuple[str, ...]) -> list[str] | None:
     if value is None:
@@ -58,7 +81,7 @@ class GibberishConfig(BaseModel):
     detector: Literal["offline", "hub"] = "offline"  # offline = rule-based, no download (gibberish.py)
     hub_model: str = HUB_GIBBERISH_MODEL  # hub id or local folder of the reference classifier
     threshold: float = Field(0.5, gt=0, lt=1)  # offline: flag when the clean score is below this
-    max_length: int = Field(32, ge=1)  # hub: tokenizer truncation (OU: 32 TOFU, 512 MUSE)
+    max_length: int = Field(32, ge=1, le=MAX_GIBBERISH_LENGTH)  # hub: tokenizer truncation (OU: 32 TOFU, 512 MUSE)
     batch_size: int = Field(32, ge=1)  # hub: classifier batch size
 
 
@@ -82,7 +105,7 @@ class EvalConfig(BatchingConfig):
     metrics: list[str] | None = None  # None = all TOFU_METRICS
     max_new_tokens: int = Field(200, ge=1)
     stopwords: list[str] = Field(default_factory=list)
-    max_length: int = Field(512, ge=8)  # tokenisation truncation of QA items (OU default 512)
+    max_length: int = Field(512, ge=8, le=MAX_LENGTH)  # tokenisation truncation of QA items (OU default 512)
     mia_k: float = Field(0.4, gt=0, le=1)
     gibberish: GibberishConfig = Field(default_factory=GibberishConfig)
 
@@ -98,6 +121,11 @@ class EvalConfig(BatchingConfig):
     def _metrics(cls, value: list[str] | None) -> list[str] | None:
         return _check_metrics(value, TOFU_METRICS)
 
+    @model_validator(mode="after")
+    def _budgets(self) -> "EvalConfig":
+        _budget_fits({"max_new_tokens": self.max_new_tokens}, self.max_length)
+        return self
+
     def holdout(self) -> str:
         return self.holdout_split or holdout_split_for(self.forget_split)
 
@@ -112,7 +140,7 @@ class MuseEvalConfig(BatchingConfig):
     knowmem_max_new_tokens: int = Field(32, ge=1)
     verbmem_max_new_tokens: int = Field(128, ge=1)
     stopwords: list[str] = Field(default_factory=lambda: list(MUSE_STOPWORDS))  # knowmem only
-    max_length: int = Field(2048, ge=8)  # raw-text truncation (verbmem, privleak)
+    max_length: int = Field(2048, ge=8, le=MAX_LENGTH)  # raw-text truncation (verbmem, privleak)
     mia_k: float = Field(0.4, gt=0, le=1)
     gibberish: GibberishConfig = Field(default_factory=lambda: GibberishConfig(max_length=512))
 
@@ -120,6 +148,12 @@ class MuseEvalConfig(BatchingConfig):
     @classmethod
     def _metrics(cls, value: list[str] | None) -> list[str] | None:
         return _check_metrics(value, MUSE_METRICS)
+
+    @model_validator(mode="after")
+    def _budgets(self) -> "MuseEvalConfig":
+        _budget_fits({"knowmem_max_new_tokens": self.knowmem_max_new_tokens,
+                      "verbmem_max_new_tokens": self.verbmem_max_new_tokens}, self.max_length)
+        return self
 
     def selected(self) -> tuple[str, ...]:
         return tuple(self.metrics) if self.metrics is not None else MUSE_METRICS
@@ -133,7 +167,7 @@ class RelearnConfig(BaseModel):
     lr: float = Field(1e-4, gt=0)
     batch_size: int = Field(4, ge=1)
     weight_decay: float = Field(0.0, ge=0)
-    max_length: int = Field(512, ge=8)
+    max_length: int = Field(512, ge=8, le=MAX_LENGTH)
     seed: int = 0
 
 
@@ -146,6 +180,9 @@ def parse_config(cls: type[C], data: Mapping[str, Any] | None, where: str = "eva
         return cls.model_validate(dict(data or {}))
     except ValidationError as exc:
         err = exc.errors()[0]
+        inner = (err.get("ctx") or {}).get("error")
+        if isinstance(inner, ConfigError) and inner.field:  # a cross-field check names its own field
+            raise ConfigError(where, field=inner.field, value=inner.value, fix=inner.fix) from None
         loc = ".".join(str(p) for p in err.get("loc", ())) or "<config>"
         fix = err.get("msg", "invalid value")
         if err.get("type") == "extra_forbidden":

@@ -13,7 +13,7 @@ field path and the allowed keys, bad values with the field path and what is expe
     train:  {engine: deepspeed|torch, zero_stage, lr, epochs, per_device_batch_size, grad_accum,
              warmup_epochs, weight_decay, max_grad_norm, lr_scheduler: linear|constant, seed,
              save_every_steps, keep_checkpoints}      # precision follows the model's dtype
-    eval:   {enabled, on_start, every_epoch, settings: {...}}  # consumed by the evaluator's hook
+    eval:   {enabled, on_start, every, settings: {...}}   # every: epochs between points (0.5 = twice/epoch)
     output_dir: runs/<name>
 
 Defaults follow unlearning-spec.md §1 (OU's TOFU recipe): lr 1e-5, 10 epochs, per-device batch 8,
@@ -25,10 +25,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal, Mapping, get_args, get_origin
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from unlearning.errors import ConfigError, UserError
+from unlearning.evaluation.config import MAX_LENGTH
 
 
 class _Section(BaseModel):
@@ -55,7 +55,7 @@ class DataSection(_Section):
     source: str = "tofu-mini"
     forget_split: Literal["forget01", "forget05", "forget10"] = "forget10"
     retain_split: str | None = None
-    max_length: int = Field(512, ge=8)
+    max_length: int = Field(512, ge=8, le=MAX_LENGTH)  # MAX_LENGTH: see unlearning.evaluation.config
     limit: int | None = Field(None, ge=1)
 
 
@@ -97,7 +97,7 @@ class LoopConfig(_Section):
     keep_checkpoints: int = Field(2, ge=1)
     # stop after this epoch while keeping the schedule of `epochs` (replays an earlier epoch of a sweep
     # trial exactly: warmup and linear decay are computed over the trial's full length)
-    stop_after_epoch: int | None = Field(None, ge=1)
+    stop_after_epoch: float | None = Field(None, gt=0)
 
     @model_validator(mode="after")
     def _stop_within_epochs(self) -> "LoopConfig":
@@ -107,11 +107,15 @@ class LoopConfig(_Section):
 
 
 class EvalSection(_Section):
-    """When the evaluation hook runs; ``settings`` is passed to the evaluator untouched."""
+    """When the evaluation hook runs; ``settings`` is passed to the evaluator untouched.
+
+    every: epochs between evaluation points (0.5 = twice per epoch, 2 = every other epoch; null = only at the
+    end); the last epoch is always evaluated. A fraction is rounded to whole optimizer steps
+    (`unlearning.train.schedule`)."""
 
     enabled: bool = False
     on_start: bool = True
-    every_epoch: bool = True
+    every: float | None = Field(1.0, gt=0)
     settings: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -230,13 +234,8 @@ def parse_train_config(raw: Any, where: str = "train config",
 
 def load_train_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
     """Read and validate a train YAML. ``overrides`` is a nested dict merged over the file."""
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(str(p), value=str(p), fix="give an existing YAML file")
-    try:
-        raw = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        line = getattr(getattr(exc, "problem_mark", None), "line", None)
-        raise ConfigError(str(p), field=None if line is None else f"line {line + 1}", value=None,
-                          fix=f"fix the YAML syntax ({getattr(exc, 'problem', exc)})") from None
-    return parse_train_config(raw or {}, where=str(p), overrides=overrides)
+    from unlearning.yaml_io import read_mapping
+
+    p = Path(path)  # UTF-8, no duplicated keys, a mapping: one-line ConfigError naming the line or key
+    raw = read_mapping(p, "a train config", "configs/train/npo_tofu_mini.yaml")
+    return parse_train_config(raw, where=str(p), overrides=overrides)

@@ -1,0 +1,137 @@
+"""Fault injection on the real sweep driver (CLI in a subprocess, real Ray on 127.0.0.1, MLflow on SQLite, the
+prepared zoo): Ctrl-C of the whole process group, SIGTERM of the driver, a second driver on the same folder, a
+corrupt line in the results file. Each asserts that nothing is lost or duplicated and no process is left.
+
+    pytest tests/sweeps/test_faults.py -s
+
+Slow (a few minutes on 2 cores). The NaN / raising trial, unreachable-tracking and SIGKILL cases are in
+test_sweep_e2e.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from test_sweep_e2e import REPO, mlflow_runs, small_spec, write_spec
+
+pytestmark = pytest.mark.slow
+
+
+def _cli(*args: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "sweeps.cli", *args], cwd=REPO, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _wait_for(cond, proc: subprocess.Popen, what: str, timeout: float = 600) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if cond():
+            return
+        if proc.poll() is not None:
+            pytest.fail(f"the driver ended before {what}:\n" + proc.stdout.read())
+        time.sleep(0.5)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def _session_processes(sweep_dir: Path) -> list:
+    """Live processes of the local Ray session the driver recorded in driver.json."""
+    import psutil
+
+    session = json.loads((sweep_dir / "driver.json").read_text()).get("ray_session")
+    assert session, "the driver records the Ray session it started"
+    name = Path(session).name
+    out = []
+    for p in psutil.process_iter(["cmdline", "status"]):
+        try:
+            if p.info["status"] != psutil.STATUS_ZOMBIE and any(name in a for a in (p.info["cmdline"] or [])):
+                out.append(p)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return out
+
+
+def _first_point(sweep_dir: Path) -> bool:
+    from sweeps.results import read_results
+
+    return (sweep_dir / "points.jsonl").exists() and any(p.epoch > 0 for p in read_results(sweep_dir).points)
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
+def test_interrupt_stops_the_whole_sweep_cleanly_and_resume_finishes_it(prepared_zoo, tmp_path, how):
+    from sweeps.results import read_results
+
+    raw = small_spec(tmp_path / "sweeps", f"stop-{how}", method={"name": "NPO", "baldro": ["dv", "none"]},
+                     budget={"num_trials": 2, "max_concurrent": 1, "max_failures": 0})
+    raw["fixed"] = {**raw["fixed"], "epochs": 3}
+    path = write_spec(tmp_path, raw)
+    sweep_dir = tmp_path / "sweeps" / f"stop-{how}"
+    proc = _cli("run", str(path))
+    try:
+        _wait_for(lambda: _first_point(sweep_dir), proc, "the first evaluation point")
+        if how == "ctrl-c":   # a terminal sends SIGINT to the whole foreground process group, Ray included
+            second = _cli("resume", str(sweep_dir))   # meanwhile, a second driver on the same folder is refused
+            out2, _ = second.communicate(timeout=120)
+            assert second.returncode == 2, out2
+            lines = [ln for ln in out2.strip().splitlines() if ln.strip()]
+            assert len(lines) == 1 and "being run by" in lines[0] and f"pid {proc.pid}" in lines[0], out2
+            os.killpg(proc.pid, signal.SIGINT)
+        else:                 # `kill PID` / a job scheduler: the driver alone
+            os.kill(proc.pid, signal.SIGTERM)
+        t0 = time.time()
+        out, _ = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == (130 if how == "ctrl-c" else 143), out
+    assert time.time() - t0 < 120, "a stop is prompt"
+    assert "Traceback" not in out and "unlearn-sweep resume" in out.strip().splitlines()[-1], out
+    time.sleep(2)
+    assert _session_processes(sweep_dir) == [], "every Ray process the driver started is gone"
+
+    before = read_results(sweep_dir)
+    assert before.trials and "interrupted" in {t.status for t in before.trials.values()}
+    assert "search tofu-mini-target.none" not in out  # the next search did not start after the stop
+    _, runs = mlflow_runs(sweep_dir)
+    [parent] = [r for r in runs if r.data.tags.get("run_role") == "parent"]
+    assert parent.info.status == "KILLED" and "interrupted by SIG" in parent.data.tags["failure_reason"]
+    for r in runs:
+        if r.data.tags.get("run_role") == "trial" and before.trials[r.data.tags["trial_id"]].status == "interrupted":
+            assert r.info.status == "KILLED" and "unlearn-sweep resume" in r.data.tags["failure_reason"]
+
+    again = _cli("resume", str(sweep_dir))
+    out, _ = again.communicate(timeout=900)
+    assert again.returncode == 0, out
+    results = read_results(sweep_dir)
+    assert len(results.trials) == 4 and {t.status for t in results.trials.values()} == {"finished"}, out
+    for tid in results.trials:   # every epoch of every trial, each once
+        assert sorted(p.epoch for p in results.points if p.trial_id == tid) == [1, 2, 3]
+    client, runs = mlflow_runs(sweep_dir)
+    children = [r for r in runs if r.data.tags.get("run_role") == "trial"]
+    assert sorted(r.data.tags["trial_id"] for r in children) == sorted(results.trials)   # no duplicate run
+    for r in children:   # a resumed trial's run is FINISHED, its interruption note gone, each point logged once
+        assert r.info.status == "FINISHED" and "failure_reason" not in r.data.tags
+        assert len(client.get_metric_history(r.info.run_id, "model_utility")) == 3
+
+
+def test_a_corrupt_results_line_is_skipped_and_counted(finished_sweep):
+    from sweeps.results import POINTS_FILE, read_results
+
+    _, sweep_dir = finished_sweep
+    path = Path(sweep_dir) / POINTS_FILE
+    lines = path.read_text().splitlines()
+    before = read_results(sweep_dir)
+    lines.insert(len(lines) // 2, '{"kind": "point", "trial_id": "x", "epo')   # a driver killed mid-write
+    path.write_text("\n".join(lines) + "\n")
+    after = read_results(sweep_dir)
+    assert after.skipped_lines == before.skipped_lines + 1
+    assert {p.key for p in after.points} == {p.key for p in before.points}
+    assert {k: t.status for k, t in after.trials.items()} == {k: t.status for k, t in before.trials.items()}
