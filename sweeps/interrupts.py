@@ -57,12 +57,19 @@ class SweepInterrupts:
 
     def __enter__(self) -> "SweepInterrupts":
         os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
-        if threading.current_thread() is threading.main_thread():
-            for sig in HANDLED:
-                self._previous[sig] = signal.signal(sig, self._handle)
-            if hasattr(signal, "SIGUSR1"):  # never let a late SIGUSR1 fall on its default action (exit)
-                self._previous[signal.SIGUSR1] = signal.signal(signal.SIGUSR1, lambda *_: None)
+        self.install()
         return self
+
+    def install(self) -> None:
+        """(Re)install the handlers: call again after `ray.init`, whose core worker takes SIGTERM for itself
+        (it would abort the driver with a core dump)."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in HANDLED:
+            previous = signal.signal(sig, self._handle)
+            self._previous.setdefault(sig, previous)
+        if hasattr(signal, "SIGUSR1"):  # never let a late SIGUSR1 fall on its default action (exit)
+            self._previous.setdefault(signal.SIGUSR1, signal.signal(signal.SIGUSR1, lambda *_: None))
 
     def __exit__(self, *exc: Any) -> None:
         self._in_fit = False

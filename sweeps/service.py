@@ -219,6 +219,7 @@ def _drive(spec: Any, sweep_dir: Path, address: str | None, resume: bool, consol
 
     started_ray = not ray.is_initialized() and address is None
     session = init_ray(spec, address)
+    stop.install()  # ray.init takes SIGTERM for its core worker: take it back
     if started_ray and session:
         lock.record(ray_session=session)  # a later driver stops what is left of it if this one is killed
     try:

