@@ -10,11 +10,16 @@ and the checks below 0.5 are its `reasons`.
 
 * words      share of word tokens that are real words: in the vocabulary (every word of the benchmark's
              reference text plus a built-in English list, `english_words.txt`, with simple suffix
-             stemming) or a capitalised pronounceable token (a name). Catches random characters.
+             stemming) or a capitalised pronounceable token (a name). Catches random characters. A text
+             with no content word (only function words or single letters, no digit: "A", "The.", "Of the.")
+             scores 0.
 * noise      share of non-space characters outside letters, digits and ordinary punctuation, plus the
              share of tokens that mix letters and digits (ordinals/decades like 19th, 1950s allowed).
              Catches character noise.
-* repetition share of repeated token trigrams, and the longest run of one token. Catches degenerate loops.
+* repetition share of repeated token trigrams, and the longest loop: a run of one token ("sea sea sea."),
+             a unit of 2+ different letters/digits repeated inside one token ("TurkeyTurkeyTurkey", "papapa",
+             "194194194": 3), a doubled article or preposition ("the the", not "The 'The") one more. A loop
+             of 3 is flagged however short the text, numbers included. Catches degenerate loops.
 * order      mean pointwise mutual information of adjacent word classes (each of the 300 most frequent
              reference words is its own class, every other word one class, plus sentence start/end),
              learned from the reference text; texts of 4+ words. Catches shuffled words / word salad.
@@ -23,14 +28,24 @@ and the checks below 0.5 are its `reasons`.
              in a function word or possessive, e.g. "The author's"); no lower-case word right after a
              sentence end. Catches truncated fragments (short complete answers like "Paris" pass).
 
-Empty generations score 0 (flagged, reason "empty"); a text of numbers only ("1987.") is clean, one of
-symbols only is flagged. The metric reports both numbers spec §3.7 asks for:
+Empty generations (nothing left after the EOS cut and strip) score 0 (flagged, reason "empty"); a text
+of numbers only ("1987.") is clean unless it loops, one of symbols/punctuation only is flagged ("words").
+
+Same-answer collapse is a per-set rule, reported beside the per-item flags (`gibberish_result` with
+texts), never folded into them: `same_answer_share` = the share of generations equal to the set's most
+common one (compared lower-cased, outer punctuation stripped); `same_answer_collapse` = that share above
+0.25 with 3+ copies. Healthy tofu-mini models repeat short facts ("Exile and home.", "A geologist.") on
+up to 0.07 of forget10 (one question type covers ~0.10 of it); OU's reference generations never repeat.
+A fluent answer given to every question (e.g. the refusal IdkNLL trains) is collapse, not gibberish.
+
+The metric reports both numbers spec §3.7 asks for:
 mean clean score (`agg_value`, comparable in direction to the classifier's mean P(clean)) and the rate of
 flagged generations. Thresholds were set on the Llama-2-7b-chat generations stored in the reference logs;
-`tests/evaluation/test_eval_gibberish.py` reports precision/recall on all four models' generations.
+`tests/evaluation/test_eval_gibberish.py` reports precision/recall on all four models' generations and
+the flagged rate on collapsed tofu-mini generations (GradAscent at a high learning rate).
 
     det = OfflineGibberishDetector(reference_texts=all_benchmark_strings)
-    res = gibberish_result(det.score_many(generations))      # OU layout + "flagged_rate"
+    res = gibberish_result(det.score_many(generations), generations)  # OU layout + flagged_rate + same_answer_*
     det = build_detector(GibberishConfig(detector="hub"))    # the hub classifier (needs the hub)
 """
 
@@ -53,11 +68,15 @@ from unlearning.evaluation.config import HUB_GIBBERISH_MODEL, GibberishConfig
 WORDS_FILE = Path(__file__).resolve().parent / "english_words.txt"
 N_CLASS_WORDS = 300
 THRESHOLD = 0.5
+SAME_ANSWER_SHARE = 0.25  # per-set rule: more than this share of the generations identical = collapse
+SAME_ANSWER_MIN = 3
 
 _WORD = re.compile(r"[^\W\d_]+(?:['’\-][^\W\d_]+)*")
 _TOKEN = re.compile(r"\S+")
 _MIXED = re.compile(r"(?=\S*[^\W\d_])(?=\S*\d)[^\W_]+")
-_ORDINAL = re.compile(r"\d+(?:st|nd|rd|th|s|d|k|m|km|kg|cm|mm|am|pm)", re.IGNORECASE)  # 19th, 1950s, 3D, 5km
+_UNITS = "st|nd|rd|th|s|d|k|m|km|kg|cm|mm|am|pm"
+_ORDINAL = re.compile(rf"\d+(?:{_UNITS})", re.IGNORECASE)  # 19th, 1950s, 3D, 5km
+_UNIT_SUFFIX = re.compile(rf"(?<=\d)(?:{_UNITS})\b", re.IGNORECASE)  # the "th" of 19th is no word
 _STRIP = ".,;:!?\"'()[]“”‘’"
 _FUNCTION_END = frozenset("a an the of in on at to for from by with and or but as is was are were his her "
                           "their its this that these those my your our".split())
@@ -72,6 +91,8 @@ _CLOSERS = set("\"')]”’")
 _START_EXTRA = set("\"'(“‘[")
 _SENTENCE_THEN_LOWER = re.compile(r"\b([a-z]{2,})[.!?]\s+[a-z]")
 _ABBREVIATIONS = frozenset("vs etc approx incl esp ca cf al".split())
+_DOUBLED = frozenset("a an the of in on at to for from by with and or".split())  # "the the" is a loop
+_GLUED_LOOP = re.compile(r"([^\W_]{2,24}?)\1{2,}")  # a unit 3+ times in a token: TurkeyTurkeyTurkey, 194194194
 
 
 @dataclass(frozen=True)
@@ -134,6 +155,18 @@ def _name_like(word: str) -> bool:
     return word[:1].isupper() and shaped and _pronounceable(word)
 
 
+def _right_bare(token: str) -> str:
+    """Lower case without trailing punctuation: "the the." is a loop, "The 'The Hobbit'" and "An, an" are not."""
+    return token.rstrip(_STRIP).lower()
+
+
+def _glued_repeats(token: str) -> int:
+    """How often a unit of 2+ different letters/digits repeats back to back in a token (1 = none): papapa -> 3,
+    194194194 -> 3, 1000000 -> 1."""
+    return max((len(m.group(0)) // len(m.group(1)) for m in _GLUED_LOOP.finditer(token) if len(set(m.group(1))) > 1),
+               default=1)
+
+
 class OfflineGibberishDetector:
     """Rule-based gibberish scores (see the module docstring); `reference_texts` = the benchmark's text."""
 
@@ -174,7 +207,9 @@ class OfflineGibberishDetector:
             return True
         return _name_like(word)
 
-    def _words_check(self, words: list[str]) -> float:
+    def _words_check(self, text: str, words: list[str]) -> float:
+        if not any(c.isdigit() for c in text) and all(len(w) == 1 or w.lower() in _FUNCTION_END for w in words):
+            return 0.0  # no content word: "A", "The.", "Of the."
         share = sum(self.known(w) for w in words) / len(words)
         return _ramp(share, bad=0.4, threshold=0.75, good=0.9)
 
@@ -190,11 +225,13 @@ class OfflineGibberishDetector:
     @staticmethod
     def _repetition_check(tokens: list[str]) -> float:
         low = [t.strip(_STRIP).lower() or t for t in tokens]
-        run = longest = 1
-        for a, b in zip(low, low[1:]):
+        longest = max(_glued_repeats(t) for t in low)
+        run = 1
+        for i, (a, b) in enumerate(zip(low, low[1:])):
             run = run + 1 if a == b else 1
-            longest = max(longest, run)
-        score = _ramp(longest, bad=6, threshold=3.5, good=2)
+            doubled = run > 1 and b in _DOUBLED and tokens[i].lower() == _right_bare(tokens[i + 1])
+            longest = max(longest, run + doubled)
+        score = _ramp(longest, bad=5, threshold=2.5, good=2)
         trigrams = list(zip(low, low[1:], low[2:]))
         if len(trigrams) >= 4:
             dup = 1 - len(set(trigrams)) / len(trigrams)
@@ -239,16 +276,20 @@ class OfflineGibberishDetector:
         text = text.strip()
         if not text:
             return GibberishScore(0.0, True, ("empty",), {"words": 0.0})
-        words = words_of(text)
-        if not words:  # numbers only ("1987.", "35") are a clean answer; symbols only are not
-            numeric = bool(_NUMERIC.fullmatch(text))
-            return GibberishScore(float(numeric), not numeric, () if numeric else ("words",), {"words": float(numeric)})
+        bare = _UNIT_SUFFIX.sub("", text)  # the "s" of "1990s" is no word
+        content = words_of(bare)
         tokens = _TOKEN.findall(text)
+        if not content:  # numbers only ("1987.", "35", "1990s.") are a clean answer unless they loop; symbols are not
+            if not _NUMERIC.fullmatch(bare):
+                return GibberishScore(0.0, True, ("words",), {"words": 0.0})
+            loop = self._repetition_check(tokens)
+            flagged = loop < self.threshold
+            return GibberishScore(loop, flagged, ("repetition",) if flagged else (), {"words": 1.0, "repetition": loop})
         checks = {
-            "words": self._words_check(words),
+            "words": self._words_check(text, content),
             "noise": self._noise_check(text, tokens),
             "repetition": self._repetition_check(tokens),
-            "order": self._order_check(words),
+            "order": self._order_check(words_of(text)),
             "form": self._form_check(text, tokens),
         }
         clean = min(checks.values())
@@ -307,7 +348,8 @@ def build_detector(config: GibberishConfig, reference_texts: Iterable[str] = (),
 
 def gibberish_result(scores: Sequence[GibberishScore], texts: Sequence[str] | None = None,
                      indices: Sequence[int | str] | None = None) -> dict[str, Any]:
-    """OU-style entry: agg_value = mean clean score, flagged_rate, per item score/flagged/reasons."""
+    """OU-style entry: agg_value = mean clean score, flagged_rate, per item score/flagged/reasons; with `texts`
+    also the per-set same-answer rule (`same_answer`, `same_answer_share`, `same_answer_collapse`)."""
     keys = [str(i) for i in (indices if indices is not None else range(len(scores)))]
     if len(keys) != len(scores) or (texts is not None and len(texts) != len(scores)):
         raise ValueError("scores, texts and indices must have one entry per generation")
@@ -318,8 +360,20 @@ def gibberish_result(scores: Sequence[GibberishScore], texts: Sequence[str] | No
             record["generation"] = texts[n]
         by_index[key] = record
     clean = [s.clean for s in scores]
-    return {
+    out: dict[str, Any] = {
         "agg_value": float(np.mean(clean)) if clean else float("nan"),
         "flagged_rate": float(np.mean([s.flagged for s in scores])) if scores else float("nan"),
-        "value_by_index": by_index,
     }
+    if texts is not None and texts:
+        out.update(same_answer(texts))
+    out["value_by_index"] = by_index
+    return out
+
+
+def same_answer(texts: Sequence[str]) -> dict[str, Any]:
+    """The per-set rule: the most common generation, its share of the set and whether that is a collapse."""
+    counts = Counter(" ".join(t.split()).strip(_STRIP + " ").lower() for t in texts)
+    answer, n = counts.most_common(1)[0]
+    share = n / len(texts)
+    return {"same_answer": answer, "same_answer_share": share,
+            "same_answer_collapse": share > SAME_ANSWER_SHARE and n >= SAME_ANSWER_MIN}
