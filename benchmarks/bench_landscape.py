@@ -50,6 +50,7 @@ sys.path.insert(0, str(REPO))
 
 FORMAT_VERSION = 1
 RUNS_FILE = "runs.jsonl"
+FQ_FLOOR = 1e-20  # the PNG's lowest forget quality (the target is ~1e-11; collapsed GradAscent reaches 1e-41)
 METRICS = ("forget_quality", "model_utility", "gibberish_rate", "forget_truth_ratio", "forget_Q_A_ROUGE")
 
 
@@ -68,19 +69,22 @@ def load_grid(path: Path) -> dict[str, Any]:
 
 
 def entry_spec(base_raw: dict[str, Any], entry: dict[str, Any], storage: Path):
-    """The sweep spec of one grid entry: the base spec with this method/variant, the grid as its space."""
-    from search_spaces.loader import canonical_name
-    from sweeps.spec import accepted_hparams, parse_spec
+    """The sweep spec of one grid entry: the base spec with this method/variant, the grid as its space; the base
+    spec's fixed values that apply to this method (and are not gridded) are kept."""
+    from search_spaces.loader import field_key
+    from sweeps.plans import applies
+    from sweeps.spec import parse_spec
     from unlearning.methods.names import resolve_method_name
 
     variant = entry.get("baldro") or "none"
-    ok = accepted_hparams(resolve_method_name(entry["method"]).method, variant)
-    grid = {canonical_name(k) or k for k in entry["grid"]}
-    base_fixed = {k: v for k, v in base_raw.get("fixed", {}).items()  # what applies to this method, unless gridded
-                  if (canonical_name(k) or k) in ok and (canonical_name(k) or k) not in grid}
+    method = resolve_method_name(entry["method"]).method
+    grid = {field_key(k) for k in entry["grid"]}
+    base_fixed = {k: v for k, v in base_raw.get("fixed", {}).items()
+                  if applies(k, method, variant) and field_key(k) not in grid}
     raw = {**base_raw, "method": {"name": entry["method"], "baldro": [variant]},
            "fixed": {**base_fixed, **entry.get("fixed", {})},
            "search_space": {k: list(v) for k, v in entry["grid"].items()},
+           "search": {**base_raw.get("search", {}), "sampler": "grid", "scheduler": "none"},
            "storage": str(storage), "name": "landscape"}
     return parse_spec(raw, where=f"landscape grid entry {entry['method']}")
 
@@ -90,44 +94,44 @@ def run_id(label: str, hparams: dict[str, Any]) -> str:
     return f"{label}-{hashlib.sha256(blob.encode()).hexdigest()[:10]}"
 
 
-def plan_runs(grid: dict[str, Any], out: Path) -> tuple[Any, list[dict[str, Any]]]:
-    """(a spec for the shared work, every run: {"run_id", "label", "variant", "hparams", "spec_raw"})."""
+def plan_runs(grid: dict[str, Any], out: Path) -> tuple[list[tuple[Any, Any]], list[dict[str, Any]]]:
+    """([(spec, plan) per grid entry], every run: {"run_id", "label", "variant", "hparams", "entry"})."""
     from sweeps.spec import load_spec
 
-    base = load_spec(REPO / grid["base_spec"])
-    base_raw = base.raw()
-    runs = []
-    first = None
-    for entry in grid["grids"]:
+    base_raw = load_spec(REPO / grid["base_spec"]).raw()
+    entries, runs = [], []
+    for i, entry in enumerate(grid["grids"]):
         spec = entry_spec(base_raw, entry, out)
         plan = spec.searches()[0]
-        first = first or spec
+        entries.append((spec, plan))
         names = list(entry["grid"])
         for values in itertools.product(*(entry["grid"][n] for n in names)):
             hp = dict(zip(names, values))
             runs.append({"run_id": run_id(plan.label, hp), "label": plan.label, "base_method": plan.method,
-                         "variant": plan.variant, "hparams": hp, "spec_raw": spec.raw()})
-    return first, runs
+                         "variant": plan.variant, "hparams": hp, "entry": i})
+    return entries, runs
 
 
 # --------------------------------------------------------------------------------------------------
 # one run (in a worker process)
 
 
-def _run_one(run: dict[str, Any], reference: str | None, out: str) -> dict[str, Any]:
+def _run_one(run: dict[str, Any], base: dict[str, Any], shared: dict[str, Any], out: str,
+             objective_names: list[str]) -> dict[str, Any]:
+    """The sweep's own trial (`trainables.trial.worker_config` + `run_train`), without Ray."""
     import torch
 
-    from sweeps.spec import parse_spec
     from trainables.trial import SWEEP_KEY, sweep_constants, worker_config
     from trainables.worker_loop import make_eval_hook_factory
     from unlearning.train.config import parse_train_config
     from unlearning.train.run import run_train
 
     torch.set_num_threads(1)
-    spec = parse_spec(run["spec_raw"], where="landscape run")
-    plan = spec.searches()[0]
-    config = {SWEEP_KEY: sweep_constants(spec, plan.search_id, reference), **run["hparams"]}
-    worker, _ = worker_config(config, run["run_id"])
+    consts = sweep_constants(base, search_id=run["label"], sweep_dir=out, reference=shared["reference_dir"],
+                             inputs_cache=shared["inputs_dir"],
+                             resources={"cpus": 1, "gpus": 0, "workers": 1, "max_failures": 0},
+                             objective_names=objective_names)
+    worker = worker_config({SWEEP_KEY: consts, **run["hparams"]}, run["run_id"])
     run_dir = Path(worker["train"]["output_dir"])
     points: list[dict[str, Any]] = []
     record = {k: run[k] for k in ("run_id", "label", "base_method", "variant", "hparams")}
@@ -135,7 +139,8 @@ def _run_one(run: dict[str, Any], reference: str | None, out: str) -> dict[str, 
     try:
         cfg = parse_train_config(worker["train"], where="landscape run")
         run_train(cfg, eval_hook_factory=make_eval_hook_factory(worker), resume=False,
-                  on_eval=lambda rec: points.append({k: v for k, v in rec.items() if k != "node_id"}))
+                  on_eval=lambda rec: points.append({k: v for k, v in rec.items() if k != "node_id"}),
+                  inputs_cache=worker["inputs_cache"])
         record.update(status="ok", reason=None)
     except Exception as exc:  # noqa: BLE001 - a failed run is a result of the grid, with its reason
         record.update(status="failed", reason=f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
@@ -236,14 +241,15 @@ def draw_png(path: Path, runs: list[dict[str, Any]], target: dict[str, float], g
         pts = [p for r in runs if r["label"] == label for p in r["points"]
                if all(isinstance(p.get(k), (int, float)) for k in ("forget_quality", "model_utility", "gibberish_rate"))]
         x = [p["model_utility"] for p in pts]
-        y = [max(p["forget_quality"], 1e-45) for p in pts]
+        y = [max(p["forget_quality"], FQ_FLOOR) for p in pts]  # below the floor: drawn on it
         c = [p["gibberish_rate"] for p in pts]
         sc = ax.scatter(x, y, c=c, cmap="viridis_r", vmin=0, vmax=0.3, s=14, alpha=0.8, linewidths=0)
-        ax.scatter([target["model_utility"]], [max(target.get("forget_quality") or 1e-45, 1e-45)], marker="*",
+        ax.scatter([target["model_utility"]], [max(target.get("forget_quality") or FQ_FLOOR, FQ_FLOOR)], marker="*",
                    s=160, c="red", edgecolors="black", zorder=4, label="target (before unlearning)")
         ax.axhline(goal["forget_quality"], color="black", lw=0.8, ls="--")
         ax.axvline(mu_floor, color="black", lw=0.8, ls="--")
         ax.set_yscale("log")
+        ax.set_ylim(FQ_FLOOR / 3, 3)
         ax.set_title(label)
         ax.set_xlabel("model_utility")
         ax.set_ylabel("forget_quality (log)")
@@ -276,13 +282,18 @@ def main() -> None:
 
     grid = load_grid(args.grid)
     args.out.mkdir(parents=True, exist_ok=True)
-    spec, runs = plan_runs(grid, args.out)
+    entries, runs = plan_runs(grid, args.out)
     if args.limit is not None:
         runs = runs[: args.limit]
-    ensure_zoo_models([n for m in spec.models for n in (m.name, m.retain_model)])
-    plan = spec.searches()[0]
-    shared = prepare_shared(spec, plan, log=lambda m: print(m, flush=True))  # retain reference + target, once
-    target = {k: v for k, v in shared.target_metrics.items() if isinstance(v, (int, float))}
+    spec0 = entries[0][0]
+    ensure_zoo_models([n for m in spec0.models for n in (m.name, m.retain_model)])
+    shared: dict[int, dict[str, Any]] = {}
+    for i, (spec, plan) in enumerate(entries):  # retain reference, target, inputs: once per entry (cached)
+        if any(r["entry"] == i for r in runs):
+            sw = prepare_shared(spec, plan, log=lambda m: print(m, flush=True))
+            shared[i] = {"reference_dir": sw.reference_dir, "inputs_dir": sw.inputs_dir, "target": sw.target_metrics}
+    target = {k: v for k, v in shared[runs[0]["entry"]]["target"].items() if isinstance(v, (int, float))}
+    objective_names = [o.name for o in spec0.objectives]
     done = read_runs(args.out)
     todo = [r for r in runs if r["run_id"] not in done]
     print(f"{len(runs)} runs in the grid, {len(runs) - len(todo)} already done, {len(todo)} to run "
@@ -291,7 +302,8 @@ def main() -> None:
         t0 = time.perf_counter()
         with ProcessPoolExecutor(max_workers=args.workers, mp_context=get_context("spawn")) as pool, \
                 open(args.out / RUNS_FILE, "a", encoding="utf-8") as fh:
-            pending = {pool.submit(_run_one, r, shared.reference_dir, str(args.out)) for r in todo}
+            pending = {pool.submit(_run_one, r, entries[r["entry"]][1].base, shared[r["entry"]],
+                                   str(args.out / "landscape"), objective_names) for r in todo}
             finished = 0
             while pending:
                 ready, pending = wait(pending, return_when=FIRST_COMPLETED)

@@ -65,16 +65,16 @@ def setup(args):
 
 
 def loop_config(args, engine: str = "torch", stage: int = 0) -> LoopConfig:
-    return LoopConfig(engine=engine, zero_stage=stage, lr=1e-4, epochs=args.epochs, per_device_batch_size=args.batch,
+    return LoopConfig(engine=engine, zero_stage=stage, lr=1e-4, epochs=args.epochs, batch_size=args.batch,
                       grad_accum=2, warmup_epochs=1.0, weight_decay=0.01, max_grad_norm=1.0, seed=0)
 
 
 def bare_loop(model, method, data, cfg: LoopConfig) -> tuple[list[float], list[float]]:
     """The same math, written plainly: returns (per-step mean loss, per-step end times)."""
     n = len(data)
-    steps_per_epoch = math.ceil(math.ceil(n / cfg.per_device_batch_size) / cfg.grad_accum)
+    steps_per_epoch = math.ceil(math.ceil(n / cfg.batch_size) / cfg.grad_accum)
     total = cfg.epochs * steps_per_epoch
-    warmup = warmup_steps_for(cfg.warmup_epochs, n, cfg.per_device_batch_size, cfg.grad_accum, 1)
+    warmup = warmup_steps_for(cfg.warmup_epochs, n, cfg.batch_size, cfg.grad_accum, 1)
     torch.manual_seed(cfg.seed)
     data.start(cfg.seed, 0)
     opt = torch.optim.AdamW(param_groups(model, list(model.named_parameters()), cfg.weight_decay), lr=cfg.lr,
@@ -84,7 +84,7 @@ def bare_loop(model, method, data, cfg: LoopConfig) -> tuple[list[float], list[f
     losses, times = [], []
     t0 = time.perf_counter()
     for epoch in range(cfg.epochs):
-        batches = data.micro_batches(epoch, 0, 1, cfg.per_device_batch_size)
+        batches = data.micro_batches(epoch, 0, 1, cfg.batch_size)
         for g in range(0, len(batches), cfg.grad_accum):
             group = batches[g:g + cfg.grad_accum]
             total_loss = 0.0

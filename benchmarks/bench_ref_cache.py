@@ -57,7 +57,7 @@ def main() -> None:
     forget, retain = rows["forget10"], rows["retain90"]
     tok = train_bpe_tokenizer([r[k] for r in rows["full"] for k in ("question", "answer")], vocab_size=args.vocab)
     template = get_template("plain")
-    cfg = LoopConfig(engine="torch", lr=1e-4, epochs=args.epochs, per_device_batch_size=args.batch, grad_accum=1,
+    cfg = LoopConfig(engine="torch", lr=1e-4, epochs=args.epochs, batch_size=args.batch, grad_accum=1,
                      warmup_epochs=1.0, weight_decay=0.01, max_grad_norm=1.0, seed=0)
 
     def model():

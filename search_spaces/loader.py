@@ -7,8 +7,9 @@ and convert it to Optuna distributions or Ray Tune domains.
     space.to_optuna()      # {"lr": FloatDistribution(1e-5, 5e-5, log=True), "epochs": CategoricalDistribution(...)}
     space.to_tune()        # {"lr": tune.loguniform(1e-5, 5e-5), "epochs": tune.choice([5, 10])}  (imports ray)
 
-One dimension per canonical hyperparameter name (aliases such as `beta_dv_forget`, `sampling_ratio`,
-`learning_rate` are renamed). Forms accepted for one dimension:
+One dimension per train-config field, named as everywhere else (`unlearning.train.fields`: the short name
+`lr`, `epochs`, `beta_dv`, ..., a dotted path such as `method.hparams.beta`, or the reference code's spelling
+`learning_rate`, `sampling_ratio`, ...; a dimension is keyed by the field's short name). Forms:
 
     lr:        {low: 1.0e-5, high: 5.0e-5, log: true}      # float (the default for ranges)
     epochs:    {low: 1, high: 3}                           # int: epochs, batch_size, grad_accum, layer
@@ -31,55 +32,30 @@ from typing import Any, Literal, Mapping, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from unlearning.errors import ConfigError
-from unlearning.methods.names import CANONICAL_HPARAMS, HPARAM_ALIASES
-from unlearning.yaml_io import SpecLoader, read_yaml  # noqa: F401  (read_yaml is re-exported)
+from unlearning.train.fields import resolve, short_name
+from unlearning.yaml_io import read_yaml
 
 PRESET_DIR = Path(__file__).resolve().parent
-
-# canonical training hyperparameter -> field of the train config's `train:` section
-TRAIN_HPARAMS: dict[str, str] = {
-    "lr": "lr", "epochs": "epochs", "batch_size": "per_device_batch_size", "grad_accum": "grad_accum",
-    "warmup_epochs": "warmup_epochs", "weight_decay": "weight_decay", "max_grad_norm": "max_grad_norm",
-    "lr_scheduler": "lr_scheduler",
-}
-# open-unlearning / HF Trainer spellings of the training hyperparameters
-TRAIN_ALIASES: dict[str, str] = {
-    "learning_rate": "lr", "num_train_epochs": "epochs", "per_device_train_batch_size": "batch_size",
-    "per_device_batch_size": "batch_size", "gradient_accumulation_steps": "grad_accum",
-    "lr_scheduler_type": "lr_scheduler",
-}
-INT_HPARAMS = frozenset({"epochs", "batch_size", "grad_accum", "layer", "seed"})
-# every name a search space or a `fixed:` block may use (`baldro` is chosen by `method.baldro` instead)
-SEARCHABLE = frozenset(TRAIN_HPARAMS) | (CANONICAL_HPARAMS - {"baldro"})
+# integer-valued fields (a range of them samples integers unless `type:` says otherwise)
+INT_FIELDS = frozenset({"epochs", "batch_size", "grad_accum", "layer", "seed", "zero_stage"})
 
 
 # --------------------------------------------------------------------------------------------------
-# YAML
+# names: the train config's own (unlearning.train.fields); a dimension is keyed by the field's short name
 
 
-# strict reading (UTF-8, duplicate keys refused, `1e-5` a float) shared with specs and train configs
-_Loader = SpecLoader
+def _did_you_mean(name: Any, pool: list[str]) -> str:
+    close = difflib.get_close_matches(str(name), pool, n=1)
+    return f"did you mean '{close[0]}'? " if close else ""
 
 
-# --------------------------------------------------------------------------------------------------
-# names
-
-
-def canonical_name(name: Any) -> str | None:
-    """Canonical hyperparameter name for a name or alias, None if unknown."""
-    if not isinstance(name, str):
-        return None
-    name = TRAIN_ALIASES.get(name, HPARAM_ALIASES.get(name, name))
-    return name if name in SEARCHABLE else None
-
-
-def unknown_name_fix(name: str, allowed: Any = SEARCHABLE) -> str:
-    """'did you mean ...? use one of [...]' (aliases of allowed names are suggested too)."""
-    allowed = sorted(allowed)
-    aliases = [a for a, c in {**TRAIN_ALIASES, **HPARAM_ALIASES}.items() if c in allowed]
-    close = difflib.get_close_matches(str(name), allowed + aliases, n=1)
-    hint = f"did you mean '{close[0]}'? " if close else ""
-    return f"{hint}use one of {allowed}"
+def field_key(name: Any) -> str:
+    """The key of a dimension: the short name of the train-config field `name` resolves to (ConfigError if it
+    names no field)."""
+    try:
+        return short_name(resolve(name))
+    except ConfigError as exc:
+        raise ConfigError("search space", field=str(name), value=name, fix=exc.fix) from None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -200,7 +176,7 @@ def parse_param(name: str, raw: Any) -> Param:
     data = dict(raw)
     kind = data.get("type")
     if kind is None:
-        kind = "categorical" if "choices" in data else ("int" if name in INT_HPARAMS else "float")
+        kind = "categorical" if "choices" in data else ("int" if name in INT_FIELDS else "float")
         data["type"] = kind
     if kind not in _TYPES:
         raise ConfigError("search space", field=f"{name}.type", value=kind, fix=f"use one of {sorted(_TYPES)}")
@@ -285,14 +261,12 @@ RESERVED_KEYS = ("preset", "exclude")
 
 
 def parse_params(raw: Mapping[str, Any]) -> dict[str, Param]:
-    """Name -> dimension, names canonicalised; ConfigError on unknown names or duplicated aliases."""
+    """Field name -> dimension, keyed by the field's short name; ConfigError on names that are no train-config
+    field or that name one field twice."""
     out: dict[str, Param] = {}
     source: dict[str, str] = {}
     for key, value in raw.items():
-        name = canonical_name(key)
-        if name is None:
-            raise ConfigError("search space", field=str(key), value=key,
-                              fix=f"unknown hyperparameter; {unknown_name_fix(key)}")
+        name = field_key(key)
         if name in out:
             raise ConfigError("search space", field=str(key), value=key,
                               fix=f"'{key}' and '{source[name]}' both mean '{name}': keep one")
@@ -320,7 +294,7 @@ def parse_space(raw: Any) -> SearchSpace:
     base = load_preset(preset) if preset is not None else SearchSpace()
     params = {**base.params, **parse_params(data)}
     for name in exclude:
-        canonical = canonical_name(name)
+        canonical = field_key(name)
         if canonical not in params:
             raise ConfigError("search space", field="exclude", value=name,
                               fix=f"nothing to exclude: the space has {sorted(params)}")
@@ -340,7 +314,8 @@ def list_presets() -> list[str]:
 def preset_path(name: str) -> Path:
     if not isinstance(name, str) or name not in list_presets():
         raise ConfigError("search space", field="preset", value=name,
-                          fix=f"unknown preset; {unknown_name_fix(name, list_presets())} (files in {PRESET_DIR})")
+                          fix=f"unknown preset; {_did_you_mean(name, list_presets())}use one of {list_presets()} "
+                              f"(files in {PRESET_DIR})")
     return PRESET_DIR / f"{name}.yaml"
 
 

@@ -7,12 +7,12 @@
     paths = export(results, "a1b2_00003", "final/", spec)       # that trial's last evaluated epoch
 
 Each file `<out>/<search_id>__<trial_id>__e<epoch>.yaml` holds:
-* the train config (model, data, method with every hyperparameter written out, train loop with the
-  chosen epoch count and the sweep's seed, ZeRO stage and engine, evaluation after every epoch) that
-  `unlearn-sweep train FILE` runs;
+* the train config that `unlearn-sweep train FILE` runs: the search's base config with the trial's sampled
+  values merged in (exactly the object the trial ran, nothing re-derived), with the chosen epoch;
 * `provenance:` what the point was and where it came from: sweep, search, trial, epoch, its objective
   values, MLflow run id, checkpoint, the library versions and topology of the sweep, the retain reference,
-  and `open_unlearning_command`, the equivalent open-unlearning run (also written as a comment on top).
+  and `open_unlearning_command`, the equivalent open-unlearning run for hub models (also written as a comment
+  on top; for the embedded zoo it says there is none).
 
 Epochs: a point at an earlier epoch k of a longer trial (k may be a fraction with `eval.every` < 1, e.g.
 TRIAL:1.5) is exported with the trial's epoch count and `train.stop_after_epoch: k`, so warmup and
@@ -34,8 +34,8 @@ import yaml
 
 from sweeps.pareto import fronts_by_model
 from sweeps.results import Point, Results
-from sweeps.trial_config import for_plan, train_config
 from unlearning.errors import ConfigError
+from unlearning.train.fields import with_values
 from unlearning.train.schedule import epoch_label
 
 LIBRARIES = ("torch", "transformers", "deepspeed", "ray", "optuna", "mlflow")
@@ -114,7 +114,7 @@ def plan_for(spec, point: Point):
 # canonical name -> open-unlearning Hydra key (train arguments)
 OU_TRAIN_ARGS = {
     "lr": "trainer.args.learning_rate", "epochs": "trainer.args.num_train_epochs",
-    "per_device_batch_size": "trainer.args.per_device_train_batch_size",
+    "batch_size": "trainer.args.per_device_train_batch_size",
     "grad_accum": "trainer.args.gradient_accumulation_steps", "warmup_epochs": "trainer.args.warmup_epochs",
     "weight_decay": "trainer.args.weight_decay", "max_grad_norm": "trainer.args.max_grad_norm",
     "lr_scheduler": "trainer.args.lr_scheduler_type", "seed": "trainer.args.seed",
@@ -160,25 +160,25 @@ def _ou_model(name: str) -> tuple[str, str]:
 
 
 def open_unlearning_command(spec, plan, cfg: Mapping[str, Any], task_name: str) -> str:
-    """The equivalent `python src/train.py ...` of open-unlearning / BalDRO for this config."""
-    from sweeps.spec import variant_label
+    """The equivalent `python src/train.py ...` of open-unlearning / BalDRO for this config, or why there is none
+    (the embedded zoo's models and tofu-mini are not on the hub)."""
+    from sweeps.plans import variant_label
 
-    bench = spec.benchmark
+    if spec.is_tofu_mini:
+        return ("none: the model and tofu-mini are the embedded zoo's (not on the hub); the same config on a hub "
+                "model (data.source: hub) prints its open-unlearning command line")
+    data = spec.data
     model_cfg, weights = _ou_model(plan.model.name)
-    parts = ["python src/train.py --config-name=unlearn.yaml"]
-    if bench.name == "muse":
-        parts += ["experiment=unlearn/muse/default", f"data_split={bench.corpus.capitalize()}"]
-    else:
-        pct = bench.forget_percent()
-        parts += ["experiment=unlearn/tofu/default", f"forget_split={bench.forget_split}",
-                  f"retain_split=retain{100 - pct:02d}", f"holdout_split=holdout{pct:02d}"]
-    parts += [f"trainer={variant_label(plan.method, plan.variant)}", f"task_name={task_name}",
-              f"model={model_cfg}", f"model.model_args.pretrained_model_name_or_path={weights}"]
+    pct = int(data.forget_split[-2:])
+    parts = ["python src/train.py --config-name=unlearn.yaml", "experiment=unlearn/tofu/default",
+             f"forget_split={data.forget_split}", f"retain_split=retain{100 - pct:02d}",
+             f"holdout_split=holdout{pct:02d}", f"trainer={variant_label(plan.method, plan.variant)}",
+             f"task_name={task_name}", f"model={model_cfg}",
+             f"model.model_args.pretrained_model_name_or_path={weights}"]
     if plan.model.retain_logs:
         parts.append(f"retain_logs_path={plan.model.retain_logs}")
-    elif bench.name != "muse":
-        parts.append(f"retain_logs_path=saves/eval/tofu_{model_cfg}_retain{100 - bench.forget_percent():02d}"
-                     "/TOFU_EVAL.json")
+    else:
+        parts.append(f"retain_logs_path=saves/eval/tofu_{model_cfg}_retain{100 - pct:02d}/TOFU_EVAL.json")
     for key, hydra in OU_TRAIN_ARGS.items():
         if key in cfg["train"]:
             parts.append(f"{hydra}={_hydra_value(cfg['train'][key])}")
@@ -203,9 +203,10 @@ def export_config(spec, point: Point, why: str, results: Results, versions: Mapp
                   out_dir: str | Path) -> tuple[dict[str, Any], str]:
     """(the YAML document as a dict, its header comment) for one point."""
     plan = plan_for(spec, point)
-    sampled = for_plan(plan, point.hparams)
+    sampled = {k: v for k, v in point.hparams.items() if k in plan.space.params}
     task = f"{spec.name}__{plan.search_id}__{point.trial_id}__e{point.epoch}"
-    cfg = train_config(spec, plan, sampled, output_dir=str(Path(out_dir) / "runs" / task))
+    cfg = with_values(plan.base, sampled)  # exactly what the trial ran: the search's base + its sampled values
+    cfg["output_dir"] = str(Path(out_dir) / "runs" / task)
     trial_epochs = max(int(cfg["train"]["epochs"]), math.ceil(point.epoch))  # what the trial was scheduled for
     fields, replay = _epoch_fields(trial_epochs, point.epoch)
     cfg["train"].update(fields)
@@ -219,8 +220,8 @@ def export_config(spec, point: Point, why: str, results: Results, versions: Mapp
         "retain_model": plan.model.retain_model, "retain_logs": plan.model.retain_logs,
         "versions": dict(versions),
         "topology": {"workers": spec.resources.workers, "cpus_per_worker": spec.resources.cpus,
-                     "gpus_per_worker": spec.resources.gpus, "engine": spec.deepspeed.engine,
-                     "zero_stage": spec.deepspeed.zero_stage, "dtype": spec.deepspeed.dtype},
+                     "gpus_per_worker": spec.resources.gpus, "engine": cfg["train"]["engine"],
+                     "zero_stage": cfg["train"]["zero_stage"], "dtype": cfg["model"]["dtype"]},
         "open_unlearning_command": command,
     }
     shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in objectives.items())

@@ -7,28 +7,27 @@
     res.hypervolume      # in the normalised space (see below)
     res.knee             # the knee point (None when the front is empty)
 
-Objectives are (name, mode max|min, scale linear|log) (the spec's `Objective`s). Every value is first
-mapped to a *minimisation* space: log10 when scale is log (forget_quality's p-values span 1e-25..1;
-values <= 0 cannot be logged and exclude the point), then negated when the mode is max.
+Objectives are the spec's `sweeps.objectives.Objective`s; every value is mapped to a *minimisation* space by
+`Objective.minimised` (log10 when scale is log: forget_quality's p-values span 1e-45..1, values <= 0 cannot be
+logged and exclude the point; then negated when the mode is max).
 
 * Non-dominated: a dominates b when a is <= b on every objective and < on at least one (minimisation
-  space). Ties (equal vectors) are all kept.
+  space); computed with `moocore.is_nondominated`. Ties (equal vectors) are all kept.
 * Hypervolume: each objective is min-max normalised over the feasible points (0 = best value seen,
   1 = worst; an objective with a single value maps to 0), and the volume dominated by the front up to the
-  reference point (1.1, ..., 1.1) is computed exactly (`hypervolume`, recursive slicing: exact for any
-  number of objectives, fine for the tens-to-hundreds of points of a sweep). `hypervolume()` itself works
+  reference point (1.1, ..., 1.1) is computed exactly by `moocore.hypervolume`. `hypervolume()` itself works
   in any space with any reference point.
 * Knee: normalise the front alone (0 best, 1 worst per objective), take the extreme points (the best
   point on each objective) and the hyperplane through them (a line for 2 objectives); the knee is the
   front point farthest from that plane on the side of the ideal point (0, ..., 0). When the extremes do
   not span a plane (fewer than d distinct extremes) or no point lies strictly beyond it, the knee is
-  the point nearest (Euclidean) to the ideal point. Ties go to the point nearer the ideal, then to the
-  earlier one. A single objective's knee is its best point.
+  the point nearest (Euclidean) to the ideal point. Ties go to the point nearer the ideal, then to the one
+  first in the front's fixed order (objective vector, then the trial:epoch label), so two identical sweeps
+  pick the same knee whatever order their points arrived in. A single objective's knee is its best point.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -59,30 +58,19 @@ class ParetoResult:
 
 
 # --------------------------------------------------------------------------------------------------
-# transforms
-
-
-def transform(value: float, mode: str, scale: str = "linear") -> float:
-    """A raw objective value in the minimisation space (log10 first when scale is log, then negate for max)."""
-    v = math.log10(value) if scale == "log" else value
-    return -v if mode == "max" else v
+# vectors, dominance, hypervolume (moocore)
 
 
 def objective_vector(point: Point, objectives: Sequence[Any]) -> tuple[list[float] | None, str | None]:
-    """The point's minimisation-space vector, or (None, reason) when an objective is missing or invalid."""
+    """The point's minimisation-space vector (`Objective.minimised`), or (None, reason) when an objective is
+    missing or cannot be put on its scale."""
     vec = []
     for obj in objectives:
-        v = point.metrics.get(obj.name)
-        if not finite(v):
-            return None, f"missing objective: {obj.name} is {v!r}"
-        if getattr(obj, "scale", "linear") == "log" and v <= 0:
-            return None, f"missing objective: {obj.name}={v} cannot be put on a log scale"
-        vec.append(transform(float(v), obj.mode, getattr(obj, "scale", "linear")))
+        v = obj.minimised(point.metrics)
+        if v is None:
+            return None, f"missing objective: {obj.name} is {point.metrics.get(obj.name)!r}"
+        vec.append(v)
     return vec, None
-
-
-# --------------------------------------------------------------------------------------------------
-# dominance
 
 
 def dominates(a: Sequence[float], b: Sequence[float]) -> bool:
@@ -91,55 +79,24 @@ def dominates(a: Sequence[float], b: Sequence[float]) -> bool:
 
 
 def non_dominated(vectors: Sequence[Sequence[float]]) -> list[int]:
-    """Indices of the non-dominated vectors (minimisation), in input order.
+    """Indices of the non-dominated vectors (minimisation; equal vectors are all kept), in input order."""
+    import moocore
 
-    Sorted sweep: after sorting lexicographically, a vector can only be dominated by one sorted before it,
-    and if it is dominated at all it is dominated by a member of the running front."""
-    order = sorted(range(len(vectors)), key=lambda i: tuple(vectors[i]))
-    front: list[int] = []
-    for i in order:
-        if not any(dominates(vectors[j], vectors[i]) for j in front):
-            front.append(i)
-    return sorted(front)
-
-
-# --------------------------------------------------------------------------------------------------
-# hypervolume
-
-
-def _hv2(points: list[tuple[float, float]], ref: Sequence[float]) -> float:
-    """Exact 2-D hypervolume (minimisation) of points already strictly below ref."""
-    pts = sorted(points)
-    area, best_y = 0.0, ref[1]
-    for i, (x, y) in enumerate(pts):
-        if y < best_y:
-            area += (ref[0] - x) * (best_y - y)
-            best_y = y
-    return area
+    if not len(vectors):
+        return []
+    mask = moocore.is_nondominated(np.asarray(vectors, dtype=float), keep_weakly=True)
+    return [int(i) for i in np.flatnonzero(mask)]
 
 
 def hypervolume(vectors: Iterable[Sequence[float]], reference: Sequence[float]) -> float:
-    """Exact volume dominated by ``vectors`` and bounded by ``reference`` (minimisation space).
+    """The volume dominated by ``vectors`` and bounded by ``reference`` (minimisation space; moocore's exact
+    algorithm). Points not strictly better than the reference in every coordinate add nothing."""
+    import moocore
 
-    Points not strictly better than the reference in every coordinate add nothing. Recursive slicing on
-    the last coordinate, with an exact sweep for 2 dimensions."""
-    ref = [float(r) for r in reference]
-    pts = [tuple(float(x) for x in v) for v in vectors if all(x < r for x, r in zip(v, ref))]
+    pts = [list(v) for v in vectors if all(x < r for x, r in zip(v, reference))]
     if not pts:
         return 0.0
-    d = len(ref)
-    if d == 1:
-        return ref[0] - min(p[0] for p in pts)
-    if d == 2:
-        return _hv2(pts, ref)
-    pts.sort(key=lambda p: p[-1])
-    volume = 0.0
-    for i, p in enumerate(pts):
-        top = pts[i + 1][-1] if i + 1 < len(pts) else ref[-1]
-        depth = top - p[-1]
-        if depth > 0:
-            volume += depth * hypervolume([q[:-1] for q in pts[: i + 1]], ref[:-1])
-    return volume
+    return float(moocore.hypervolume(np.asarray(pts, dtype=float), ref=np.asarray(reference, dtype=float)))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -237,11 +194,12 @@ def pareto_front(points: Sequence[Point], objectives: Sequence[Any], constraints
     mat = np.asarray(vectors, dtype=float)
     norm = _normalise(mat)
     res.hypervolume = hypervolume(norm[idx].tolist(), [REFERENCE_POINT] * mat.shape[1])
-    front_vecs = [vectors[i] for i in idx]
-    k = knee_index(front_vecs)
-    order = sorted(range(len(idx)), key=lambda j: (front_vecs[j], feasible[idx[j]].label))
-    res.front = [feasible[idx[j]] for j in order]
-    res.knee = feasible[idx[k]] if k is not None else None
+    # the front in a fixed order (objective vector, then trial:epoch label), whatever order the points came in,
+    # so the knee's tie-break (nearer the ideal, then the earlier in this order) is the same in every run
+    order = sorted(idx, key=lambda i: (vectors[i], feasible[i].label))
+    res.front = [feasible[i] for i in order]
+    k = knee_index([vectors[i] for i in order])
+    res.knee = res.front[k] if k is not None else None
     return res
 
 

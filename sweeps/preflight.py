@@ -71,23 +71,19 @@ def _offline() -> bool:
 
 
 def _check_benchmark(spec: Any, where: str) -> None:
-    """The sweep driver evaluates TOFU-style benchmarks only; a local TOFU source must hold the forget split."""
-    b = spec.benchmark
-    if b.name == "muse":
-        raise ConfigError(where, field="benchmark.name", value=b.name,
-                          fix="sweeps run tofu and tofu-mini in this version; evaluate MUSE models with "
-                              "`unlearn-sweep eval MODEL --benchmark muse`")
-    if b.name != "tofu" or b.source in (None, "hub"):
+    """A local TOFU source must hold the forget split."""
+    d = spec.data
+    if spec.is_tofu_mini or d.source == "hub":
         return
     from unlearning.data.io import find_split_file, resolve_source
     from unlearning.errors import DataError
 
     try:
-        src = resolve_source(b.source)
+        src = resolve_source(d.source)
         if isinstance(src, Path):
-            find_split_file(src, b.forget_split, "TOFU split")
+            find_split_file(src, d.forget_split, "TOFU split")
     except DataError as exc:
-        raise ConfigError(where, field="benchmark.source", value=b.source, fix=exc.fix) from None
+        raise ConfigError(where, field="data.source", value=d.source, fix=exc.fix) from None
 
 
 def _hub_model_missing(name: str) -> bool:

@@ -2,8 +2,8 @@
 
 Trials never talk to MLflow themselves: the driver is the only writer (SQLite is single-writer, and a
 tracking failure then cannot touch training). Per trial: an MLflow child run of the sweep's parent run,
-found by tags before it is created (retries and resumes attach to it), the flattened trial config as
-params, metrics at every evaluation point (MLflow step = the trial's optimizer step, `epoch` logged beside), the resolved trial config and the last evaluation as
+found by tags before it is created (retries and resumes attach to it), every setting of its train config
+(fixed and sampled, dotted train-config names such as `train.lr`, `method.hparams.beta`) as params, metrics at every evaluation point (MLflow step = the trial's optimizer step, `epoch` logged beside), the resolved trial config and the last evaluation as
 artifacts, and FINISHED / FAILED with the reason. `sweeps.tracking.Tracker` queues and retries whatever the
 store refuses; nothing here raises into Tune.
 
@@ -47,11 +47,15 @@ def open_trial_run(tracker: Tracker, parent: RunRef, plan: Any, trial_id: str, h
                    extra_tags: Mapping[str, Any] | None = None) -> RunRef:
     """A trial's MLflow child run (found by tags, created once) with its params: the live recorder and
     `unlearn-sweep sync` open runs the same way, so either can come first without duplicates."""
+    from unlearning.train.fields import with_values
+
     ref = tracker.child_run(parent, trial_id=trial_id, name=f"{plan.label} {trial_id}",
                             tags={"search_id": plan.search_id, "model": plan.model.name, "variant": plan.variant,
-                                  "method": plan.method, **(extra_tags or {})})
-    tracker.log_params(ref, {"hparams": dict(hparams), "search_id": plan.search_id, "model": plan.model.name,
-                             "method": plan.method, "variant": plan.variant})
+                                  "method": plan.method, "sampled": ",".join(sorted(hparams)), **(extra_tags or {})})
+    run = with_values(plan.base, hparams)  # every setting of the run, fixed and sampled, as the train config names it
+    tracker.log_params(ref, {"model": run["model"], "data": run["data"], "method": run["method"], "train": run["train"],
+                             "eval": {"every": run["eval"].get("every")}, "search_id": plan.search_id,
+                             "variant": plan.variant})
     return ref
 
 

@@ -118,25 +118,6 @@ def _clean(metrics: Mapping[str, Any]) -> dict[str, float | None]:
     return out
 
 
-def flat_metrics(results: Mapping[str, Any], benchmark: str = "tofu") -> dict[str, float | None]:
-    """Evaluator output (OU layout {metric: {"agg_value": x, ...}} or plain scalars) -> {metric: x}, plus the
-    objective aliases of `sweeps.spec.METRIC_ALIASES` (gibberish_rate = the flagged share)."""
-    from sweeps.spec import METRIC_ALIASES, _family
-
-    out: dict[str, float | None] = {}
-    for key, value in results.items():
-        if isinstance(value, Mapping):
-            value = value.get("agg_value")
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            out[str(key)] = float(value) if math.isfinite(value) else None
-        elif value is None:
-            out[str(key)] = None
-    for alias, (_, entry) in METRIC_ALIASES[_family(benchmark)].items():
-        if entry in out and alias not in out:
-            out[alias] = out[entry]
-    return out
-
-
 def _jsonable(obj: Any) -> Any:
     if isinstance(obj, float) and not math.isfinite(obj):
         return None

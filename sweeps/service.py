@@ -5,13 +5,14 @@
     run_sweep(spec, address="auto")                                   # an existing Ray cluster
     run_sweep(spec, resume=True)                                      # after Ctrl-C or a killed driver
 
-Per search (model x BalDRO variant): the driver prepares the shared work once (`sweeps.shared`), opens the
-sweep's MLflow parent run, then a `ray.tune.Tuner` runs `trainables.trial.run_trial` under a multi-objective
-`ConstrainedOptunaSearch` (study in the sweep's Optuna storage) with Tune `FailureConfig` retries and the
-driver-side `SweepRecorder` (points.jsonl + MLflow). Tune state lives in `<sweep>/tune/<search id>`, so
-`resume=True` restores each search (`Tuner.restore`): finished trials are not re-run and the searcher keeps
-its state; unfinished trials continue from their last epoch checkpoint. At the end the Pareto table is
-printed.
+Before anything is started or written: the machine fit (`sweeps.preflight`), the tracking store (within
+seconds), zoo models nobody prepared yet (trained once), the folder's driver lock. Per search (model x BalDRO
+variant): the driver prepares the shared work once (`sweeps.shared`), then a `ray.tune.Tuner` (`sweeps.tuning`:
+the searcher, the scheduler) runs `trainables.trial.run_trial` with the driver-side `SweepRecorder`
+(points.jsonl + MLflow). Tune state lives in `<sweep>/tune/<search id>`, so `resume=True` restores each search
+(`Tuner.restore`): finished trials are not re-run and the searcher keeps its state; unfinished trials continue
+from their last epoch checkpoint. Ctrl-C / SIGTERM stop the whole sweep cleanly (`sweeps.interrupts`). At the end
+the Pareto table is printed.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from unlearning.errors import ConfigError
 LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0",
                 "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.2", "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",
                 "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S": "60", "RAY_AIR_NEW_OUTPUT": "0",
-                "TUNE_GLOBAL_CHECKPOINT_S": "1"}  # snapshot Tune's state often: a resume loses as little as possible
+                "TUNE_GLOBAL_CHECKPOINT_S": "1",  # snapshot Tune's state often: a resume loses as little as possible
+                "RAY_DEDUP_LOGS": "1"}
 
 
 def absolute_spec(spec: Any) -> Any:
@@ -61,6 +63,9 @@ def init_ray(spec: Any, address: str | None) -> str | None:
     if address:
         ray.init(address=address, runtime_env=env, log_to_driver=True)
         return None
+    # the local Ray listens on 127.0.0.1 only and lives as long as this driver: no token to set up (a
+    # cluster's token authentication is the cluster's business: it applies with --address)
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     res = spec.resources
     cores = os.cpu_count() or 1
     # a Train-driving trial holds 0.01 CPU beside its workers: declare one spare logical CPU for it
@@ -78,60 +83,22 @@ def cluster_resources() -> dict[str, float]:
     return {"CPU": float(total.get("CPU", 0)), "GPU": float(total.get("GPU", 0))}
 
 
-def concurrency(spec: Any, total: dict[str, float]) -> int:
-    """Trials at once: the spec's max_concurrent, else as many as the cluster's CPUs/GPUs hold."""
-    res = spec.resources
-    fits = []
-    if res.cpus:
-        fits.append(int(total["CPU"] // (res.cpus * res.workers + (0.01 if res.workers > 1 or res.gpus else 0))))
-    if res.gpus:
-        fits.append(int(total["GPU"] // (res.gpus * res.workers)))
-    n = max(1, min(fits) if fits else 1)
-    return min(n, spec.budget.max_concurrent or n, spec.budget.num_trials)
-
-
-def _constraint_refs(spec: Any, target: dict[str, float]) -> dict[str, float]:
-    return {c.metric: target[c.metric] for c in spec.constraints if c.relative_to == "target" and c.metric in target}
-
-
-def _trial_name(trial: Any) -> str:
-    return f"trial_{trial.trial_id}"
-
-
 def run_search(spec: Any, plan: Any, tracker: Any, parent: Any, results: Any, progress: Any, console: Console,
                resume: bool, stop: Any) -> dict[str, tuple[float, float]]:
     """One Tuner (or its restore) for one search of the sweep; returns per-trial (wall, work) seconds."""
-    import ray.tune
-
     from sweeps import recorder as rec
-    from sweeps.optuna_search import make_searcher
     from sweeps.shared import prepare_shared
-    from trainables.trial import SWEEP_KEY, run_trial, sweep_constants, trial_resources
+    from sweeps.tuning import make_tuner
+    from sweeps.warm_start import warm_start_configs
 
-    tune_root = spec.sweep_dir() / "tune"
-    path = tune_root / plan.search_id
-    trainable = ray.tune.with_resources(run_trial, trial_resources(spec.resources))
     shared = prepare_shared(spec, plan, log=lambda m: console.print(f"[dim]{m}[/dim]"))
     results.reference(plan.model.name, "target", shared.target_metrics)
     rec.ACTIVE_PROGRESS = progress
     recorder = rec.SweepRecorder(plan, tracker, parent, results)
-    if resume and ray.tune.Tuner.can_restore(str(path)):
-        console.print(f"resuming search {plan.search_id} from {path}")
-        tuner = ray.tune.Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=True)
-    else:
-        searcher = make_searcher(spec, plan, _constraint_refs(spec, shared.target_metrics))
-        tuner = ray.tune.Tuner(
-            trainable,
-            param_space={SWEEP_KEY: sweep_constants(spec, plan.search_id, shared.reference_dir)},
-            tune_config=ray.tune.TuneConfig(search_alg=searcher, num_samples=spec.budget.num_trials,
-                                            max_concurrent_trials=concurrency(spec, cluster_resources()),
-                                            reuse_actors=True, time_budget_s=spec.budget.time_budget_s,
-                                            trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
-            run_config=ray.tune.RunConfig(
-                name=plan.search_id, storage_path=str(tune_root),
-                failure_config=ray.tune.FailureConfig(max_failures=spec.budget.max_failures),
-                callbacks=[recorder], verbose=0),
-        )
+    seeded = warm_start_configs(spec, plan)
+    if seeded:
+        console.print(f"warm start: {len(seeded)} configuration(s) from {', '.join(spec.search.warm_start)} first")
+    tuner = make_tuner(spec, plan, shared, recorder, cluster_resources(), resume, seeded)
     with stop.tuning():  # Ctrl-C / SIGTERM: Tune saves its state and leaves running trials to resume
         tuner.fit()
     return recorder.timings
@@ -212,7 +179,7 @@ def _drive(spec: Any, sweep_dir: Path, address: str | None, resume: bool, consol
            lock: Any, stop: Any, t0: float) -> Path:
     import ray
 
-    from sweeps.commands.pareto import print_pareto
+    from sweeps.pareto_table import print_pareto
     from sweeps.interrupts import SweepInterrupted
     from sweeps.progress import SweepProgress
     from sweeps.results import ResultsLog
@@ -227,8 +194,8 @@ def _drive(spec: Any, sweep_dir: Path, address: str | None, resume: bool, consol
         parent = tracker.parent_run(sweep_id=spec.name, name=spec.name,
                                     tags={"method": spec.method.base,
                                           "baldro_variants": ",".join(spec.method.variants),
-                                          "benchmark": spec.benchmark.name,
-                                          "forget_split": spec.benchmark.forget_split})
+                                          "benchmark": spec.benchmark_name,
+                                          "forget_split": spec.data.forget_split})
         tracker.log_text(parent, spec.to_yaml(), "config/sweep.yaml")
         results = ResultsLog(sweep_dir)
         plans = spec.searches()

@@ -1,34 +1,24 @@
-"""The sections of a sweep spec (models, benchmark, method, objectives, constraints, budget, resources,
-DeepSpeed, search, tracking), each a pydantic model that refuses unknown keys and raises one-line
-`ConfigError`s. `sweeps.spec.SweepSpec` assembles them and checks what spans sections.
+"""The sweep-level sections of a sweep spec (models, method variants, budget, resources, search, tracking), each a
+pydantic model that refuses unknown keys and raises one-line `ConfigError`s. What a run does (data, method
+hyperparameters, training, evaluation) is not restated here: the spec's `data:`, `fixed:` and `eval:` are the
+train config's own sections and names (`unlearning.train`). `sweeps.spec.SweepSpec` assembles everything.
 
-    from sweeps.spec_sections import Constraint, Resources, check_tracking_uri
-    Constraint.model_validate("model_utility >= 0.9 * target").threshold(0.6)   # 0.54
+    from sweeps.spec_sections import Resources, SearchSettings, check_tracking_uri
     Resources(cpus=4, gpus=1, workers=2).per_trial()                            # {"cpus": 8, "gpus": 2}
+    SearchSettings(sampler="tpe", scheduler="moasha", reduction_factor=3, grace=1)
     check_tracking_uri("file:///tmp/mlruns")                                    # ConfigError: file store
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any, Literal, Mapping
 from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from unlearning.errors import ConfigError
-from unlearning.evaluation.config import MAX_LENGTH  # tokenisation budgets share one bound
+from unlearning.evaluation.config import METRIC_ALIASES
 
-FORGET_SPLITS = ("forget01", "forget05", "forget10")
-
-# objective aliases -> (metric to select in eval.metrics, the entry the evaluator reports); the evaluator
-# reports the share of flagged forget generations as an extra entry beside the gibberish metric
-METRIC_ALIASES = {
-    "tofu": {"gibberish_rate": ("forget_Q_A_gibberish", "forget_Q_A_gibberish_rate"),
-             "forget_Q_A_gibberish_rate": ("forget_Q_A_gibberish", "forget_Q_A_gibberish_rate")},
-    "muse": {"gibberish_rate": ("forget_gibberish", "forget_gibberish_rate"),
-             "forget_gibberish_rate": ("forget_gibberish", "forget_gibberish_rate")},
-}
 DEFAULT_OBJECTIVES = {
     "tofu": [{"name": "forget_quality", "mode": "max", "scale": "log"},
              {"name": "model_utility", "mode": "max"},
@@ -92,48 +82,6 @@ class ModelSpec(_Section):
     retain_logs: str | None = None
 
 
-class BenchmarkSpec(_Section):
-    """name: tofu-mini (generated offline), tofu (source: hub or a folder of <split>.jsonl), muse
-    (corpus: news | books). forget_split: forget01/05/10 (TOFU), forget (MUSE). limit: keep only the first
-    N forget rows (smoke tests). max_length: tokenisation truncation."""
-
-    name: Literal["tofu-mini", "tofu", "muse"] = "tofu-mini"
-    source: str | None = None
-    corpus: Literal["news", "books"] | None = None
-    forget_split: str = "forget10"
-    limit: int | None = Field(None, ge=1)
-    max_length: int = Field(512, ge=8)
-
-    @field_validator("max_length")
-    @classmethod
-    def _max_length(cls, v: int) -> int:
-        return at_most("benchmark", "max_length", v, MAX_LENGTH,
-                       "tokenisation truncation; TOFU items are < 512 tokens (open-unlearning uses 512), MUSE 2048")
-
-    @model_validator(mode="after")
-    def _check(self) -> "BenchmarkSpec":
-        if self.name == "muse":
-            if self.corpus is None:
-                raise ConfigError("benchmark", field="corpus", value=None, fix="MUSE needs corpus: news or books")
-            if self.forget_split != "forget":
-                raise ConfigError("benchmark", field="forget_split", value=self.forget_split,
-                                  fix="MUSE has one forget split: use forget_split: forget")
-        else:
-            if self.forget_split not in FORGET_SPLITS:
-                raise ConfigError("benchmark", field="forget_split", value=self.forget_split,
-                                  fix=f"use one of {', '.join(FORGET_SPLITS)}")
-            if self.corpus is not None:
-                raise ConfigError("benchmark", field="corpus", value=self.corpus,
-                                  fix="corpus is for MUSE only: remove it")
-        if self.name == "tofu-mini" and self.source is not None and not self.source.startswith("tofu-mini"):
-            raise ConfigError("benchmark", field="source", value=self.source,
-                              fix="tofu-mini reads the zoo's generated data: remove source, or use name: tofu")
-        return self
-
-    def forget_percent(self) -> int | None:
-        return int(self.forget_split[-2:]) if self.forget_split in FORGET_SPLITS else None
-
-
 class MethodSpec(_Section):
     """name: a method or reference alias (NPO, DrNPO, GroupSimNPO, ...). baldro: none | g | dv or a list of
     them (one search per variant, e.g. [dv, none] to compare BalDRO-DV with the plain method)."""
@@ -183,58 +131,10 @@ class MethodSpec(_Section):
         """BalDRO variants searched: "none", "g", "dv"."""
         return list(self._variants)
 
-
-class Objective(_Section):
-    """One objective: a metric, its direction and scale (log = log10, for forget_quality's p-values)."""
-
-    name: str
-    mode: Literal["max", "min"] = "max"
-    scale: Literal["linear", "log"] = "linear"
-
-
-_CONSTRAINT = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(>=|<=|>|<)\s*([-+0-9.eE]+)\s*(?:\*\s*(target|retain))?\s*$")
-
-
-class Constraint(_Section):
-    """metric op value [x reference]: e.g. "model_utility >= 0.9 * target" = at least 90 % of the target
-    model's model_utility (the target's value is its epoch-0 evaluation); "gibberish_rate <= 0.2"."""
-
-    metric: str
-    op: Literal[">=", "<=", ">", "<"]
-    value: float
-    relative_to: Literal["target", "retain"] | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _parse(cls, data: Any) -> Any:
-        if isinstance(data, str):
-            m = _CONSTRAINT.match(data)
-            if not m:
-                raise ConfigError("constraint", value=data,
-                                  fix="write 'METRIC >= NUMBER', 'METRIC <= NUMBER' or 'METRIC >= NUMBER * target' "
-                                      "(e.g. 'model_utility >= 0.9 * target')")
-            try:
-                value = float(m.group(3))
-            except ValueError:
-                raise ConfigError("constraint", value=data, fix=f"'{m.group(3)}' is not a number") from None
-            return {"metric": m.group(1), "op": m.group(2), "value": value, "relative_to": m.group(4)}
-        return data
-
-    def threshold(self, reference: float | None) -> float:
-        if self.relative_to is None:
-            return self.value
-        if reference is None:
-            raise ConfigError("constraint", field="relative_to", value=self.relative_to,
-                              fix=f"no {self.relative_to} value of {self.metric} is known yet")
-        return self.value * reference
-
-    def satisfied(self, value: float, reference: float | None = None) -> bool:
-        t = self.threshold(reference)
-        return {">=": value >= t, "<=": value <= t, ">": value > t, "<": value < t}[self.op]
-
-    def __str__(self) -> str:
-        rhs = f"{self.value:g}" + (f" * {self.relative_to}" if self.relative_to else "")
-        return f"{self.metric} {self.op} {rhs}"
+    @property
+    def alias_defaults(self) -> dict[str, Any]:
+        """Defaults a reference alias implies (DrWGA: form sequence, beta_dv 2.0)."""
+        return dict(self._alias_defaults)
 
 
 class Budget(_Section):
@@ -308,27 +208,21 @@ class Resources(_Section):
                                       f"{getattr(self, key):g}) but the cluster has {have:g}: lower {key} or workers")
 
 
-class DeepSpeedSpec(_Section):
-    """engine: deepspeed (any ZeRO stage) or torch (plain DDP, stage 0). dtype: auto = bfloat16 on GPUs,
-    float32 on CPU."""
-
-    engine: Literal["deepspeed", "torch"] = "deepspeed"
-    zero_stage: Literal[0, 1, 2, 3] = 0
-    dtype: Literal["auto", "float32", "bfloat16"] = "auto"
-
-    @model_validator(mode="after")
-    def _check(self) -> "DeepSpeedSpec":
-        if self.engine == "torch" and self.zero_stage != 0:
-            raise ConfigError("deepspeed", field="zero_stage", value=self.zero_stage,
-                              fix="ZeRO stages need engine: deepspeed (or set zero_stage: 0)")
-        return self
-
-
 class SearchSettings(_Section):
-    """sampler: Optuna's multi-objective sampler (tpe with constraints, nsga2, random). storage: an Optuna
-    RDB URL for clusters; null = sqlite:///<sweep dir>/optuna.db."""
+    """How a search proposes and stops trials.
 
-    sampler: Literal["tpe", "nsga2", "random"] = "tpe"
+    sampler: Optuna's multi-objective sampler: tpe (constrained, the default), gp (Gaussian process,
+    constrained), nsga2, random, or grid (every combination of the space's discrete values).
+    scheduler: none, or moasha (multi-objective asynchronous successive halving: trials behind on the Pareto
+    ranking at a rung stop; rungs at grace * reduction_factor**k epochs, up to the trial's epochs).
+    warm_start: finished sweeps (folders) whose Pareto points are evaluated first (e.g. found on a smaller model).
+    storage: an Optuna RDB URL for clusters; null = sqlite:///<sweep dir>/optuna.db."""
+
+    sampler: Literal["tpe", "gp", "nsga2", "random", "grid"] = "tpe"
+    scheduler: Literal["none", "moasha"] = "none"
+    reduction_factor: float = Field(3.0, gt=1)
+    grace: float = Field(1.0, gt=0)
+    warm_start: list[str] = Field(default_factory=list)
     storage: str | None = None
 
 

@@ -26,7 +26,7 @@ def sync_tracking(spec: Any, sweep_dir: str | Path, tracker: Any) -> dict[str, i
     results = read_results(sweep_dir)
     parent = tracker.parent_run(sweep_id=spec.name, name=spec.name,
                                 tags={"method": spec.method.base, "baldro_variants": ",".join(spec.method.variants),
-                                      "benchmark": spec.benchmark.name})
+                                      "benchmark": spec.benchmark_name})
     tracker.log_text(parent, spec.to_yaml(), "config/sweep.yaml")
     counts = {"trials": 0, "points": 0, "skipped": 0}
     plans = {p.search_id: p for p in spec.searches()}

@@ -38,7 +38,7 @@ from typing import Any, Callable, Mapping
 
 import yaml
 
-from sweeps.spec import check_tracking_uri
+from sweeps.spec_sections import check_tracking_uri
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,13 @@
-"""The Tune function trainable of a sweep trial: builds the trial's configs and launches the worker loop.
+"""The Tune function trainable of a sweep trial: the search's base train config + the sampled values -> one run.
 
-    tuner = ray.tune.Tuner(ray.tune.with_resources(run_trial, trial_resources(spec)), param_space=...)
+    tuner = ray.tune.Tuner(ray.tune.with_resources(run_trial, trial_resources(resources)),
+                           param_space={SWEEP_KEY: sweep_constants(...), **searched_dimensions})
 
-`config` holds the sampled hyperparameters plus one constant entry `_sweep` (see `sweep_constants`): the
-spec (as a dict), the search id, the sweep folder and the retain reference the driver prepared.
+`config` holds the sampled values (train-config field names: `lr`, `epochs`, `beta_dv`, ...) plus one constant
+entry `_sweep`: the search's complete base train config (built and validated once by the driver), the sweep
+folder, the retain reference and the shared inputs the driver prepared, and the trial's resources. The trial
+merges the sampled values into the base config (`unlearning.train.fields.with_values`) and validates the result
+once, as a `unlearn-sweep train` config: nothing of the sweep spec is read here.
 
 * Single-worker CPU trials call `unlearning_loop_per_worker` directly in this process (no Ray Train: it
   costs 12-22 s per trial on 2 cores) and report with `ray.tune.report`.
@@ -23,43 +27,46 @@ SWEEP_KEY = "_sweep"
 DRIVER_CPU = 0.01  # a Train-driving trial holds almost no CPU itself (0 is refused by Ray)
 
 
-def sweep_constants(spec: Any, search_id: str, reference: str | None) -> dict[str, Any]:
-    return {"spec": spec.raw(), "spec_source": spec.source_path, "search_id": search_id,
-            "sweep_dir": str(spec.sweep_dir()), "reference": reference}
+def sweep_constants(base: Mapping[str, Any], *, search_id: str, sweep_dir: str, reference: str | None,
+                    inputs_cache: str | None, resources: Mapping[str, Any], objective_names: list[str]) -> dict:
+    """The constant part of every trial's config of one search (see the module docstring)."""
+    return {"base": dict(base), "search_id": search_id, "sweep_dir": str(sweep_dir), "reference": reference,
+            "inputs_cache": inputs_cache, "resources": dict(resources), "objective_names": list(objective_names)}
 
 
-def uses_ray_train(resources: Any) -> bool:
-    return resources.workers > 1 or resources.gpus > 0
+def uses_ray_train(resources: Mapping[str, Any]) -> bool:
+    return resources["workers"] > 1 or resources["gpus"] > 0
 
 
-def trial_resources(resources: Any) -> dict[str, float]:
+def trial_resources(resources: Mapping[str, Any]) -> dict[str, float]:
     """What the Tune trial itself reserves: the whole worker when it runs in-process, a sliver when it only
     drives a TorchTrainer (whose workers reserve their own CPUs/GPUs)."""
     if uses_ray_train(resources):
         return {"cpu": DRIVER_CPU}
-    return {"cpu": resources.cpus}
+    return {"cpu": resources["cpus"]}
 
 
-def worker_config(config: Mapping[str, Any], trial_id: str) -> tuple[dict[str, Any], Any]:
-    """The worker loop's config for this trial (+ the parsed spec)."""
-    from sweeps.spec import parse_spec
-    from sweeps.trial_config import train_config
+def trial_train_config(config: Mapping[str, Any], trial_id: str) -> dict[str, Any]:
+    """The trial's train config: the base + its sampled values, its own output folder, the driver's retain
+    reference (statistics computed once) in place of the retain model."""
+    from unlearning.train.fields import with_values
 
     const = config[SWEEP_KEY]
-    spec = parse_spec(const["spec"], where=const.get("spec_source") or "sweep spec", source=const.get("spec_source"))
-    plan = spec.plan(const["search_id"])
     sampled = {k: v for k, v in config.items() if k != SWEEP_KEY}
-    out_dir = Path(const["sweep_dir"]) / "trials" / trial_id
-    train = train_config(spec, plan, sampled, output_dir=str(out_dir))
-    settings = train["eval"]["settings"]
-    if const.get("reference"):  # the retain statistics the driver computed once for this search
+    train = with_values(const["base"], sampled)
+    train["output_dir"] = str(Path(const["sweep_dir"]) / "trials" / trial_id)
+    if const.get("reference"):
+        settings = train["eval"]["settings"]
         settings.pop("retain_model", None)
         settings["retain_logs"] = const["reference"]
-    worker = {"train": train,
-              "threads": max(1, int(spec.resources.cpus)),
-              "log_metrics": [o.name for o in spec.objectives if o.scale == "log"],
-              "objective_keys": [f"log10_{o.name}" if o.scale == "log" else o.name for o in spec.objectives]}
-    return worker, spec
+    return train
+
+
+def worker_config(config: Mapping[str, Any], trial_id: str) -> dict[str, Any]:
+    """What `unlearning_loop_per_worker` takes for this trial."""
+    const = config[SWEEP_KEY]
+    return {"train": trial_train_config(config, trial_id), "threads": max(1, int(const["resources"]["cpus"])),
+            "inputs_cache": const.get("inputs_cache"), "objective_names": const["objective_names"]}
 
 
 def run_trial(config: dict[str, Any]) -> None:
@@ -67,8 +74,8 @@ def run_trial(config: dict[str, Any]) -> None:
     import ray.tune
 
     trial_id = ray.tune.get_context().get_trial_id()
-    worker, spec = worker_config(config, trial_id)
-    res = spec.resources
+    worker = worker_config(config, trial_id)
+    res = config[SWEEP_KEY]["resources"]
     if not uses_ray_train(res):
         unlearning_loop_per_worker({**worker, "report_to": "tune"})
         return
@@ -77,15 +84,15 @@ def run_trial(config: dict[str, Any]) -> None:
     from ray.train.torch import TorchTrainer
     from ray.tune.integration.ray_train import TuneReportCallback
 
-    per_worker = {"CPU": res.cpus, **({"GPU": res.gpus} if res.gpus else {})}
+    per_worker = {"CPU": res["cpus"], **({"GPU": res["gpus"]} if res["gpus"] else {})}
     trainer = TorchTrainer(
         unlearning_loop_per_worker,
         train_loop_config={**worker, "report_to": "train"},
-        scaling_config=ray.train.ScalingConfig(num_workers=res.workers, use_gpu=res.gpus > 0,
+        scaling_config=ray.train.ScalingConfig(num_workers=res["workers"], use_gpu=res["gpus"] > 0,
                                                resources_per_worker=per_worker),
         run_config=ray.train.RunConfig(
             name=f"train-{trial_id}", storage_path=str(Path(worker["train"]["output_dir"]).parent.parent / "ray_train"),
-            failure_config=ray.train.FailureConfig(max_failures=spec.budget.max_failures),
+            failure_config=ray.train.FailureConfig(max_failures=res.get("max_failures", 0)),
             callbacks=[TuneReportCallback()],
         ),
     )

@@ -7,8 +7,10 @@ every evaluation point (`epoch` label, fractions with `eval.every` < 1, and the 
   `ray.train.report` on every rank; `TuneReportCallback` forwards rank 0's metrics to Tune).
 
 `config` (built by `trainables.trial.worker_config`): {"train": the trial's `unlearn-sweep train` config
-(dict; its `eval.settings` name the retain reference the driver prepared once), "log_metrics": objectives
-searched on a log10 scale (reported again as `log10_<name>`), "report_to": "tune" | "train"}.
+(dict; its `eval.settings` name the retain reference the driver prepared once), "inputs_cache": the folder of
+the shared inputs (tokenised data, reference log-probs) the driver prepared once, "objective_names": the raw
+metrics the searcher reads, "report_to": "tune" | "train"}. Metrics are reported raw: the searcher and the
+scheduler put them on their scale (`sweeps.objectives`).
 
 A NaN loss, a user/data error or running out of memory ends the trial with one last report
 `{"trial_failed": 1, "failure_reason": ..., <objectives>: NaN}` (not retried: it would fail the same way; the
@@ -19,7 +21,6 @@ epoch end, so a retried or resumed trial (same trial id, same folder) continues 
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any, Callable, Mapping
 
@@ -54,7 +55,7 @@ def make_eval_hook_factory(config: Mapping[str, Any]):
     returns the flat metrics (epoch 0, the target model, is evaluated once by the sweep driver instead)."""
 
     def factory(train_config: Any, bundle: Any):
-        from sweeps.results import flat_metrics
+        from unlearning.evaluation.config import flat_metrics
         from unlearning.train.run import default_eval_hook_factory
 
         evaluate = default_eval_hook_factory()(train_config, bundle)
@@ -65,9 +66,6 @@ def make_eval_hook_factory(config: Mapping[str, Any]):
                 return None
             t0 = time.perf_counter()
             metrics = {k: v for k, v in flat_metrics(evaluate(model, epoch)).items() if v is not None}
-            for name in config.get("log_metrics", ()):  # objectives searched on a log10 scale
-                if metrics.get(name, 0) > 0:
-                    metrics[f"log10_{name}"] = math.log10(metrics[name])
             metrics.update({"eval_seconds": time.perf_counter() - t0,
                             "trial_seconds": time.perf_counter() - started, "node_id": node})
             return metrics
@@ -81,7 +79,7 @@ def failure_report(config: Mapping[str, Any], reason: str, epoch: int | float) -
     """The last report of a failed trial: the reason, and every objective key present with NaN (Tune requires
     the searched metrics in every result; the searcher marks a non-finite result FAILED, never a best point)."""
     return {"trial_failed": 1, "failure_reason": reason, EPOCH_KEY: epoch,
-            **{key: float("nan") for key in config.get("objective_keys", ())}}
+            **{key: float("nan") for key in config.get("objective_names", ())}}
 
 
 def unlearning_loop_per_worker(config: dict[str, Any]) -> None:
@@ -106,7 +104,8 @@ def unlearning_loop_per_worker(config: dict[str, Any]) -> None:
     train_config = parse_train_config(config["train"], where="trial config")
     try:
         result = run_train(train_config, eval_hook_factory=make_eval_hook_factory(config), resume=True,
-                           on_eval=report)  # each record carries its epoch label and optimizer step
+                           on_eval=report,  # each record carries its epoch label and optimizer step
+                           inputs_cache=config.get("inputs_cache"))
     except FINAL_FAILURES as exc:  # deterministic: retrying would fail the same way
         last = reported[-1][EPOCH_KEY] if reported else getattr(exc, "epoch", 0)
         report(failure_report(config, f"{type(exc).__name__}: {str(exc).splitlines()[0][:400]}", last))

@@ -134,12 +134,16 @@ def _violation(result: Mapping[str, Any], constraints: ConstraintFn | None) -> f
     return sum(math.inf if math.isnan(c) else max(0.0, c) for c in values)
 
 
+def _key_name(key: Any) -> str:
+    return str(getattr(key, "name", key))
+
+
 def evaluate(result: Mapping[str, Any], objectives: Sequence[Objective],
              constraints: ConstraintFn | None = None) -> Evaluation:
     """The result's `Evaluation`: objectives negated where the mode is max, constraints summed."""
     vector = []
     for key, mode in objectives:
-        value = _number(result.get(key))
+        value = _number(key(result) if callable(key) else result.get(key))
         if value is None:
             return Evaluation(None, 0.0)
         vector.append(-value if mode == "max" else value)
@@ -242,12 +246,13 @@ class MOASHAScheduler(FIFOScheduler):
     def __init__(self, objectives: Sequence[Objective], *, time_attr: str = "epoch", grace_period: float = 1,
                  reduction_factor: float = 3, max_t: float, constraints: ConstraintFn | None = None,
                  min_samples_required: int = 1):
-        objectives = [(str(key), str(mode)) for key, mode in objectives]
+        # a key is a result key, or a callable `result -> value` with a `name` (e.g. the sweep's log10 scale)
+        objectives = [(key if callable(key) else str(key), str(mode)) for key, mode in objectives]
         if not objectives:
             raise ValueError("MOASHAScheduler needs at least one objective")
         if any(mode not in ("max", "min") for _, mode in objectives):
             raise ValueError(f"objective modes must be 'max' or 'min', got {objectives}")
-        if len({key for key, _ in objectives}) != len(objectives):
+        if len({_key_name(key) for key, _ in objectives}) != len(objectives):
             raise ValueError(f"objectives repeat a metric key: {objectives}")
         if not 0 < grace_period <= max_t:
             raise ValueError(f"need 0 < grace_period <= max_t, got grace_period={grace_period}, max_t={max_t}")
@@ -345,7 +350,7 @@ class MOASHAScheduler(FIFOScheduler):
 
     # -- internals ---------------------------------------------------------------------------------
     def _signature(self) -> dict[str, Any]:
-        return {"objectives": [list(o) for o in self._objectives], "time_attr": self._time_attr,
+        return {"objectives": [[_key_name(k), m] for k, m in self._objectives], "time_attr": self._time_attr,
                 "milestones": list(self._milestones), "reduction_factor": self._eta}
 
     def _progress(self, result: Mapping[str, Any]) -> float | None:

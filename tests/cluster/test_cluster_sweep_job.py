@@ -20,7 +20,7 @@ import uuid
 import pytest
 import yaml
 
-from test_local_cluster_scripts import (LOCAL_CLUSTER, LOOPBACK, MLFLOW_SERVER, NODES_PROBE, REPO, _kill_group,
+from test_local_cluster_scripts import (LOCAL_CLUSTER, LOOPBACK, MLFLOW_SERVER, NODES_PROBE, _kill_group,
                                         free_port, listening, port_open, port_or_free, ray_processes, run,
                                         server_group)
 
@@ -46,14 +46,15 @@ def test_sweep_job_runs_trials_on_both_nodes_and_tracks_them_in_the_mlflow_serve
            "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}"}
     spec = {
         "name": "job", "models": ["tofu-mini/target"],
-        "benchmark": {"name": "tofu-mini", "forget_split": "forget10", "limit": 8},
+        "data": {"source": "tofu-mini", "forget_split": "forget10", "limit": 8},
         "method": {"name": "NPO", "baldro": ["none"]},
-        "fixed": {"beta": 0.1, "batch_size": 8, "grad_accum": 1, "epochs": 1, "warmup_epochs": 0.0},
+        "fixed": {"beta": 0.1, "batch_size": 8, "grad_accum": 1, "epochs": 1, "warmup_epochs": 0.0,
+                  "engine": "torch", "dtype": "float32"},
         "search_space": {"lr": {"low": 3.0e-4, "high": 3.0e-3, "log": True}},
         "budget": {"num_trials": 2, "max_concurrent": 2, "max_failures": 0},
         "resources": {"cpus": 1, "gpus": 0, "workers": 1},
-        "deepspeed": {"engine": "torch", "zero_stage": 0, "dtype": "float32"},
-        "eval": {"max_new_tokens": 8, "metrics": ["forget_quality", "forget_Q_A_gibberish", "model_utility"]},
+        "eval": {"settings": {"max_new_tokens": 8,
+                              "metrics": ["forget_quality", "forget_Q_A_gibberish", "model_utility"]}},
         "storage": str(tmp_path / "shared"), "seed": 0,
     }
     spec_path = tmp_path / "job.yaml"
@@ -69,7 +70,7 @@ def test_sweep_job_runs_trials_on_both_nodes_and_tracks_them_in_the_mlflow_serve
         assert len(nodes) == 2
 
         job = run(["ray", "job", "submit", "--address", f"http://127.0.0.1:{dash_port}", "--submission-id",
-                   f"sweep-{uuid.uuid4().hex[:6]}", "--", sys.executable, "-m", "sweeps.cli", "run", str(spec_path),
+                   f"sweep-{uuid.uuid4().hex[:6]}", "--", sys.executable, "-m", "unlearn_sweep.cli", "run", str(spec_path),
                    "--address", f"127.0.0.1:{gcs_port}", "--tracking-uri", f"http://127.0.0.1:{mlflow_port}"],
                   env, timeout=900)
         assert job.returncode == 0 and "succeeded" in job.stdout, job.stdout[-4000:] + job.stderr[-2000:]

@@ -17,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dashboards.mlflow_ui import check_port_free, server_command, server_env, stop
-from sweeps.cli import app
+from unlearn_sweep.cli import app
 from unlearning.errors import ConfigError
 
 runner = CliRunner()

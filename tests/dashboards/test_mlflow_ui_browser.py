@@ -93,7 +93,7 @@ def test_ui_serves_the_sweep_runs_on_loopback_only(sweep_with_mlflow, tmp_path):
     log = tmp_path / "ui.log"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "sweeps.cli", "ui", str(sweep_dir), "--port", str(port)],
+        proc = subprocess.Popen([sys.executable, "-m", "unlearn_sweep.cli", "ui", str(sweep_dir), "--port", str(port)],
                                 cwd=REPO, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     tree: list[int] = []
     try:

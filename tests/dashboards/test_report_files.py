@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from dashboards.mlflow_links import log_report_files
 from dashboards.report import HTML_FILE, PNG_FILE, make_report
-from sweeps.cli import app
+from unlearn_sweep.cli import app
 from unlearning.errors import ConfigError, DataError
 
 runner = CliRunner()

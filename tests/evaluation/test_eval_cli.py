@@ -12,7 +12,7 @@ import torch
 from typer.testing import CliRunner
 
 from eval_fixtures import small_tofu_dir, tiny_llama, tofu_tokenizer
-from sweeps.cli import app
+from unlearn_sweep.cli import app
 from unlearning.errors import ConfigError
 from unlearning.metrics.report import read_eval, read_summary
 

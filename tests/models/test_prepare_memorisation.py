@@ -42,7 +42,7 @@ def test_all_zoo_models_saved_and_loadable_offline(prepared_zoo):
 
 
 def test_prepare_cli_is_a_noop_when_the_cache_is_valid(prepared_zoo):
-    out = subprocess.run([sys.executable, "-m", "sweeps.cli", "prepare", "tofu-mini"], capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "unlearn_sweep.cli", "prepare", "tofu-mini"], capture_output=True,
                          text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "cache valid: nothing to do" in out.stdout and "forget10" in out.stdout

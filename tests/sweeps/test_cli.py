@@ -10,7 +10,7 @@ import re
 import yaml
 from typer.testing import CliRunner
 
-from sweeps.cli import app
+from unlearn_sweep.cli import app
 from unlearning.errors import ConfigError
 
 runner = CliRunner()

@@ -9,9 +9,9 @@ Each file's first line is `# expect: <field>`: the dotted spec path the error mu
 file (an empty one), which names the file and no field. `24-non-utf8.yaml` is a binary fixture (Latin-1
 bytes): keep it that way (`test_the_non_utf8_fixture_is_still_not_utf8`).
 
-The cases run in-process through `sweeps.cli.main` (the console entry `unlearn-sweep`, with sys.argv patched),
+The cases run in-process through `unlearn_sweep.cli.main` (the console entry `unlearn-sweep`, with sys.argv patched),
 with `sweeps.preflight.preflight` wrapped so that a spec that passes every check stops with
-`ValidationPassed` instead of starting a sweep; a few run as a real `python -m sweeps.cli` subprocess.
+`ValidationPassed` instead of starting a sweep; a few run as a real `python -m unlearn_sweep.cli` subprocess.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def guarded(monkeypatch):
 
 def run_cli(args: list[str], monkeypatch, capsys) -> tuple[int | str, str, str, float]:
     """`unlearn-sweep ARGS` in-process through the console entry: (exit code, stdout, stderr, seconds)."""
-    from sweeps.cli import main
+    from unlearn_sweep.cli import main
 
     capsys.readouterr()
     monkeypatch.setattr(sys, "argv", ["unlearn-sweep", *args])
@@ -145,7 +145,7 @@ SUBPROCESS_CASES = [c for c in CASES if c.name.split("-", 1)[1] in (
 
 @pytest.mark.parametrize("case", SUBPROCESS_CASES, ids=[c.stem for c in SUBPROCESS_CASES])
 def test_console_entry_behaves_the_same(case, tmp_path):
-    """The same through a real process (`python -m sweeps.cli run FILE`), as a user's shell runs it."""
+    """The same through a real process (`python -m unlearn_sweep.cli run FILE`), as a user's shell runs it."""
     reason = machine_skip(case)
     if reason:
         pytest.skip(reason)
@@ -153,7 +153,7 @@ def test_console_entry_behaves_the_same(case, tmp_path):
     work = tmp_path / "work"
     work.mkdir()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run([sys.executable, "-m", "sweeps.cli", "run", str(case)], cwd=work, env=env,
+    proc = subprocess.run([sys.executable, "-m", "unlearn_sweep.cli", "run", str(case)], cwd=work, env=env,
                           capture_output=True, text=True, timeout=300)
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2, proc.stderr
@@ -283,7 +283,7 @@ def test_preflight_offline_hub_model_must_be_cached(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub-cache"))
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "empty-hub-cache"))
     spec = _spec(tmp_path, models=[{"name": "org/not-downloaded", "retain_model": "org/not-downloaded-retain"}],
-                 benchmark={"name": "tofu", "source": "hub", "forget_split": "forget10"})
+                 data={"source": "hub", "forget_split": "forget10"})
     with pytest.raises(ConfigError, match=r"field 'models.0.name'.*not in the local cache"):
         preflight(spec)
 
@@ -296,6 +296,6 @@ def test_preflight_local_tofu_source_needs_the_forget_split(tmp_path):
     data.mkdir()
     (data / "retain90.jsonl").write_text("")
     spec = _spec(tmp_path, models=[{"name": "org/m", "retain_model": "org/m-retain90"}],
-                 benchmark={"name": "tofu", "source": str(data), "forget_split": "forget10"})
-    with pytest.raises(ConfigError, match=r"field 'benchmark.source'.*forget10"):
+                 data={"source": str(data), "forget_split": "forget10"})
+    with pytest.raises(ConfigError, match=r"field 'data.source'.*forget10"):
         preflight(spec)

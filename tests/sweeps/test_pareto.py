@@ -9,20 +9,16 @@ from __future__ import annotations
 import itertools
 import math
 import random
-from dataclasses import dataclass
 
 import pytest
 
 from sweeps.pareto import fronts_by_model, hypervolume, knee_index, pareto_front
 from sweeps.results import Point, Results
-from sweeps.spec import Constraint
+from sweeps.objectives import Constraint, Objective
 
 
-@dataclass
-class Obj:
-    name: str
-    mode: str = "max"
-    scale: str = "linear"
+def Obj(name: str, mode: str = "max", scale: str = "linear") -> Objective:  # noqa: N802 - reads like the class
+    return Objective(name=name, mode=mode, scale=scale)
 
 
 def pt(i, values: dict, epoch: int = 1, model: str = "m") -> Point:

@@ -20,7 +20,7 @@ def base(tmp_path: Path) -> dict:
     return {
         "name": "t",
         "models": ["tofu-mini/target"],
-        "benchmark": {"name": "tofu-mini", "forget_split": "forget10"},
+        "data": {"source": "tofu-mini", "forget_split": "forget10"},
         "method": {"name": "NPO", "baldro": ["dv", "none"]},
         "fixed": {"beta": 0.1},
         "search_space": {"lr": {"low": 1e-4, "high": 1e-3, "log": True},
@@ -72,15 +72,19 @@ MALFORMED = [
     ("fixed.lr", -1.0, "fixed.lr", "-1.0", "greater than 0"),
     ("fixed.beta_dv", 2.0, "search_space.beta_dv", "beta_dv", "both fixed and searched"),
     ("fixed.sigma_forget", 2.0, "search_space.beta_dv", "beta_dv", "both fixed and searched"),
-    ("benchmark.forget_split", "forget15", "benchmark.forget_split", "forget15", "forget01, forget05, forget10"),
-    ("benchmark.name", "tofu-maxi", "benchmark.name", "tofu-maxi", "'tofu-mini', 'tofu' or 'muse'"),
+    ("data.forget_split", "forget15", "data.forget_split", "forget15", "'forget01', 'forget05' or 'forget10'"),
+    ("data.benchmark", "tofu-maxi", "data.benchmark", "tofu-maxi", "'tofu'"),
+    ("benchmark", {"name": "tofu-mini"}, "benchmark", "benchmark", "train config's `data:` section"),
+    ("deepspeed", {"zero_stage": 2}, "deepspeed", "deepspeed", "put them under fixed:"),
+    ("fixed.learning_rat", 1e-3, "fixed.learning_rat", "0.001", "did you mean 'learning_rate'"),
+    ("fixed", {"model.name": "x"}, "fixed.model.name", "x", "the sweep sets this itself"),
     ("resources", {"workers": 2, "cpus": 0, "gpus": 1}, "resources.cpus", "0", "needs >= 1 CPU"),
     ("resources", {"workers": 1.5}, "resources.workers", "1.5", "whole number"),
     ("resources", {"cpus": -2}, "resources.cpus", "-2", "greater than or equal to 0"),
     ("resources", {"cpus": 0, "gpus": 0}, "resources.cpus", "0", "at least one CPU or one GPU"),
     ("resources", {"gpus": 1.5}, "resources.gpus", "1.5", "fraction below 1"),
-    ("deepspeed.zero_stage", 4, "deepspeed.zero_stage", "4", "use one of 0, 1, 2 or 3"),
-    ("deepspeed", {"engine": "torch", "zero_stage": 2}, "deepspeed.zero_stage", "2", "engine: deepspeed"),
+    ("fixed.zero_stage", 4, "fixed.zero_stage", "4", "0, 1, 2 or 3"),
+    ("fixed", {"beta": 0.1, "engine": "torch", "zero_stage": 2}, "fixed.zero_stage", "2", "engine: deepspeed"),
     ("objectives", [{"name": "forget_qualty"}], "objectives.0.name", "forget_qualty", "did you mean 'forget_quality'"),
     ("objectives", [{"name": "model_utility", "mode": "maximize"}], "objectives.0.mode", "maximize", "'max' or 'min'"),
     ("objectives", [], "objectives", "[]", "at least one objective"),
@@ -89,12 +93,13 @@ MALFORMED = [
     ("tracking.uri", "file:///tmp/mlruns", "tracking.uri", "file:///tmp/mlruns", "file store is deprecated"),
     ("tracking.uri", "./mlruns", "tracking.uri", "./mlruns", "sqlite:////abs/path/mlflow.db"),
     ("tracking.uri", "sqlite:///mlflow.db", "tracking.uri", "sqlite:///mlflow.db", "absolute sqlite path"),
-    ("eval.metrics", ["model_utility"], "eval.metrics", "model_utility", "add 'forget_quality'"),
-    ("eval.max_new_tokens", 0, "eval.max_new_tokens", "0", "greater than or equal to 1"),
+    ("eval.settings.metrics", ["model_utility"], "eval.settings.metrics", "model_utility", "add 'forget_quality'"),
+    ("eval.settings.max_new_tokens", 0, "eval.settings.max_new_tokens", "0", "greater than or equal to 1"),
+    ("eval.every", 0, "eval.every", "0", "greater than 0"),
     ("name", "my sweep", "name", "my sweep", "letters, digits"),
     ("models", [{"name": "tofu-mini/target", "retain_model": "tofu-mini/retain95"}], "models.0.retain_model",
      "tofu-mini/retain95", "tofu-mini/retain90"),
-    ("models", ["meta-llama/Llama-3.2-1B"], "models.0.name", "meta-llama/Llama-3.2-1B", "use benchmark: tofu"),
+    ("models", ["meta-llama/Llama-3.2-1B"], "models.0.name", "meta-llama/Llama-3.2-1B", "give data.source hub"),
     ("models", [], "models", "[]", "at least one entry"),
     ("storage", "s3://bucket/sweeps", "storage", "s3://bucket/sweeps", "mount a bucket"),
     ("search.storage", "optuna.db", "search.storage", "optuna.db", "Optuna RDB URL"),
@@ -143,7 +148,7 @@ def test_unprepared_zoo_models_validate_and_a_wrong_zoo_name_is_one_line(tmp_pat
 
 def test_missing_local_model_folder(tmp_path):
     data = base(tmp_path)
-    data["benchmark"] = {"name": "tofu", "source": "hub", "forget_split": "forget01"}
+    data["data"] = {"source": "hub", "forget_split": "forget01"}
     data["objectives"] = [{"name": "model_utility"}]  # no retain-based metric: no retain reference needed
     data["models"] = [str(tmp_path / "no-such-model")]
     with pytest.raises(ConfigError) as info:
@@ -156,17 +161,12 @@ def test_missing_local_model_folder(tmp_path):
     assert [m.name for m in load_spec(write(tmp_path, data)).models] == data["models"]
 
 
-def test_muse_needs_corpus_and_its_own_metrics(tmp_path):
+def test_muse_is_refused_until_the_train_config_covers_it(tmp_path):
+    """The train config's data section is TOFU-style; a MUSE sweep is refused at the spec, naming the field."""
     data = base(tmp_path)
-    data["benchmark"] = {"name": "muse", "forget_split": "forget"}
-    data["models"] = ["org/muse-model"]
-    with pytest.raises(ConfigError, match=r"field 'benchmark.corpus'.*news or books"):
-        load_spec(write(tmp_path, data), check_models=False)
-    data["benchmark"]["corpus"] = "news"
-    spec = load_spec(write(tmp_path, data), check_models=False)
-    assert [o.name for o in spec.objectives] == ["forget_verbmem_ROUGE", "retain_knowmem_ROUGE", "gibberish_rate"]
-    data["objectives"] = [{"name": "model_utility"}]
-    with pytest.raises(ConfigError, match=r"field 'objectives.0.name'.*unknown metric"):
+    data["data"] = {"benchmark": "muse", "source": "hub", "forget_split": "forget10"}
+    data["models"] = [{"name": "org/muse-model", "retain_model": "org/muse-retain"}]
+    with pytest.raises(ConfigError, match=r"field 'data.benchmark'.*'tofu'"):
         load_spec(write(tmp_path, data), check_models=False)
 
 
@@ -194,7 +194,15 @@ def test_default_preset_resolves_as_designed():
     assert plans[0].space.names() == ["lr", "epochs", "alpha", "beta_dv"]
     assert plans[1].space.names() == ["lr", "epochs", "alpha"]
     assert spec.space.params["lr"].low == 3e-4 and spec.space.params["lr"].log
-    assert spec.space.params["alpha"].high == 12.0 and spec.eval["every"] == 1
+    assert spec.space.params["alpha"].high == 12.0 and spec.eval.every == 1
+    # every search starts from one complete train config: the spec's data/fixed/eval in the train config's words
+    base = plans[0].base
+    assert base["model"]["name"] == "tofu-mini/target" and base["method"] == {
+        "name": "NPO", "baldro": "dv", "hparams": base["method"]["hparams"]}
+    assert (base["train"]["batch_size"], base["train"]["grad_accum"], base["train"]["engine"]) == (8, 4, "deepspeed")
+    assert base["method"]["hparams"]["beta"] == 0.1 and base["method"]["hparams"]["dv_mode"] == "softmin"
+    assert base["eval"]["settings"]["retain_model"] == "tofu-mini/retain90" and base["eval"]["every"] == 1
+    assert "beta_dv" not in plans[1].base["method"]["hparams"]
     assert sum(spec.budget.num_trials for _ in plans) == 12
     assert spec.models[0].retain_model == "tofu-mini/retain90"
     assert [(o.name, o.mode, o.scale) for o in spec.objectives] == [
@@ -212,7 +220,8 @@ def test_defaults_aliases_and_inline_preset_override(tmp_path):
     data["fixed"] = {"learning_rate": 3e-4, "sampling_ratio": 0.3}   # OU / BalDRO spellings
     data["method"] = {"name": "NPO", "baldro": "g"}
     spec = load_spec(write(tmp_path, data), check_models=False)
-    assert spec.fixed_hparams == {"lr": 3e-4, "group_ratio": 0.3}
+    cfg = spec.searches()[0].base   # the reference spellings name the same train-config fields
+    assert cfg["train"]["lr"] == 3e-4 and cfg["method"]["hparams"]["group_ratio"] == 0.3
     # no search_space: the tofu-mini preset of the NPO family, minus what is fixed or not for this variant
     data["fixed"] = {}
     spec = load_spec(write(tmp_path, data), check_models=False)
@@ -233,7 +242,8 @@ def test_alias_method_keeps_its_defaults(tmp_path):
     data["search_space"] = {"lr": {"low": 1e-5, "high": 5e-5, "log": True}}
     spec = load_spec(write(tmp_path, data), check_models=False)
     assert spec.method.base == "WGA" and spec.method.variants == ["dv"]
-    assert spec.searches()[0].fixed == {"form": "sequence", "beta_dv": 2.0}  # DrWGA's yaml defaults
+    hp = spec.searches()[0].base["method"]["hparams"]
+    assert (hp["form"], hp["beta_dv"]) == ("sequence", 2.0)  # DrWGA's yaml defaults
 
 
 def test_smoke_shrinks_and_round_trips(tmp_path):
@@ -241,15 +251,17 @@ def test_smoke_shrinks_and_round_trips(tmp_path):
     smoke = spec.smoke()
     assert smoke.smoke_test and smoke.name == "tofu-mini-smoke"
     assert (smoke.budget.num_trials, smoke.budget.max_concurrent, smoke.budget.max_failures) == (2, 1, 0)
-    assert smoke.fixed_hparams["epochs"] == 1 and "epochs" not in smoke.space.names()
-    assert smoke.benchmark.limit == 8 and smoke.eval["max_new_tokens"] == 16
-    assert smoke.searches()[0].space.names() == ["lr", "alpha", "beta_dv"]
-    # the written copy is a spec that loads back to the same searches
+    assert smoke.fixed["epochs"] == 1 and "epochs" not in smoke.space.names()
+    plan = smoke.searches()[0]
+    assert plan.base["train"]["epochs"] == 1 and plan.base["data"]["limit"] == 8
+    assert plan.base["eval"]["settings"]["max_new_tokens"] == 16
+    assert plan.space.names() == ["lr", "alpha", "beta_dv"]
+    # the written copy is a spec that loads back to the same searches (same base configs, same spaces)
     path = tmp_path / "copy.yaml"
     path.write_text(spec.to_yaml())
     again = load_spec(path, check_models=False)
-    assert [(p.search_id, p.space, p.fixed) for p in again.searches()] == [
-        (p.search_id, p.space, p.fixed) for p in spec.searches()]
+    assert [(p.search_id, p.space, p.base) for p in again.searches()] == [
+        (p.search_id, p.space, p.base) for p in spec.searches()]
     assert again.constraints == spec.constraints and again.objectives == spec.objectives
 
 

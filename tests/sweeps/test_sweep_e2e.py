@@ -25,15 +25,16 @@ def small_spec(storage: Path, name: str, **over) -> dict:
     spec = {
         "name": name,
         "models": ["tofu-mini/target"],
-        "benchmark": {"name": "tofu-mini", "forget_split": "forget10", "limit": 16},
+        "data": {"source": "tofu-mini", "forget_split": "forget10", "limit": 16},
         "method": {"name": "NPO", "baldro": ["dv"]},
-        "fixed": {"beta": 0.1, "batch_size": 8, "grad_accum": 1, "epochs": 2, "warmup_epochs": 0.0},
+        "fixed": {"beta": 0.1, "batch_size": 8, "grad_accum": 1, "epochs": 2, "warmup_epochs": 0.0,
+                  "engine": "torch", "dtype": "float32"},
         "search_space": {"lr": {"low": 3.0e-4, "high": 3.0e-3, "log": True},
                          "beta_dv": {"low": 0.5, "high": 5.0, "log": True}},
         "budget": {"num_trials": 2, "max_concurrent": 2, "max_failures": 0},
         "resources": {"cpus": 1, "gpus": 0, "workers": 1},
-        "deepspeed": {"engine": "torch", "zero_stage": 0, "dtype": "float32"},
-        "eval": {"max_new_tokens": 8, "metrics": ["forget_quality", "forget_Q_A_gibberish", "model_utility"]},
+        "eval": {"settings": {"max_new_tokens": 8,
+                              "metrics": ["forget_quality", "forget_Q_A_gibberish", "model_utility"]}},
         "storage": str(storage),
         "seed": 0,
     }
@@ -132,24 +133,32 @@ def test_failed_trials_are_recorded_and_the_sweep_completes(prepared_zoo, ray_lo
     from sweeps.service import run_sweep
     from sweeps.spec import load_spec
 
-    # a learning rate of 1e30 overflows the attention scores after one step: the loss becomes NaN
+    # a learning rate of 1e30 overflows the attention scores after one step: the loss becomes NaN, in both
+    # searches (the first search's failed trial must not stop the second search)
     nan_spec = small_spec(tmp_path / "sweeps", "nan", budget={"num_trials": 1, "max_failures": 0},
-                          search_space={"beta_dv": {"low": 0.5, "high": 5.0, "log": True}})
+                          method={"name": "NPO", "baldro": ["dv", "none"]},
+                          search_space={"alpha": {"low": 0.5, "high": 5.0, "log": True}})
     nan_spec["fixed"] = {**nan_spec["fixed"], "lr": 1.0e30}
     # RMU's default layer 7 does not exist in the 4-layer zoo model: the trial raises
     raise_spec = small_spec(tmp_path / "sweeps", "raises", method={"name": "RMU", "baldro": ["none"]},
-                            fixed={"batch_size": 8, "grad_accum": 1, "epochs": 1, "warmup_epochs": 0.0},
+                            fixed={"batch_size": 8, "grad_accum": 1, "epochs": 1, "warmup_epochs": 0.0,
+                                   "engine": "torch"},
                             search_space={"lr": {"low": 3.0e-4, "high": 3.0e-3, "log": True}},
                             budget={"num_trials": 1, "max_failures": 0})
-    for raw, needle in ((nan_spec, "nan"), (raise_spec, "layer")):
+    for raw, needle, searches in ((nan_spec, "nan", 2), (raise_spec, "layer", 1)):
         sweep_dir = run_sweep(load_spec(write_spec(tmp_path, raw)))
         trials = read_results(sweep_dir).trials
-        assert len(trials) == 1
-        [t] = trials.values()
-        assert t.status == "failed" and needle in (t.reason or "").lower(), t.reason
+        assert len(trials) == searches and {t.search_id for t in trials.values()} == {
+            p.search_id for p in load_spec(write_spec(tmp_path, raw)).searches()}
+        for t in trials.values():
+            assert t.status == "failed" and needle in (t.reason or "").lower(), t.reason
         _, runs = mlflow_runs(sweep_dir)
-        [child] = [r for r in runs if r.data.tags.get("run_role") == "trial"]
-        assert child.info.status == "FAILED" and needle in child.data.tags.get("failure_reason", "").lower()
+        children = [r for r in runs if r.data.tags.get("run_role") == "trial"]
+        assert len(children) == searches
+        for child in children:
+            assert child.info.status == "FAILED" and needle in child.data.tags.get("failure_reason", "").lower()
+        [parent] = [r for r in runs if r.data.tags.get("run_role") == "parent"]
+        assert parent.info.status == "FINISHED"
 
 
 def test_unreachable_tracking_fails_fast_or_runs_without_it_and_sync_catches_up(prepared_zoo, ray_local, tmp_path,
@@ -189,7 +198,7 @@ def test_unreachable_tracking_fails_fast_or_runs_without_it_and_sync_catches_up(
 
 def _cli(*args: str, **kw) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "sweeps.cli", *args], cwd=REPO, env=env, text=True,
+    return subprocess.Popen([sys.executable, "-m", "unlearn_sweep.cli", *args], cwd=REPO, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True, **kw)
 
 

@@ -56,7 +56,7 @@ def test_missing_required_key():
 def test_defaults_are_the_spec_recipe():
     cfg = parse_train_config(MINIMAL)
     t = cfg.train
-    assert (t.lr, t.epochs, t.per_device_batch_size, t.grad_accum) == (1e-5, 10, 8, 4)
+    assert (t.lr, t.epochs, t.batch_size, t.grad_accum) == (1e-5, 10, 8, 4)
     assert (t.warmup_epochs, t.weight_decay, t.seed, t.lr_scheduler) == (1.0, 0.01, 0, "linear")
     assert cfg.data.forget_split == "forget10" and cfg.data.max_length == 512
 
@@ -75,8 +75,10 @@ def test_example_config_loads_and_opens_with_its_command():
     path = REPO / "configs" / "train" / "npo_tofu_mini.yaml"
     first = path.read_text().splitlines()[0]
     assert first.startswith("# unlearn-sweep train configs/train/npo_tofu_mini.yaml")
-    cfg = load_train_config(path, overrides={"train": {"engine": "torch"}})
-    assert cfg.method.name == "NPO" and cfg.train.engine == "torch" and cfg.train.zero_stage == 2
+    cfg = load_train_config(path)
+    assert cfg.method.name == "NPO" and cfg.train.engine == "deepspeed" and cfg.train.zero_stage == 2
+    cfg = load_train_config(path, overrides={"train": {"engine": "torch", "zero_stage": 0}})   # what --engine torch does
+    assert cfg.train.engine == "torch" and cfg.train.zero_stage == 0
 
 
 def test_yaml_file_errors(tmp_path):
@@ -100,7 +102,7 @@ def test_loop_config_refuses_unknown_keys():
 def test_cli_help_lists_examples():
     from typer.testing import CliRunner
 
-    from sweeps.cli import app
+    from unlearn_sweep.cli import app
 
     result = CliRunner().invoke(app, ["train", "--help"])
     assert result.exit_code == 0
@@ -114,7 +116,7 @@ def test_cli_bad_config_is_one_line_exit_2(tmp_path):
 
     cfg = tmp_path / "c.yaml"
     cfg.write_text(yaml.safe_dump({**MINIMAL, "train": {"lrr": 1}}))
-    proc = subprocess.run([sys.executable, "-m", "sweeps.cli", "train", str(cfg)], cwd=REPO,
+    proc = subprocess.run([sys.executable, "-m", "unlearn_sweep.cli", "train", str(cfg)], cwd=REPO,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]

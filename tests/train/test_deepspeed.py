@@ -24,7 +24,7 @@ from train_workers import two_rank_worker
 # DeepSpeed's comm layer calls torch.distributed functions that torch 2.13 marks deprecated
 pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore::FutureWarning")]
 
-CFG = dict(lr=2e-3, epochs=2, per_device_batch_size=3, grad_accum=2, warmup_epochs=1.5, weight_decay=0.1,
+CFG = dict(lr=2e-3, epochs=2, batch_size=3, grad_accum=2, warmup_epochs=1.5, weight_decay=0.1,
            max_grad_norm=0.5, lr_scheduler="linear")
 
 
@@ -55,7 +55,7 @@ def test_zero_matches_plain_torch_in_one_process(tok, rows, name, stage, hparams
 
 
 def test_zero3_checkpoint_resume_is_identical(tok, rows, tmp_path):
-    cfg = loop_cfg(engine="deepspeed", zero_stage=3, epochs=2, per_device_batch_size=2, grad_accum=2,
+    cfg = loop_cfg(engine="deepspeed", zero_stage=3, epochs=2, batch_size=2, grad_accum=2,
                    warmup_epochs=1.0, weight_decay=0.01, max_grad_norm=1.0, lr_scheduler="linear",
                    save_every_steps=1)
     full_model = make_model(len(tok), seed=4)
@@ -79,7 +79,7 @@ def test_zero3_checkpoint_resume_is_identical(tok, rows, tmp_path):
 
 def test_two_processes_match_plain_torch_with_the_same_per_rank_data(tmp_path):
     # 8 rows, 2 ranks -> 4 each, batch 3 -> micro-batches 3,1 per rank, accum 2 -> 1 step per epoch
-    cfg = dict(lr=2e-3, epochs=3, per_device_batch_size=3, grad_accum=2, warmup_epochs=1.5, weight_decay=0.1,
+    cfg = dict(lr=2e-3, epochs=3, batch_size=3, grad_accum=2, warmup_epochs=1.5, weight_decay=0.1,
                max_grad_norm=0.5, lr_scheduler="linear")
     mp.spawn(two_rank_worker, args=(2, free_port(), str(tmp_path), {"model_seed": 6, "cfg": cfg}), nprocs=2,
              join=True)
@@ -94,7 +94,7 @@ def test_two_processes_match_plain_torch_with_the_same_per_rank_data(tmp_path):
         d = build_forget_retain(tok, TEMPLATE, *qa_rows(), max_length=128, seed=0)
         d.attach_ref_logps(model, keys=("forget",))
         datasets.append(d)
-    cfg.pop("per_device_batch_size"), cfg.pop("grad_accum"), cfg.pop("lr_scheduler")
+    cfg.pop("batch_size"), cfg.pop("grad_accum"), cfg.pop("lr_scheduler")
     losses, lrs = reference_run(model, method, datasets, batch=3, accum=2, clip=cfg.pop("max_grad_norm"), **cfg)
     assert lrs == pytest.approx([0.0, 2e-3, 1e-3])   # warmup floor(1.5*8/(3*2*2)) = 1 step of 3
     for key in ("torch0", "deepspeed2", "deepspeed3"):

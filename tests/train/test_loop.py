@@ -46,7 +46,7 @@ def test_matches_a_bare_pytorch_loop(tok, rows, name):
     model, ref_model = make_model(len(tok), seed=5), make_model(len(tok), seed=5)
     method = build_method(name, generator=torch.Generator().manual_seed(9))
     history = unlearn(model, method, _data(tok, rows, method, model),
-                      loop_cfg(per_device_batch_size=3, grad_accum=2, lr_scheduler="linear", **kw))
+                      loop_cfg(batch_size=3, grad_accum=2, lr_scheduler="linear", **kw))
     ref_method = build_method(name, generator=torch.Generator().manual_seed(9))
     losses, lrs = reference_run(ref_model, ref_method, [_data(tok, rows, ref_method, ref_model)], batch=3, accum=2,
                                 clip=kw.pop("max_grad_norm"), **kw)
@@ -85,7 +85,7 @@ def test_nan_loss_raises_before_the_update(tok, rows):
 
 @pytest.mark.parametrize("name", ["NPO", "GroupNPO"])
 def test_checkpoint_resume_continues_the_identical_trajectory(tok, rows, tmp_path, name):
-    cfg = loop_cfg(epochs=3, per_device_batch_size=2, grad_accum=2, lr_scheduler="linear", warmup_epochs=1.0,
+    cfg = loop_cfg(epochs=3, batch_size=2, grad_accum=2, lr_scheduler="linear", warmup_epochs=1.0,
                    weight_decay=0.01, max_grad_norm=1.0, save_every_steps=1)
     # uninterrupted: 3 epochs x 2 steps, retain draws + BalDRO-G subsets from seeded generators
     full_model = make_model(len(tok), seed=4)
@@ -145,7 +145,7 @@ def test_stop_after_epoch_replays_the_first_epochs_of_a_longer_run(tok, rows):
     for stop in (None, 1):
         model = make_model(len(tok), seed=3)
         method = build_method("NPO")
-        cfg = loop_cfg(per_device_batch_size=4, grad_accum=1, lr=2e-3, epochs=3, warmup_epochs=1.0,
+        cfg = loop_cfg(batch_size=4, grad_accum=1, lr=2e-3, epochs=3, warmup_epochs=1.0,
                        lr_scheduler="linear", stop_after_epoch=stop)
         runs.append(unlearn(model, method, _data(tok, rows, method, model), cfg))
     full, stopped = runs

@@ -68,7 +68,7 @@ def test_method_unlearns_forget_and_keeps_retain(name, memorised, tok, rows, bef
     if method.needs_ref_logps:
         data.attach_ref_logps(memorised, keys=method.needs_ref_logps)
     ref = frozen_copy(memorised) if method.needs_ref_model else None
-    history = unlearn(memorised, method, data, loop_cfg(lr=lr, epochs=2, per_device_batch_size=4), ref_model=ref)
+    history = unlearn(memorised, method, data, loop_cfg(lr=lr, epochs=2, batch_size=4), ref_model=ref)
     assert len(history.steps) == 4
     f0, r0 = before
     assert f0 > 0.9 and r0 > 0.9, "the fixture model should have memorised both sets"

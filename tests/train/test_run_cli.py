@@ -38,7 +38,7 @@ def _config(assets: Path, out: Path, **train) -> dict:
         "model": {"name": str(assets / "model"), "template": "plain"},
         "data": {"source": str(assets / "data"), "forget_split": "forget10", "limit": 8, "max_length": 128},
         "method": {"name": "NPO", "hparams": {"beta": 0.1}},
-        "train": {"engine": "torch", "lr": 1e-3, "epochs": 2, "per_device_batch_size": 4, "grad_accum": 1,
+        "train": {"engine": "torch", "lr": 1e-3, "epochs": 2, "batch_size": 4, "grad_accum": 1,
                   "warmup_epochs": 0.0, **train},
         "output_dir": str(out),
     }
@@ -77,7 +77,7 @@ def test_eval_section_picks_the_epochs_the_hook_runs(assets, tmp_path):
 def test_cli_runs_deepspeed_zero2(assets, tmp_path):
     cfg_path = tmp_path / "c.yaml"
     cfg_path.write_text(yaml.safe_dump(_config(assets, tmp_path / "ignored", engine="deepspeed", zero_stage=2)))
-    proc = subprocess.run([sys.executable, "-m", "sweeps.cli", "train", str(cfg_path), "--out",
+    proc = subprocess.run([sys.executable, "-m", "unlearn_sweep.cli", "train", str(cfg_path), "--out",
                            str(tmp_path / "cli")], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "4 optimizer steps: loss" in proc.stdout

@@ -97,7 +97,7 @@ class Interrupt:
 
 def loop_cfg(**kw) -> LoopConfig:
     """Small-run defaults: torch engine, batch 2, no accumulation, no warmup, no decay, no clipping."""
-    base = dict(engine="torch", zero_stage=0, lr=1e-3, epochs=1, per_device_batch_size=2, grad_accum=1,
+    base = dict(engine="torch", zero_stage=0, lr=1e-3, epochs=1, batch_size=2, grad_accum=1,
                 warmup_epochs=0.0, weight_decay=0.0, max_grad_norm=0.0, lr_scheduler="constant", seed=0)
     base.update(kw)
     return LoopConfig(**base)

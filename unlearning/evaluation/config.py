@@ -36,6 +36,33 @@ MUSE_METRICS: tuple[str, ...] = (
     "extraction_strength", "mia_min_k", "mia_min_k_plus_plus", "mia_loss", "mia_zlib", "privleak",
 )
 MUSE_STOPWORDS = ("\n\n", "\nQuestion", "Question:")
+# short names of evaluator entries -> (the metric `metrics:` must select, the entry the evaluator reports); the
+# gibberish metric reports the share of flagged forget generations as an extra entry beside its mean score
+METRIC_ALIASES = {
+    "tofu": {"gibberish_rate": ("forget_Q_A_gibberish", "forget_Q_A_gibberish_rate"),
+             "forget_Q_A_gibberish_rate": ("forget_Q_A_gibberish", "forget_Q_A_gibberish_rate")},
+    "muse": {"gibberish_rate": ("forget_gibberish", "forget_gibberish_rate"),
+             "forget_gibberish_rate": ("forget_gibberish", "forget_gibberish_rate")},
+}
+
+
+def flat_metrics(results: Mapping[str, Any], benchmark: str = "tofu") -> dict[str, float | None]:
+    """Evaluator output (OU layout {metric: {"agg_value": x, ...}} or plain scalars) -> {metric: x}, plus the
+    short names of `METRIC_ALIASES` (gibberish_rate = the flagged share). Non-finite values become None."""
+    import math
+
+    out: dict[str, float | None] = {}
+    for key, value in results.items():
+        if isinstance(value, Mapping):
+            value = value.get("agg_value")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[str(key)] = float(value) if math.isfinite(value) else None
+        elif value is None:
+            out[str(key)] = None
+    for alias, (_, entry) in METRIC_ALIASES["muse" if benchmark == "muse" else "tofu"].items():
+        if entry in out and alias not in out:
+            out[alias] = out[entry]
+    return out
 
 _FORBID = ConfigDict(extra="forbid", frozen=True)
 

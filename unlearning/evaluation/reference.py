@@ -17,50 +17,19 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
-from unlearning.errors import ConfigError, DataError
+from unlearning.errors import ConfigError
 from unlearning.evaluation.config import EvalConfig
-from unlearning.metrics.reference_logs import EvalLog
+from unlearning.metrics.reference_logs import RetainReference, load_reference  # noqa: F401  (re-exported)
 from unlearning.metrics.report import write_report
 from unlearning.paths import cache_root
 
 logger = logging.getLogger(__name__)
 REFERENCE_METRICS = ["forget_truth_ratio", "mia_min_k"]
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".json")
-
-
-@dataclass(frozen=True)
-class RetainReference:
-    """Retain-model statistics: per-item forget truth ratios and the min-k MIA AUC (either may be None)."""
-
-    truth_ratios: np.ndarray | None
-    mia_auc: float | None
-    source: str
-
-    @classmethod
-    def from_results(cls, results: dict[str, Any], source: str) -> RetainReference:
-        """From an in-memory results dict in OU layout (e.g. `TofuEvaluator.evaluate` of the retain model)."""
-        return cls.from_log(EvalLog(Path(source), results))
-
-    @classmethod
-    def from_log(cls, log: EvalLog) -> RetainReference:
-        tr = log.truth_ratios() if log.has("forget_truth_ratio") and not log.is_summary else None
-        auc = log.mia_auc() if log.has("mia_min_k") else None
-        if tr is None and auc is None:
-            raise DataError(str(log.path), field="forget_truth_ratio",
-                            fix="a retain reference log needs per-item 'forget_truth_ratio' (TOFU_EVAL.json) "
-                                "and/or 'mia_min_k'")
-        return cls(tr, auc, str(log.path))
-
-
-def load_reference(path: str | Path) -> RetainReference:
-    """Read a retain model's TOFU_EVAL.json (file or folder), ours or open-unlearning's."""
-    return RetainReference.from_log(EvalLog.load(path))
 
 
 def _fingerprint(path: Path) -> list[Any]:

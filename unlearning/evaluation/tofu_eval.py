@@ -44,7 +44,7 @@ from unlearning.evaluation.config import EvalConfig
 from unlearning.evaluation.generation import (decode_generations, eos_ids, greedy_generate, qa_generation_item,
                                               stopword_stop)
 from unlearning.evaluation.gibberish import build_detector, gibberish_result
-from unlearning.evaluation.reference import RetainReference
+from unlearning.metrics.reference_logs import RetainReference
 from unlearning.evaluation.scoring import ItemScore, score_items
 from unlearning.evaluation.tofu_plan import PROB_KINDS, UTILITY_SPLITS, metrics_closure, needs_of
 from unlearning.metrics.primitives import IGNORE_INDEX, mean_over_items

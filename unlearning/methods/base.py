@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar, Mapping, Protocol, runtime_checkable
 
 import torch
 import torch.nn.functional as F
@@ -29,6 +29,28 @@ from unlearning.errors import ConfigError, DataError
 IGNORE_INDEX = -100
 INPUT_KEYS = ("input_ids", "attention_mask", "labels")
 RETAIN_LOSS_TYPES = ("NLL", "KL", "JSD")
+
+
+# --------------------------------------------------------------------------------------------------
+# the contract the training loop is typed against
+
+
+@runtime_checkable
+class UnlearningMethod(Protocol):
+    """What `unlearning.train.loop.unlearn` needs of a method (a `Method`, or a BalDRO wrapper around one):
+    its name, the reference inputs it reads, and the loss of one micro-batch."""
+
+    name: str
+
+    @property
+    def needs_ref_logps(self) -> tuple[str, ...]: ...
+
+    @property
+    def needs_ref_model(self) -> bool: ...
+
+    def loss(self, model: nn.Module, batch: Mapping[str, Any], ref_model: nn.Module | None = None) -> "LossOutput": ...
+
+    def hparams(self) -> dict[str, Any]: ...
 
 
 # --------------------------------------------------------------------------------------------------

@@ -145,3 +145,32 @@ class EvalLog:
                 raise DataError(str(self.path), field=name, value=value, fix="model_utility inputs must be numbers")
             out[name] = float(value)
         return out
+
+
+@dataclass(frozen=True)
+class RetainReference:
+    """Retain-model statistics: per-item forget truth ratios and the min-k MIA AUC (either may be None)."""
+
+    truth_ratios: np.ndarray | None
+    mia_auc: float | None
+    source: str
+
+    @classmethod
+    def from_results(cls, results: dict[str, Any], source: str) -> RetainReference:
+        """From an in-memory results dict in OU layout (e.g. the evaluator's output for the retain model)."""
+        return cls.from_log(EvalLog(Path(source), results))
+
+    @classmethod
+    def from_log(cls, log: EvalLog) -> RetainReference:
+        tr = log.truth_ratios() if log.has("forget_truth_ratio") and not log.is_summary else None
+        auc = log.mia_auc() if log.has("mia_min_k") else None
+        if tr is None and auc is None:
+            raise DataError(str(log.path), field="forget_truth_ratio",
+                            fix="a retain reference log needs per-item 'forget_truth_ratio' (TOFU_EVAL.json) "
+                                "and/or 'mia_min_k'")
+        return cls(tr, auc, str(log.path))
+
+
+def load_reference(path: str | Path) -> RetainReference:
+    """Read a retain model's TOFU_EVAL.json (file or folder), ours or open-unlearning's."""
+    return RetainReference.from_log(EvalLog.load(path))

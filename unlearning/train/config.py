@@ -10,7 +10,7 @@ field path and the allowed keys, bad values with the field path and what is expe
     model:  {name, dtype: auto|float32|bfloat16, attn_implementation, template}
     data:   {benchmark: tofu, source, forget_split, retain_split, max_length, limit}
     method: {name, baldro: null|g|dv, hparams: {...}}        # hparams checked against the method
-    train:  {engine: deepspeed|torch, zero_stage, lr, epochs, per_device_batch_size, grad_accum,
+    train:  {engine: deepspeed|torch, zero_stage, lr, epochs, batch_size, grad_accum,
              warmup_epochs, weight_decay, max_grad_norm, lr_scheduler: linear|constant, seed,
              save_every_steps, keep_checkpoints}      # precision follows the model's dtype
     eval:   {enabled, on_start, every, settings: {...}}   # every: epochs between points (0.5 = twice/epoch)
@@ -77,7 +77,7 @@ class LoopConfig(_Section):
     """How the loop trains (the `train:` section; also what `unlearn()` takes as ``cfg``).
 
     warmup_epochs is converted to optimizer steps as OU does: floor(warmup_epochs * |forget| /
-    (per_device_batch_size * grad_accum * world_size)). max_grad_norm 0 disables clipping.
+    (batch_size * grad_accum * world_size)). max_grad_norm 0 disables clipping.
     save_every_steps: also checkpoint every N optimizer steps (epoch ends are always checkpointed when a
     checkpoint dir is given); keep_checkpoints: how many of the newest to keep. Precision follows the
     model's parameter dtype (bfloat16 weights -> DeepSpeed bf16 with fp32 master weights)."""
@@ -86,7 +86,7 @@ class LoopConfig(_Section):
     zero_stage: Literal[0, 1, 2, 3] = 0
     lr: float = Field(1e-5, gt=0)
     epochs: int = Field(10, ge=1)
-    per_device_batch_size: int = Field(8, ge=1)
+    batch_size: int = Field(8, ge=1)  # per device (HF's per_device_train_batch_size)
     grad_accum: int = Field(4, ge=1)
     warmup_epochs: float = Field(1.0, ge=0)
     weight_decay: float = Field(0.01, ge=0)
@@ -98,6 +98,29 @@ class LoopConfig(_Section):
     # stop after this epoch while keeping the schedule of `epochs` (replays an earlier epoch of a sweep
     # trial exactly: warmup and linear decay are computed over the trial's full length)
     stop_after_epoch: float | None = Field(None, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reference_spellings(cls, data: Any) -> Any:
+        """The reference code's names of these fields (learning_rate, per_device_train_batch_size, ...)."""
+        from unlearning.train.fields import FIELD_ALIASES
+
+        if not isinstance(data, Mapping):
+            return data
+        out = dict(data)
+        for alias, name in FIELD_ALIASES.items():
+            if alias in out and name in LoopConfig.model_fields:
+                if name in out:
+                    raise ValueError(f"'{alias}' and '{name}' name the same field: keep one")
+                out[name] = out.pop(alias)
+        return out
+
+    @field_validator("zero_stage")
+    @classmethod
+    def _stage_needs_deepspeed(cls, v: int, info: Any) -> int:
+        if v != 0 and info.data.get("engine") == "torch":
+            raise ValueError(f"ZeRO stage {v} needs engine: deepspeed (plain torch is stage 0)")
+        return v
 
     @model_validator(mode="after")
     def _stop_within_epochs(self) -> "LoopConfig":

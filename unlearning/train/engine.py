@@ -355,5 +355,5 @@ def build_engine(model: nn.Module, named_params: list[tuple[str, nn.Parameter]],
     if cfg.engine == "deepspeed":
         model.to(dist_info.device)
         return DeepSpeedEngine(model, named_params, cfg.lr, cfg.weight_decay, cfg.max_grad_norm, schedule,
-                               dist_info, cfg.zero_stage, cfg.per_device_batch_size, cfg.grad_accum)
+                               dist_info, cfg.zero_stage, cfg.batch_size, cfg.grad_accum)
     raise ConfigError("train", field="engine", value=cfg.engine, fix="use 'deepspeed' or 'torch'")

@@ -9,7 +9,7 @@ What one call does (unlearning-spec.md §1, OU's HF-Trainer recipe):
 * joins the process group (one local process on 127.0.0.1 unless launched with torchrun), seeds torch
   with ``cfg.seed`` and the data's retain generator with (seed, rank);
 * an epoch = this rank's share of the forget set (DistributedSampler order, see data.py) in micro-batches
-  of ``per_device_batch_size``; ``grad_accum`` micro-batches make one optimizer step (the epoch's last
+  of ``batch_size``; ``grad_accum`` micro-batches make one optimizer step (the epoch's last
   group may be shorter); each micro-batch loss is divided by its group's size, gradients are averaged
   over ranks;
 * warmup ``warmup_epochs`` converted to steps as OU: floor(warmup_epochs*|forget|/(B*grad_accum*world));
@@ -44,6 +44,7 @@ import torch
 from torch import nn
 
 from unlearning.errors import ConfigError
+from unlearning.methods.base import UnlearningMethod
 from unlearning.train.config import LoopConfig
 from unlearning.train.data import ForgetRetainDataset, micro_batches_per_epoch
 from unlearning.train.engine import (DistInfo, Engine, all_reduce_mean, barrier, build_engine, init_distributed,
@@ -109,7 +110,7 @@ def to_device(batch: Any, device: torch.device) -> Any:
     return batch
 
 
-def trainable_named_params(model: nn.Module, method: Any) -> list[tuple[str, nn.Parameter]]:
+def trainable_named_params(model: nn.Module, method: UnlearningMethod) -> list[tuple[str, nn.Parameter]]:
     """(name, param) pairs to optimise; a method with ``trainable_parameters`` (RMU) freezes the rest."""
     base = getattr(method, "base", method)
     chooser = getattr(base, "trainable_parameters", None)
@@ -127,12 +128,12 @@ def trainable_named_params(model: nn.Module, method: Any) -> list[tuple[str, nn.
     return named
 
 
-def _generator_of(method: Any) -> torch.Generator | None:
+def _generator_of(method: UnlearningMethod) -> torch.Generator | None:
     gen = getattr(method, "generator", None)
     return gen if isinstance(gen, torch.Generator) else None
 
 
-def _rng_state(method: Any, data: ForgetRetainDataset) -> dict[str, Any]:
+def _rng_state(method: UnlearningMethod, data: ForgetRetainDataset) -> dict[str, Any]:
     gen = _generator_of(method)
     return {"torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
@@ -140,7 +141,7 @@ def _rng_state(method: Any, data: ForgetRetainDataset) -> dict[str, Any]:
             "method_generator": gen.get_state() if gen is not None else None}
 
 
-def _set_rng_state(state: Mapping[str, Any], method: Any, data: ForgetRetainDataset) -> None:
+def _set_rng_state(state: Mapping[str, Any], method: UnlearningMethod, data: ForgetRetainDataset) -> None:
     torch.set_rng_state(state["torch"])
     if state.get("cuda") is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -159,7 +160,7 @@ def _fingerprint(cfg: LoopConfig, n_forget: int, world: int) -> dict[str, Any]:
 # checkpoints
 
 
-def _save(root: Path, engine: Engine, pos: _Position, history: TrainHistory, method: Any,
+def _save(root: Path, engine: Engine, pos: _Position, history: TrainHistory, method: UnlearningMethod,
           data: ForgetRetainDataset, fingerprint: dict[str, Any], keep: int, dist_info: DistInfo) -> None:
     tag = f"step-{pos.global_step:07d}"
     engine.save(root, tag)
@@ -190,7 +191,7 @@ def _check_fingerprint(saved: Mapping[str, Any], now: Mapping[str, Any], root: P
                                   "the same settings, or use a new checkpoint dir / resume=False")
 
 
-def _load(root: Path, engine: Engine, method: Any, data: ForgetRetainDataset, fingerprint: dict[str, Any],
+def _load(root: Path, engine: Engine, method: UnlearningMethod, data: ForgetRetainDataset, fingerprint: dict[str, Any],
           dist_info: DistInfo) -> tuple[_Position, TrainHistory] | None:
     marker = root / LATEST
     if not marker.is_file():
@@ -227,7 +228,7 @@ def _evaluate(eval_hook: EvalHook | None, module: nn.Module, epoch: int | float,
             on_eval(record)
 
 
-def unlearn(model: nn.Module, method: Any, data: ForgetRetainDataset, cfg: LoopConfig,
+def unlearn(model: nn.Module, method: UnlearningMethod, data: ForgetRetainDataset, cfg: LoopConfig,
             ref_model: nn.Module | None = None, eval_hook: EvalHook | None = None,
             checkpoint_dir: str | Path | None = None, resume: bool = True,
             eval_every: float | None = 1.0, on_eval: Callable[[dict[str, Any]], None] | None = None) -> TrainHistory:
@@ -252,10 +253,10 @@ def unlearn(model: nn.Module, method: Any, data: ForgetRetainDataset, cfg: LoopC
     data.start(cfg.seed, dist_info.rank)
 
     n = len(data)
-    micro = micro_batches_per_epoch(n, cfg.per_device_batch_size, dist_info.world)
+    micro = micro_batches_per_epoch(n, cfg.batch_size, dist_info.world)
     steps_per_epoch = math.ceil(micro / cfg.grad_accum)
     total = cfg.epochs * steps_per_epoch
-    warmup = warmup_steps_for(cfg.warmup_epochs, n, cfg.per_device_batch_size, cfg.grad_accum, dist_info.world)
+    warmup = warmup_steps_for(cfg.warmup_epochs, n, cfg.batch_size, cfg.grad_accum, dist_info.world)
     engine = build_engine(model, trainable_named_params(model, method), cfg, total, warmup, dist_info)
     if ref_model is not None:
         ref_model.to(dist_info.device).eval()
@@ -274,7 +275,7 @@ def unlearn(model: nn.Module, method: Any, data: ForgetRetainDataset, cfg: LoopC
     last_step = step_at(stop, steps_per_epoch)
     points = eval_points(stop, steps_per_epoch, eval_every)
     for epoch in range(pos.epoch, math.ceil(stop - 1e-9)):
-        batches = data.micro_batches(epoch, dist_info.rank, dist_info.world, cfg.per_device_batch_size)
+        batches = data.micro_batches(epoch, dist_info.rank, dist_info.world, cfg.batch_size)
         groups = [batches[i:i + cfg.grad_accum] for i in range(0, len(batches), cfg.grad_accum)]
         for s in range(pos.step_in_epoch, min(len(groups), last_step - epoch * steps_per_epoch)):
             group = groups[s]

@@ -9,9 +9,10 @@ Steps (``setup`` -> ``train`` -> ``save``, in this order):
 1. load the model bundle (dtype "auto": bfloat16 on CUDA, float32 on CPU) and the forget/retain rows
    (``data.source``: "tofu-mini" = the zoo's generated data, "hub" = locuslab/TOFU, or a local folder);
 2. build the method (JensUn's target ids default to the tokenizer's " No idea"; BalDRO-G's retain subset
-   generator is seeded per rank) and the ForgetRetain dataset (with IDK alternates for IdkDPO);
-3. cache the reference log-probs the method reads (NPO, TNPO, IdkDPO) with the initial model, and keep a
-   live frozen copy only when ``method.needs_ref_model`` (KL/JSD retain, RMU, UNDIAL);
+   generator is seeded per rank) and its inputs (`unlearning.train.inputs`): the ForgetRetain dataset (with
+   IDK alternates for IdkDPO) and the reference log-probs the method reads (NPO, TNPO, IdkDPO), computed with
+   the initial model or loaded from the shared cache; a live frozen copy is kept only when
+   ``method.needs_ref_model`` (KL/JSD retain, RMU, UNDIAL);
 4. ``unlearn`` with checkpoints under ``<output_dir>/checkpoints`` (a rerun resumes), the evaluation hook
    at the start and every ``eval.every`` epochs (fractions allowed);
 5. rank 0 writes ``<output_dir>/model`` (weights + tokenizer), ``history.json``, ``config.yaml`` and
@@ -32,13 +33,14 @@ from typing import Any, Callable
 import torch
 import yaml
 
-from unlearning.data.tofu import TOFU_HUB_ID, load_tofu, retain_split_for
+from unlearning.data.tofu import TOFU_HUB_ID
 from unlearning.errors import ConfigError
 from unlearning.methods import build_method
 from unlearning.methods.names import resolve_method_name
 from unlearning.methods.reference import frozen_copy
 from unlearning.train.config import TrainConfig
-from unlearning.train.data import build_forget_retain, retain_seed
+from unlearning.train.data import retain_seed
+from unlearning.train.inputs import run_inputs
 from unlearning.train.loop import EvalHook, unlearn
 
 EvalHookFactory = Callable[[TrainConfig, Any], EvalHook]
@@ -124,11 +126,13 @@ def _eval_hook_for(config: TrainConfig, bundle: Any, eval_hook: EvalHook | None,
 def run_train(config: TrainConfig, eval_hook: EvalHook | None = None, resume: bool = True,
               log: Callable[[str], None] | None = None,
               eval_hook_factory: EvalHookFactory | None = None,
-              on_eval: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+              on_eval: Callable[[dict[str, Any]], None] | None = None,
+              inputs_cache: str | Path | None = None) -> dict[str, Any]:
     """Run one unlearning job end to end; returns a JSON-able result dict (see module docstring).
     `eval_hook_factory(config, bundle) -> hook` replaces the evaluator's default hook when eval is enabled;
     `on_eval(record)` receives every evaluation record ({"epoch", "step", **metrics}) as it is made (the sweep
-    trainable reports each one to Ray)."""
+    trainable reports each one to Ray); `inputs_cache`: a folder where the tokenised data and reference log-probs
+    are shared between runs (`unlearning.train.inputs`)."""
     from unlearning.models.loading import load_bundle
 
     say = log if log is not None and _rank() == 0 else (lambda _m: None)
@@ -140,17 +144,11 @@ def run_train(config: TrainConfig, eval_hook: EvalHook | None = None, resume: bo
     model.to(_device())
     say(f"model {config.model.name} ({dtype}, {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M params)")
 
-    d = config.data
-    source = resolve_source(d.source, config.model.name)
-    forget_rows = load_tofu(d.forget_split, source)[: d.limit]
-    retain_rows = load_tofu(d.retain_split or retain_split_for(d.forget_split), source)
+    source = resolve_source(config.data.source, config.model.name)
     method = build_run_method(config, tokenizer)
-    data = build_forget_retain(tokenizer, bundle.template, forget_rows, retain_rows, max_length=d.max_length,
-                               with_idk="idk" in method.needs_ref_logps, seed=config.train.seed, rank=_rank())
-    say(f"data {d.forget_split}: {len(forget_rows)} forget / {len(retain_rows)} retain rows; method {method!r}")
-
-    if method.needs_ref_logps:
-        data.attach_ref_logps(model, keys=method.needs_ref_logps)
+    data = run_inputs(config, bundle, method, source, cache_dir=inputs_cache, rank=_rank())
+    say(f"data {config.data.forget_split}: {len(data.forget)} forget / {len(data.retain)} retain rows; "
+        f"method {method!r}")
     ref_model = frozen_copy(model) if method.needs_ref_model else None
 
     history = unlearn(model, method, data, config.train, ref_model=ref_model,

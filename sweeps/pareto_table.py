@@ -1,28 +1,19 @@
-"""`unlearn-sweep pareto SWEEP`: the Pareto front of a sweep's evaluated (trial, epoch) points as a table.
+"""The Pareto table of a sweep as the terminal shows it (`unlearn-sweep pareto`, and the end of every sweep).
 
-    unlearn-sweep pareto runs/sweeps/tofu-mini          # a sweep folder (holds spec.yaml + points.jsonl)
-    unlearn-sweep pareto sweeps/tofu-mini.yaml          # or its spec file / preset name
-    unlearn-sweep pareto tofu-mini --all                # also the feasible points that are dominated
+    from sweeps.pareto_table import print_pareto
+    print_pareto(spec, "runs/sweeps/tofu-mini", Console(width=160), show_all=False)
 
 One table per model (the BalDRO variants of a model share its front): objectives, the searched
-hyperparameters and the MLflow run id; the knee is marked. Below it: the hypervolume, why points were left
-out (epoch 0, missing objectives, constraints) and the trials' statuses.
+hyperparameters and the MLflow run id; the knee is marked. Below it: why points were left out (epoch 0,
+missing objectives, constraints) and the trials' statuses.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import typer
 from rich.console import Console
 from rich.table import Table
-
-EXAMPLES = """Examples:
-
-  unlearn-sweep pareto runs/sweeps/tofu-mini
-
-  unlearn-sweep pareto sweeps/tofu-mini.yaml --all
-"""
 
 
 def _fmt(v) -> str:
@@ -35,7 +26,7 @@ def _fmt(v) -> str:
 
 def front_table(model: str, res, spec, show_all: bool = False) -> Table:
     """A rich table of one model's front (and, with show_all, its dominated feasible points)."""
-    from sweeps.spec import variant_label
+    from sweeps.plans import variant_label
 
     names = spec.space.names()
     table = Table(title=f"Pareto front: {model}  ({len(res.front)} of {len(res.feasible)} feasible points, "
@@ -84,23 +75,9 @@ def print_pareto(spec, sweep_dir, console: Console, show_all: bool = False) -> b
     if statuses:
         console.print("trials: " + ", ".join(f"{n} {s}" for s, n in sorted(statuses.items())))
     for t in results.trials.values():
-        if t.status == "failed":
-            console.print(f"[red]failed[/red] {t.trial_id}: {t.reason}")
+        if t.status in ("failed", "interrupted"):
+            colour = "red" if t.status == "failed" else "yellow"
+            console.print(f"[{colour}]{t.status}[/{colour}] {t.trial_id}: {t.reason}")
     if results.skipped_lines:
         console.print(f"[yellow]{results.skipped_lines} unreadable line(s) in {POINTS_FILE} skipped[/yellow]")
     return True
-
-
-def register(app: typer.Typer) -> None:
-    @app.command(epilog=EXAMPLES)
-    def pareto(
-        sweep: str = typer.Argument(..., help="Sweep folder (<storage>/<name>), its spec file, or a preset name."),
-        show_all: bool = typer.Option(False, "--all", help="Also list the dominated feasible points."),
-    ) -> None:
-        """Print the Pareto front over every evaluated (trial, epoch) point of a sweep, with its knee."""
-        from sweeps.results import resolve_sweep
-
-        console = Console(width=max(Console().width, 160))
-        spec, sweep_dir = resolve_sweep(sweep)
-        if not print_pareto(spec, sweep_dir, console, show_all):
-            raise typer.Exit(1)

@@ -1,4 +1,4 @@
-"""The `unlearn-sweep` command line: one typer app, one module per command under `sweeps/commands/`.
+"""The `unlearn-sweep` command line: one typer app, one module per command under `unlearn_sweep/commands/`.
 
     unlearn-sweep --help
     unlearn-sweep prepare tofu-mini          # generate tofu-mini and train the tiny zoo models (cached)
@@ -44,7 +44,7 @@ def _root() -> None:
     """Hyperparameter sweeps for LLM unlearning on Ray (run `unlearn-sweep COMMAND --help` for examples)."""
 
 
-from sweeps.commands import register_all  # noqa: E402  (commands import the app-level helpers above)
+from unlearn_sweep.commands import register_all  # noqa: E402  (commands import the app-level helpers above)
 
 register_all(app)
 

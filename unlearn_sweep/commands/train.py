@@ -2,7 +2,7 @@
 
     unlearn-sweep train configs/train/npo_tofu_mini.yaml
     unlearn-sweep train configs/train/npo_tofu_mini.yaml --engine torch --out runs/npo_debug
-    torchrun --nproc_per_node=2 -m sweeps.cli train configs/train/npo_tofu_mini.yaml   # 2 ranks (gloo on CPU)
+    torchrun --nproc_per_node=2 -m unlearn_sweep.cli train configs/train/npo_tofu_mini.yaml   # 2 ranks (gloo on CPU)
 
 Re-running with the same --out resumes from the newest checkpoint (add --no-resume to start over).
 """
@@ -21,7 +21,7 @@ EXAMPLES = """Examples:
 
   unlearn-sweep train configs/train/npo_tofu_mini.yaml --engine torch --out runs/npo_debug
 
-  torchrun --nproc_per_node=2 -m sweeps.cli train configs/train/npo_tofu_mini.yaml
+  torchrun --nproc_per_node=2 -m unlearn_sweep.cli train configs/train/npo_tofu_mini.yaml
 """
 
 
@@ -39,8 +39,8 @@ def register(app: typer.Typer) -> None:
         from unlearning.train.run import run_train
 
         overrides: dict = {}
-        if engine is not None:
-            overrides["train"] = {"engine": engine}
+        if engine is not None:  # plain torch is ZeRO stage 0
+            overrides["train"] = {"engine": engine, **({"zero_stage": 0} if engine == "torch" else {})}
         if out is not None:
             overrides["output_dir"] = str(out)
         cfg = load_train_config(config, overrides=overrides)

@@ -1,0 +1,112 @@
+"""What the sweep optimises: objectives and constraints, and the one place their scale and direction live.
+
+    obj = Objective(name="forget_quality", mode="max", scale="log")
+    obj.searched({"forget_quality": 1e-3})     # -3.0: the value the searcher, the scheduler and the report use
+    obj.minimised({"forget_quality": 1e-3})    #  3.0: the same in the minimisation space (Pareto, hypervolume)
+    Constraint.model_validate("model_utility >= 0.9 * target").violation({"model_utility": 0.5}, {"model_utility": 0.6})
+
+A log-scaled objective (forget_quality's p-values span 1e-45..1) is searched, ranked and drawn as log10; a value
+<= 0 cannot be logged and counts as missing. A missing or non-finite value is None everywhere: the searcher
+records the trial FAILED, the scheduler ranks it last, the Pareto selection leaves the point out.
+Constraints follow Optuna's convention: a violation <= 0 is satisfied.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, Literal, Mapping
+
+from pydantic import BaseModel, ConfigDict, model_validator
+
+from unlearning.errors import ConfigError
+
+
+def _number(x: Any) -> float | None:
+    if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
+        return None
+    return float(x)
+
+
+class Objective(BaseModel):
+    """One objective: a metric, its direction (max | min) and scale (linear | log = log10)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str
+    mode: Literal["max", "min"] = "max"
+    scale: Literal["linear", "log"] = "linear"
+
+    def searched(self, metrics: Mapping[str, Any]) -> float | None:
+        """The objective on its search scale (log10 for a log objective), None when missing or not loggable."""
+        x = _number(metrics.get(self.name))
+        if x is None:
+            return None
+        if self.scale == "log":
+            return math.log10(x) if x > 0 else None
+        return x
+
+    def minimised(self, metrics: Mapping[str, Any]) -> float | None:
+        """The searched value in the minimisation space (negated for a maximised objective)."""
+        v = self.searched(metrics)
+        return None if v is None else (-v if self.mode == "max" else v)
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({self.mode}{', log' if self.scale == 'log' else ''})"
+
+
+_CONSTRAINT = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(>=|<=|>|<)\s*([-+0-9.eE]+)\s*(?:\*\s*(target|retain))?\s*$")
+
+
+class Constraint(BaseModel):
+    """metric op value [x reference]: e.g. "model_utility >= 0.9 * target" = at least 90 % of the target
+    model's model_utility (the target's value is its epoch-0 evaluation); "gibberish_rate <= 0.2"."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    metric: str
+    op: Literal[">=", "<=", ">", "<"]
+    value: float
+    relative_to: Literal["target", "retain"] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _parse(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            m = _CONSTRAINT.match(data)
+            if not m:
+                raise ConfigError("constraint", value=data,
+                                  fix="write 'METRIC >= NUMBER', 'METRIC <= NUMBER' or 'METRIC >= NUMBER * target' "
+                                      "(e.g. 'model_utility >= 0.9 * target')")
+            try:
+                value = float(m.group(3))
+            except ValueError:
+                raise ConfigError("constraint", value=data, fix=f"'{m.group(3)}' is not a number") from None
+            return {"metric": m.group(1), "op": m.group(2), "value": value, "relative_to": m.group(4)}
+        return data
+
+    def __str__(self) -> str:
+        rhs = f"{self.value:g}" + (f" * {self.relative_to}" if self.relative_to else "")
+        return f"{self.metric} {self.op} {rhs}"
+
+    def threshold(self, reference: float | None) -> float:
+        """The absolute bound: value, or value x the reference model's metric."""
+        if self.relative_to is None:
+            return self.value
+        if reference is None:
+            raise ConfigError("constraint", field="relative_to", value=self.relative_to,
+                              fix=f"no {self.relative_to} value of {self.metric} is known yet")
+        return self.value * reference
+
+    def satisfied(self, value: float, reference: float | None = None) -> bool:
+        t = self.threshold(reference)
+        return {">=": value >= t, "<=": value <= t, ">": value > t, "<": value < t}[self.op]
+
+    def violation(self, metrics: Mapping[str, Any], references: Mapping[str, float] | None = None) -> float:
+        """Optuna's convention: <= 0 when satisfied, > 0 by how much it is violated (1.0 when the metric or the
+        reference value is unknown)."""
+        x = _number(metrics.get(self.metric))
+        ref = (references or {}).get(self.metric)
+        if x is None or (self.relative_to is not None and ref is None):
+            return 1.0
+        bound = self.threshold(ref)
+        return bound - x if self.op in (">=", ">") else x - bound

@@ -1,0 +1,131 @@
+"""The sweep's searcher: one Optuna study per search, driven through Ray Tune's public `Searcher` API.
+
+    searcher = OptunaSearcher(space={"lr": FloatDistribution(3e-4, 3e-3, log=True)}, objectives=spec.objectives,
+                              constraints=spec.constraints, references={"model_utility": 0.83},
+                              sampler="tpe", seed=0, study_name="tofu-mini-target.dv",
+                              storage="sqlite:////abs/sweep/optuna.db", seeded=[{"lr": 1e-3}])
+    ray.tune.TuneConfig(search_alg=searcher, ...)
+
+`suggest` asks the study for a trial (`Study.ask` with the space's distributions); `on_trial_complete` sets each
+constraint's violation on that trial (`Trial.set_constraint`, which Optuna's samplers read) and tells the study
+the objectives on their search scale (`Objective.searched`: log10 for forget quality). A trial that failed, or
+whose objectives are missing or non-finite, is told FAIL. Only public Optuna and Ray APIs are used.
+
+* Samplers (`search.sampler`): `tpe` (multivariate, constrained; the default), `gp` (Optuna's Gaussian-process
+  sampler, multi-objective and constrained), `nsga2`, `random`, and `grid` (every combination of the space's
+  discrete values, for comparison with a bash grid).
+* Warm start: `seeded` configurations (e.g. the Pareto points of an earlier sweep) are enqueued and evaluated
+  first, before the sampler proposes anything.
+* What Tune reports: the searched metrics are the objectives' raw names (`metric`), present in every result
+  (a failed trial reports them as NaN).
+* State: the study lives in its storage (SQLite beside the sweep or an RDB URL); the searcher pickles the
+  map of Tune trial ids to Optuna trials, so `Tuner.restore` continues the same study.
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+from typing import Any, Mapping, Sequence
+
+import optuna
+from ray.tune.search import Searcher
+
+from sweeps.objectives import Constraint, Objective
+
+FAILED_KEY = "trial_failed"
+SAMPLERS = ("tpe", "gp", "nsga2", "random", "grid")
+
+
+def make_sampler(kind: str, seed: int, space: Mapping[str, Any] | None = None) -> optuna.samplers.BaseSampler:
+    """The Optuna sampler of `search.sampler`; constrained samplers read the trials' `set_constraint` values."""
+    if kind == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed)
+    if kind == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if kind == "gp":
+        return optuna.samplers.GPSampler(seed=seed)
+    if kind == "grid":
+        grid = {k: list(d.choices) for k, d in (space or {}).items()}
+        return optuna.samplers.GridSampler(grid, seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=4)
+
+
+class OptunaSearcher(Searcher):
+    """See the module docstring."""
+
+    def __init__(self, space: Mapping[str, Any], objectives: Sequence[Objective], constraints: Sequence[Constraint],
+                 references: Mapping[str, float], sampler: str, seed: int, study_name: str, storage: str,
+                 seeded: Sequence[Mapping[str, Any]] = ()):
+        super().__init__(metric=[o.name for o in objectives], mode=[o.mode for o in objectives])
+        self.space = dict(space)
+        self.objectives, self.constraints = list(objectives), list(constraints)
+        self.references = dict(references)
+        self.sampler_kind, self.seed = sampler, seed
+        self.study_name, self.storage = study_name, storage
+        self.seeded = [dict(s) for s in seeded]
+        self._trials: dict[str, optuna.trial.Trial] = {}  # Tune trial id -> its Optuna trial (pickles with us)
+        self._done: set[str] = set()
+        self._study: optuna.Study | None = None
+
+    # ---- the study ----------------------------------------------------------------------------------
+
+    @property
+    def study(self) -> optuna.Study:
+        if self._study is None:
+            optuna.logging.set_verbosity(optuna.logging.WARNING)
+            fresh = not any(s.study_name == self.study_name
+                            for s in optuna.get_all_study_summaries(self.storage, include_best_trial=False))
+            self._study = optuna.create_study(
+                study_name=self.study_name, storage=self.storage, load_if_exists=True,
+                directions=["maximize" if o.mode == "max" else "minimize" for o in self.objectives],
+                sampler=make_sampler(self.sampler_kind, self.seed, self.space))
+            if fresh:
+                for params in self.seeded:  # warm start: these are asked (and evaluated) first
+                    self._study.enqueue_trial(params, skip_if_exists=True)
+        return self._study
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_study"] = None  # the study is in its storage; it is loaded again where it is needed
+        return state
+
+    # ---- Ray Tune's Searcher API --------------------------------------------------------------------
+
+    def set_search_properties(self, metric: Any, mode: Any, config: dict, **spec: Any) -> bool:
+        return True  # the space and the objectives were given to the constructor
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        trial = self.study.ask(self.space)
+        self._trials[trial_id] = trial
+        return dict(trial.params)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        trial = self._trials.get(trial_id)
+        if trial is None or trial_id in self._done:
+            return
+        self._done.add(trial_id)
+        values = [o.searched(result or {}) for o in self.objectives]
+        failed = error or not result or result.get(FAILED_KEY) or any(v is None for v in values)
+        try:
+            if failed:
+                self.study.tell(trial, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+                return
+            for c in self.constraints:
+                trial.set_constraint(str(c), c.violation(result, self.references))
+            self.study.tell(trial, values, skip_if_finished=True)
+        except Exception as exc:  # noqa: BLE001 - a failed tell must never stop the sweep
+            optuna.logging.get_logger(__name__).warning("could not tell Optuna about %s: %s", trial_id, exc)
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as fh:
+            pickle.dump(self.__getstate__(), fh)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as fh:
+            self.__dict__.update(pickle.load(fh))
+
+    def completed_values(self) -> list[tuple[dict[str, Any], list[float]]]:
+        """(params, searched objective values) of every COMPLETE trial of the study (for tests and reports)."""
+        return [(t.params, list(t.values)) for t in self.study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+                if t.values is not None and all(math.isfinite(v) for v in t.values)]

@@ -1,0 +1,117 @@
+"""The checks of a sweep spec that span its sections: objectives and constraints against the evaluator's metrics,
+the evaluation settings, the models and their retain references. `sweeps.spec.SweepSpec` runs them once, when
+it is validated; each raises a one-line `ConfigError` naming the spec field.
+
+    check_objectives(spec); check_eval(spec); check_model_refs(spec, 0, spec.models[0]); check_retain_reference(spec)
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import Any
+
+from sweeps.objectives import Objective
+from sweeps.spec_sections import DEFAULT_OBJECTIVES, eval_metric_for, metric_names
+from unlearning.errors import ConfigError, UserError
+
+RETAIN_METRICS = ("forget_quality", "privleak")  # computed against the retain model's statistics
+
+
+def did_you_mean(name: str, allowed: Any) -> str:
+    close = difflib.get_close_matches(str(name), list(allowed), n=1)
+    return (f"did you mean '{close[0]}'? " if close else "") + f"use one of {sorted(allowed)}"
+
+
+def check_objectives(spec: Any) -> None:
+    """Default objectives; names must be the evaluator's metrics (or gibberish_rate)."""
+    allowed = metric_names(spec.benchmark_name)
+    if spec.objectives is None:
+        spec.objectives = [Objective(**o) for o in DEFAULT_OBJECTIVES["tofu"]]
+    if not spec.objectives:
+        raise ConfigError("spec", field="objectives", value=[], fix="give at least one objective")
+    seen: set[str] = set()
+    for i, obj in enumerate(spec.objectives):
+        if obj.name not in allowed:
+            raise ConfigError("spec", field=f"objectives.{i}.name", value=obj.name,
+                              fix=f"unknown metric; {did_you_mean(obj.name, allowed)}")
+        if obj.name in seen:
+            raise ConfigError("spec", field=f"objectives.{i}.name", value=obj.name, fix="this objective is listed twice")
+        seen.add(obj.name)
+    for i, con in enumerate(spec.constraints):
+        if con.metric not in allowed:
+            raise ConfigError("spec", field=f"constraints.{i}.metric", value=con.metric,
+                              fix=f"unknown metric; {did_you_mean(con.metric, allowed)}")
+        if con.relative_to == "retain" and not all(m.retain_model or m.retain_logs or spec.is_tofu_mini
+                                                    for m in spec.models):
+            raise ConfigError("spec", field=f"constraints.{i}.relative_to", value="retain",
+                              fix="give every model a retain_model (or retain_logs), or compare to target")
+
+def check_eval(spec: Any) -> None:
+    from unlearning.evaluation.config import EvalConfig, parse_config
+
+    settings = dict(spec.eval.settings)
+    if "forget_split" in settings and settings["forget_split"] != spec.data.forget_split:
+        raise ConfigError("spec", field="eval.settings.forget_split", value=settings["forget_split"],
+                          fix=f"the evaluator uses data.forget_split ({spec.data.forget_split}): remove it")
+    settings["forget_split"] = spec.data.forget_split
+    for key in ("retain_model", "retain_logs"):
+        if key in settings:
+            raise ConfigError("spec", field=f"eval.settings.{key}", value=settings[key],
+                              fix=f"give the retain reference per model: models: [{{name: ..., {key}: ...}}]")
+    try:
+        cfg = parse_config(EvalConfig, settings, where="eval")
+    except UserError as exc:
+        raise ConfigError("spec", field=f"eval.settings.{exc.field}", value=exc.value, fix=exc.fix) from None
+    chosen = cfg.selected()
+    needed = [o.name for o in spec.objectives or []] + [c.metric for c in spec.constraints]
+    for name in needed:
+        source = eval_metric_for(name, "tofu")
+        if source not in chosen:
+            raise ConfigError("spec", field="eval.settings.metrics", value=list(chosen),
+                              fix=f"add '{source}': the objective/constraint '{name}' needs it")
+
+def check_model_refs(spec: Any, i: int, m: Any) -> None:
+    from unlearning.models.zoo import parse_zoo_name
+
+    try:
+        zoo = parse_zoo_name(m.name)
+    except UserError as exc:
+        raise ConfigError("spec", field=f"models.{i}.name", value=m.name, fix=exc.fix) from None
+    pct = int(spec.data.forget_split[-2:])
+    if spec.is_tofu_mini:
+        if zoo is None:
+            raise ConfigError("spec", field=f"models.{i}.name", value=m.name,
+                              fix="tofu-mini is unlearned from zoo models (tofu-mini/target); give data.source "
+                                  "hub (or a folder) for other models")
+        if m.retain_model is None and m.retain_logs is None:
+            m.retain_model = f"{m.name.split('/', 1)[0]}/retain{100 - pct:02d}"
+    if m.retain_model is not None and m.retain_logs is not None:
+        raise ConfigError("spec", field=f"models.{i}.retain_logs", value=m.retain_logs,
+                          fix="give either retain_model or retain_logs (the reference's stored evaluation), "
+                              "not both")
+    if m.retain_model is not None:
+        try:
+            rz = parse_zoo_name(m.retain_model)
+        except UserError as exc:
+            raise ConfigError("spec", field=f"models.{i}.retain_model", value=m.retain_model, fix=exc.fix) from None
+        if rz is not None and rz[1] != f"retain{100 - pct:02d}":
+            raise ConfigError("spec", field=f"models.{i}.retain_model", value=m.retain_model,
+                              fix=f"{spec.data.forget_split} needs the model trained without it: "
+                                  f"{m.retain_model.split('/')[0]}/retain{100 - pct:02d}")
+
+def check_retain_reference(spec: Any) -> None:
+    """forget_quality and privleak compare with the retain model: on real TOFU (tofu-mini derives it from
+    the zoo) every model needs retain_model or retain_logs when an objective or constraint uses one of them.
+    Without it they evaluate to null and the search optimises nothing, hours later."""
+    if spec.is_tofu_mini:
+        return
+    uses = [f"objective '{o.name}'" for o in spec.objectives or [] if o.name in RETAIN_METRICS]
+    uses += [f"constraint '{c}'" for c in spec.constraints if c.metric in RETAIN_METRICS]
+    if not uses:
+        return
+    for i, m in enumerate(spec.models):
+        if m.retain_model is None and m.retain_logs is None:
+            raise ConfigError("spec", field=f"models.{i}.retain_model", value=None,
+                              fix=f"the {uses[0]} compares {m.name} with the model trained without "
+                                  f"{spec.data.forget_split}: give retain_model (that model) or retain_logs "
+                                  "(its TOFU_EVAL.json), or drop the metric from objectives/constraints")

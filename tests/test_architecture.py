@@ -1,0 +1,51 @@
+"""The architecture contracts (pyproject.toml `[tool.importlinter]`): the arrows run one way, CLI -> reports ->
+sweep service -> trainable / search spaces -> the Ray-free core, and the core imports no Ray, MLflow or Optuna.
+
+    .venv/bin/python -m pytest tests/test_architecture.py -q       # or: .venv/bin/lint-imports
+
+The second test shows the contracts can fail: in a copy of the tree, a reversed arrow (the core importing the
+sweep service) and a forbidden import (the core importing Ray) each break them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+PACKAGES = ("unlearn_sweep", "dashboards", "sweeps", "trainables", "search_spaces", "unlearning")
+
+
+def lint_imports(root: Path) -> subprocess.CompletedProcess:
+    exe = Path(sys.executable).with_name("lint-imports")
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    return subprocess.run([str(exe), "--config", str(root / "pyproject.toml"), "--no-cache"], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_the_arrows_run_one_way():
+    out = lint_imports(REPO)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "2 kept, 0 broken" in out.stdout
+
+
+@pytest.mark.parametrize("module,line,named", [
+    ("unlearning/train/run.py", "import sweeps.spec  # a reversed arrow\n",
+     "unlearning is not allowed to import sweeps:\n\n- unlearning.train.run -> sweeps.spec"),
+    ("unlearning/metrics/report.py", "import ray  # the core must stay Ray-free\n",
+     "unlearning is not allowed to import ray:\n\n-   unlearning.metrics.report -> ray"),
+])
+def test_a_reversed_arrow_breaks_the_contract(tmp_path, module, line, named):
+    for pkg in PACKAGES:
+        shutil.copytree(REPO / pkg, tmp_path / pkg, ignore=shutil.ignore_patterns("__pycache__", "*.yaml", "*.txt"))
+    shutil.copy(REPO / "pyproject.toml", tmp_path / "pyproject.toml")
+    target = tmp_path / module
+    target.write_text(target.read_text() + "\n" + line)
+    out = lint_imports(tmp_path)
+    assert out.returncode != 0, out.stdout
+    assert "BROKEN" in out.stdout and named in out.stdout, out.stdout   # the contract names the offending import

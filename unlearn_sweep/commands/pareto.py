@@ -1,0 +1,39 @@
+"""`unlearn-sweep pareto SWEEP`: the Pareto front of a sweep's evaluated (trial, epoch) points as a table.
+
+    unlearn-sweep pareto runs/sweeps/tofu-mini          # a sweep folder (holds spec.yaml + points.jsonl)
+    unlearn-sweep pareto sweeps/tofu-mini.yaml          # or its spec file / preset name
+    unlearn-sweep pareto tofu-mini --all                # also the feasible points that are dominated
+
+One table per model (the BalDRO variants of a model share its front): objectives, the searched
+hyperparameters and the MLflow run id; the knee is marked. Below it: the hypervolume, why points were left
+out (epoch 0, missing objectives, constraints) and the trials' statuses.
+"""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+
+from sweeps.pareto_table import print_pareto
+
+EXAMPLES = """Examples:
+
+  unlearn-sweep pareto runs/sweeps/tofu-mini
+
+  unlearn-sweep pareto sweeps/tofu-mini.yaml --all
+"""
+
+
+def register(app: typer.Typer) -> None:
+    @app.command(epilog=EXAMPLES)
+    def pareto(
+        sweep: str = typer.Argument(..., help="Sweep folder (<storage>/<name>), its spec file, or a preset name."),
+        show_all: bool = typer.Option(False, "--all", help="Also list the dominated feasible points."),
+    ) -> None:
+        """Print the Pareto front over every evaluated (trial, epoch) point of a sweep, with its knee."""
+        from sweeps.results import resolve_sweep
+
+        console = Console(width=max(Console().width, 160))
+        spec, sweep_dir = resolve_sweep(sweep)
+        if not print_pareto(spec, sweep_dir, console, show_all):
+            raise typer.Exit(1)
