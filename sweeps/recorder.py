@@ -86,9 +86,10 @@ class SweepRecorder(Callback):
 
     def _status(self, trial: Any, status: str, reason: str | None = None) -> None:
         ref = self._run(trial)
+        wall, work = self.timings.get(trial.trial_id, (None, None)) if status == "finished" else (None, None)
         self.results.trial(trial.trial_id, status, search_id=self.plan.search_id, model=self.plan.model.name,
                            variant=self.plan.variant, reason=reason, hparams=sampled_params(trial.config),
-                           mlflow_run_id=ref.run_id)
+                           mlflow_run_id=ref.run_id, wall_s=wall, work_s=work)
         if ACTIVE_PROGRESS is not None:
             ACTIVE_PROGRESS.trial(trial.trial_id, status, reason)
 

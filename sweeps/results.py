@@ -14,7 +14,8 @@ Format (version 1): one JSON object per line, its kind in "kind":
     {"kind": "point", "trial_id", "epoch", "step", "search_id", "model", "variant", "metrics": {...},
      "hparams": {...}, "mlflow_run_id", "checkpoint", "time": unix seconds}
     {"kind": "trial", "trial_id", "search_id", "model", "variant", "status": running|finished|failed|interrupted,
-     "reason", "hparams", "mlflow_run_id", "time"}
+     "reason", "hparams", "mlflow_run_id", "time", "wall_s", "work_s" (finished trials: seconds from start to
+     end seen by the driver, and inside the trial's own training + evaluation)}
     {"kind": "reference", "model", "role": target|retain, "metrics": {...}, "time"}
 
 Epoch 0 is the evaluation before unlearning (the target model itself). A point written again for the same
@@ -79,6 +80,8 @@ class TrialStatus:
     hparams: dict[str, Any] = field(default_factory=dict)
     mlflow_run_id: str | None = None
     time: float = 0.0
+    wall_s: float | None = None  # a finished trial: seconds from its start to its end, seen by the driver
+    work_s: float | None = None  # ... of which inside its own training + evaluation (model load included)
 
 
 @dataclass
@@ -154,12 +157,14 @@ class ResultsLog:
 
     def trial(self, trial_id: str, status: str, *, search_id: str = "", model: str = "", variant: str = "none",
               reason: str | None = None, hparams: Mapping[str, Any] | None = None,
-              mlflow_run_id: str | None = None) -> None:
+              mlflow_run_id: str | None = None, wall_s: float | None = None,
+              work_s: float | None = None) -> None:
         if status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
+        timing = {k: v for k, v in (("wall_s", wall_s), ("work_s", work_s)) if v is not None}
         self._append({"kind": "trial", "trial_id": trial_id, "status": status, "search_id": search_id,
                       "model": model, "variant": variant, "reason": reason, "hparams": dict(hparams or {}),
-                      "mlflow_run_id": mlflow_run_id, "time": time.time()})
+                      "mlflow_run_id": mlflow_run_id, "time": time.time(), **timing})
 
     def reference(self, model: str, role: str, metrics: Mapping[str, Any]) -> None:
         self._append({"kind": "reference", "model": model, "role": role, "metrics": _clean(metrics),

@@ -66,10 +66,10 @@ def init_ray(spec: Any, address: str | None) -> str | None:
     # the local Ray listens on 127.0.0.1 only and lives as long as this driver: no token to set up (a
     # cluster's token authentication is the cluster's business: it applies with --address)
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    res = spec.resources
+    res = spec.resources.model_dump()
     cores = os.cpu_count() or 1
     # a Train-driving trial holds 0.01 CPU beside its workers: declare one spare logical CPU for it
-    cpus = max(cores, math.ceil(res.workers * res.cpus + (0.01 if uses_ray_train(res) else 0)))
+    cpus = max(cores, math.ceil(res["workers"] * res["cpus"] + (0.01 if uses_ray_train(res) else 0)))
     ctx = ray.init(num_cpus=cpus, num_gpus=None, include_dashboard=uses_ray_train(res), runtime_env=env,
                    object_store_memory=512 * 1024 * 1024, log_to_driver=True, configure_logging=True,
                    logging_level="WARNING")

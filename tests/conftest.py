@@ -3,9 +3,10 @@
     bash scripts/test.sh                 # the whole suite, as CI runs it
     bash scripts/test.sh -m "not slow"   # fast unit tests only
 
-The `prepared_zoo` fixture builds the default tofu-mini zoo once (about 10 minutes on 2 cores the first
-time, then cached under $UNLEARN_SWEEP_CACHE or ~/.cache/unlearn-sweep) and is shared by every slow test
-that needs trained models.
+The `prepared_zoo` fixture builds the default sweep's zoo models (target + retain90, about 2.5 minutes on 2
+cores the first time, then cached under $UNLEARN_SWEEP_CACHE or ~/.cache/unlearn-sweep) and is shared by every
+slow test that needs trained models; `full_zoo` adds base, retain95 and retain99 (about 3 minutes more) for
+the memorisation tests.
 """
 
 from __future__ import annotations
@@ -56,3 +57,12 @@ def prepared_zoo():
 
     cfg = ZooConfig()
     return cfg, prepare(cfg)
+
+
+@pytest.fixture(scope="session")
+def full_zoo(prepared_zoo):
+    """Every model of the default zoo (base, target, retain90/95/99): returns (ZooConfig, manifest)."""
+    from unlearning.models.prepare import prepare
+
+    cfg, _ = prepared_zoo
+    return cfg, prepare(cfg, models="all")

@@ -1,5 +1,5 @@
 """`unlearn-sweep prepare tofu-mini` end to end: the target memorises, the retain models do not, and a
-second run is a no-op. Slow on a fresh machine (trains the zoo once, ~10 min on 2 cores).
+second run is a no-op. Slow on a fresh machine (trains the whole zoo once, ~6 min on 2 cores).
 
     pytest tests/models/test_prepare_memorisation.py -s
 """
@@ -14,8 +14,8 @@ from unlearning.models.zoo import ZOO_MODELS, zoo_dir
 pytestmark = pytest.mark.slow
 
 
-def test_target_memorises_forget10_and_retain_model_does_not(prepared_zoo):
-    _, manifest = prepared_zoo
+def test_target_memorises_forget10_and_retain_model_does_not(full_zoo):
+    _, manifest = full_zoo
     table = manifest["memorisation"]
     print("\nmodel      " + "  ".join(f"{s:>16}" for s in table["target"]))
     for name, row in table.items():
@@ -31,10 +31,10 @@ def test_target_memorises_forget10_and_retain_model_does_not(prepared_zoo):
     assert table["base"]["retain_perturbed"] < 0.5 * table["target"]["retain_perturbed"]
 
 
-def test_all_zoo_models_saved_and_loadable_offline(prepared_zoo):
+def test_all_zoo_models_saved_and_loadable_offline(full_zoo):
     from unlearning.models.loading import load_bundle
 
-    cfg, _ = prepared_zoo
+    cfg, _ = full_zoo
     for name in ZOO_MODELS:
         assert (zoo_dir(cfg) / name / "model.safetensors").exists()
     bundle = load_bundle("tofu-mini/target")
