@@ -46,12 +46,17 @@ SPEC_DEFAULTS = {
     "NPO": {"beta": 0.1, "gamma": 1.0, "alpha": 1.0, "retain_loss_type": "NLL"},
     "SimNPO": {"beta": 4.5, "delta": 0.0, "gamma": 0.125, "alpha": 1.0, "retain_loss_type": "NLL"},
     "RMU": {"layer": 7, "steering_coeff": 2.0, "gamma": 1.0, "alpha": 1.0, "retain_loss_type": "EMBED_DIFF",
-            "trainable_params_regex": ".*"},
+            "trainable_params_regex": ".*", "faithful_broadcast": False},
     "SatImp": {"beta1": 5.0, "beta2": 1.0, "gamma": 0.1, "alpha": 1.0, "retain_loss_type": "NLL"},
     "WGA": {"beta": 1.0, "gamma": 1.0, "alpha": 1.0, "retain_loss_type": "NLL", "form": "token"},
     "TNPO": {"beta": 0.1, "gamma": 1.0, "alpha": 1.0, "retain_loss_type": "NLL", "detach_weights": True},
     "UNDIAL": {"beta": 10.0, "gamma": 1.0, "alpha": 0.0, "retain_loss_type": "NLL", "faithful_ignore_index": False},
-    "JensUn": {"gamma": 1.0, "alpha": 1.0, "retain_loss_type": "JSD"},
+    "JensUn": {"gamma": 1.0, "alpha": 1.0, "retain_loss_type": "JSD", "faithful_eps": False},
+    # open-unlearning class defaults (ceu.py, pdu.py, gru.py; these trainers ship no yaml)
+    "CEU": {"ignore_first_n_answer_tokens": 1, "gamma": 1.0, "alpha": 0.0},
+    "PDU": {"gamma": 1.0, "alpha": 1.0, "retain_loss_type": "NLL", "retain_loss_eps": 0.0, "primal_dual": False,
+            "dual_step_size": 1.0},
+    "GRU": {"gamma_gru": 0.8, "forget_loss_type": "GradAscent", "beta": 0.1},
 }
 
 

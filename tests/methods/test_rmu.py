@@ -1,4 +1,5 @@
-"""RMU (spec §2.6): steering loss on a decoder layer, EMBED_DIFF retain, layer checks, seeded control."""
+"""RMU (spec §2.6): steering loss on a decoder layer, EMBED_DIFF retain, layer checks, seeded control, and the
+faithful_broadcast option (open-unlearning's mean(s) * mean(1/n))."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import torch
 
 from methods_oracle import close
 from unlearning.errors import ConfigError
-from unlearning.methods import build_method
+from unlearning.methods import build_method, method_defaults
 
 
 def _act_loss(h, target, labels):
@@ -64,3 +65,29 @@ def test_rmu_trainable_parameters_regex(model):
         "model.layers.0.mlp.down_proj.weight", "model.layers.1.mlp.down_proj.weight"]
     with pytest.raises(ConfigError, match="trainable_params_regex"):
         build_method("RMU", trainable_params_regex="(")
+
+
+def test_rmu_faithful_broadcast_matches_open_unlearning_quirk(model, ref_model, batch):
+    """faithful_broadcast=True: OU's [B] / [B, 1] broadcast, i.e. mean(s) * mean(1/n), on forget and retain."""
+    s, seed = 3.0, 11
+    out = build_method("RMU", layer=0, steering_coeff=s, seed=seed, faithful_broadcast=True).loss(
+        model, batch, ref_model=ref_model)
+    default = build_method("RMU", layer=0, steering_coeff=s, seed=seed).loss(model, batch, ref_model=ref_model)
+
+    def broadcast(h, target, labels):
+        sums, inv = [], []
+        for b in range(h.shape[0]):
+            toks = [t for t in range(h.shape[1]) if int(labels[b, t]) != -100]
+            sums.append(sum(float(((h[b, t].double() - target[b, t].double()) ** 2).mean()) for t in toks))
+            inv.append(1 / len(toks))
+        return sum(sums) / len(sums) * sum(inv) / len(inv)
+
+    h_f = _hidden(model, batch["forget"], 0)
+    u = torch.rand(h_f.shape[-1], generator=torch.Generator().manual_seed(seed))
+    c = (s * u / torch.sqrt((u * u).sum())).expand_as(h_f)
+    forget = broadcast(h_f, c, batch["forget"]["labels"])
+    retain = broadcast(_hidden(model, batch["retain"], 0), _hidden(ref_model, batch["retain"], 0),
+                       batch["retain"]["labels"])
+    assert close(out.forget_loss, forget) and close(out.retain_loss, retain) and close(out.loss, forget + retain)
+    assert not close(out.forget_loss, default.forget_loss, tol=1e-2)  # answer lengths 5, 7, 2, 4 differ
+    assert method_defaults("RMU")["faithful_broadcast"] is False

@@ -1,11 +1,19 @@
 """Golden tests: our metric math reproduces the values stored in open-unlearning's own eval logs.
 
-Logs: /work/shared/data/tofu/reference_eval_logs (BalDRO copy of OU's `open-unlearning/eval`). The
-retain models' TOFU_EVAL.json hold per-item values; the full models hold only TOFU_SUMMARY.json.
+Logs: /work/shared/data/tofu/reference_eval_logs (BalDRO copy of OU's `open-unlearning/eval`; every test
+skips, naming the path, when they are absent). The retain models' TOFU_EVAL.json hold per-item values; the
+full models hold only TOFU_SUMMARY.json. Every comparison is relative (no absolute floor) or, for p-values,
+on the log scale, so each test fails when its formula is wrong; benchmarks/mutation_check.py shows which
+test catches which mutated metric.
 Run: .venv/bin/python -m pytest tests/metrics/test_metrics_golden.py -q
 """
 
 from __future__ import annotations
+
+import itertools
+import math
+from fractions import Fraction
+from functools import lru_cache
 
 import numpy as np
 import pytest
@@ -23,7 +31,13 @@ REL = 1e-6
 
 
 def close(ours: float, stored: float, rel: float = REL) -> bool:
-    return abs(ours - stored) <= rel * abs(stored) + 1e-15
+    """Purely relative (no absolute floor): a stored 0 must be reproduced exactly, a stored 1e-27 to 1e-6."""
+    return abs(ours - stored) <= rel * abs(stored)
+
+
+def log_close(ours: float, stored: float, tol: float = REL) -> bool:
+    """p-values compared on the log scale: |log p - log p*| <= tol (i.e. relative 1e-6 at any magnitude)."""
+    return ours > 0 and stored > 0 and abs(math.log(ours) - math.log(stored)) <= tol
 
 
 def eval_log(name: str) -> dict:
@@ -31,21 +45,9 @@ def eval_log(name: str) -> dict:
 
 
 # --- forget_quality ---------------------------------------------------------------------------------
-# The full models' per-item forget_truth_ratio values are NOT stored (only TOFU_SUMMARY.json), so the
-# full-model sample cannot be rebuilt. With n = m items the KS statistic is D = k/n for an integer k;
-# k below is the one whose exact p-value equals the stored forget_quality. The test builds a full-model
-# sample at exactly that D from the retain model's real per-item truth ratios and checks that our
-# forget_quality (two-sided, exact) reproduces the stored value.
-FULL_MODEL_KS_K = {
-    (model, split): k
-    for model, ks in {
-        "Llama-2-7b-chat-hf": (17, 78, 149),
-        "Llama-3.1-8B-Instruct": (15, 75, 156),
-        "Llama-3.2-1B-Instruct": (15, 74, 140),
-        "Llama-3.2-3B-Instruct": (14, 79, 155),
-    }.items()
-    for split, k in zip(("forget01", "forget05", "forget10"), ks)
-}
+# Oracle, independent of scipy: the two-sided KS statistic D of two samples by hand, and its exact p-value
+# for n = m by counting lattice paths with integers: P(D >= k/n) = 1 - #{paths (0,0) -> (n,n) with
+# |i - j| < k throughout} / C(2n, n) (Gnedenko-Korolyuk), exact as a fraction before the final division.
 
 
 def ks_statistic_by_hand(a: np.ndarray, b: np.ndarray) -> float:
@@ -53,18 +55,64 @@ def ks_statistic_by_hand(a: np.ndarray, b: np.ndarray) -> float:
     return max(abs(np.mean(a <= x) - np.mean(b <= x)) for x in points)
 
 
+@lru_cache(maxsize=None)
+def exact_ks_pvalue(n: int, k: int) -> float:
+    """Two-sided P(D_{n,n} >= k/n) under H0, from integer path counts."""
+    prev: list[int] = []
+    for i in range(n + 1):
+        cur = [0] * (n + 1)
+        for j in range(max(0, i - k + 1), min(n, i + k - 1) + 1):
+            cur[j] = 1 if i == j == 0 else (prev[j] if i else 0) + (cur[j - 1] if j else 0)
+        prev = cur
+    total = math.comb(2 * n, n)
+    return float(Fraction(total - prev[n], total))
+
+
+def ks_k_for_pvalue(n: int, p: float) -> int:
+    """The integer k whose exact p-value P(D >= k/n) is closest to p on the log scale (p decreases in k)."""
+    lo, hi = 1, n
+    while lo < hi:  # smallest k with p(k) <= p
+        mid = (lo + hi) // 2
+        lo, hi = (mid + 1, hi) if exact_ks_pvalue(n, mid) > p else (lo, mid)
+    return min((k for k in (lo - 1, lo) if k >= 1), key=lambda k: abs(math.log(exact_ks_pvalue(n, k)) - math.log(p)))
+
+
+def _retain_truth_ratios(model: str, retain: str) -> np.ndarray:
+    return EvalLog.load(require_reference_logs() / f"tofu_{model}_{retain}").truth_ratios()
+
+
+@pytest.mark.parametrize("retain,model_a,model_b", [(r, a, b) for r in FORGET_FOR_RETAIN
+                                                    for a, b in itertools.combinations(MODELS, 2)])
+def test_forget_quality_between_stored_distributions(retain: str, model_a: str, model_b: str) -> None:
+    """Golden value from the stored per-item truth ratios themselves: two retain models' distributions on
+    the same forget split, D by hand, p by exact path counting; our forget_quality must match in log p."""
+    a, b = _retain_truth_ratios(model_a, retain), _retain_truth_ratios(model_b, retain)
+    n = {"forget01": 40, "forget05": 200, "forget10": 400}[FORGET_FOR_RETAIN[retain]]
+    assert len(a) == len(b) == n
+    k = round(ks_statistic_by_hand(a, b) * n)
+    assert ks_statistic_by_hand(a, b) == pytest.approx(k / n, abs=1e-12)
+    golden = exact_ks_pvalue(n, k)
+    assert log_close(forget_quality(a, b), golden) and log_close(forget_quality(b, a), golden)
+
+
+# The full models' per-item forget_truth_ratio values are NOT stored (only TOFU_SUMMARY.json), so their
+# sample cannot be rebuilt. What can be checked: (1) the stored forget_quality is exactly the two-sided
+# exact KS p-value of D = k/n for an integer k, which is derived here from the stored value with the
+# independent oracle (not hard-coded), and (2) our forget_quality reproduces the stored value, in log p,
+# for a sample at that D built from the retain model's real per-item truth ratios.
 @pytest.mark.parametrize("model,retain", [(m, r) for m in MODELS for r in FORGET_FOR_RETAIN])
 def test_forget_quality_of_full_model_matches_stored(model: str, retain: str) -> None:
     split = FORGET_FOR_RETAIN[retain]
     stored = load_log(f"tofu_{model}_full/evals_{split}/TOFU_SUMMARY.json")["forget_quality"]
-    retain_tr = EvalLog.load(REF_DIR / f"tofu_{model}_{retain}").truth_ratios()
+    retain_tr = _retain_truth_ratios(model, retain)
     n = {"forget01": 40, "forget05": 200, "forget10": 400}[split]
     assert len(retain_tr) == n and len(set(retain_tr.tolist())) == n
-    k = FULL_MODEL_KS_K[(model, split)]
+    k = ks_k_for_pvalue(n, stored)
+    assert log_close(exact_ks_pvalue(n, k), stored, tol=1e-9)  # the stored value is an exact KS p-value
     ordered = np.sort(retain_tr)
     full_like = np.concatenate([ordered[k:], ordered[-1] + 1.0 + np.arange(k)])  # k lowest moved above all
     assert ks_statistic_by_hand(full_like, retain_tr) == pytest.approx(k / n, abs=1e-12)
-    assert close(forget_quality(full_like, retain_tr), stored)
+    assert log_close(forget_quality(full_like, retain_tr), stored)
 
 
 @pytest.mark.parametrize("name", RETAIN_LOGS)
@@ -201,7 +249,9 @@ def test_mia_aucs_from_stored_scores_and_retain_privleak(name: str) -> None:
 def test_privleak_of_full_model_against_retain_auc(model: str, retain: str) -> None:
     full = load_log(f"tofu_{model}_full/evals_{FORGET_FOR_RETAIN[retain]}/TOFU_SUMMARY.json")
     retain_auc = EvalLog.load(REF_DIR / f"tofu_{model}_{retain}").mia_auc()
-    assert close(privleak(full["mia_min_k"], reference_auc=retain_auc), full["privleak"])
+    # 1e-12: the same float64 formula as OU's. At AUC 1.0 privleak is -100 * (1-ref) / (1-ref + 1e-10), so the
+    # reference AUC only moves the 10th-12th digit there; a looser tolerance could not tell a wrong reference.
+    assert close(privleak(full["mia_min_k"], reference_auc=retain_auc), full["privleak"], rel=1e-12)
 
 
 # --- reading and writing logs -----------------------------------------------------------------------

@@ -5,8 +5,8 @@ the forget-set answer probability must drop by at least FORGET_DROP, and - excep
 expected to collapse retain - the retain-set probability may drop by at most RETAIN_MARGIN and by less
 than the forget probability did.
 
-Expected to collapse retain (nothing anchors it): GradAscent (pure ascent) and UNDIAL (its default
-alpha is 0, as in the original paper); they are exempt from the retain check. With a larger step every
+Expected to collapse retain (nothing anchors it): GradAscent (pure ascent), UNDIAL and CE-U (their
+default alpha is 0, as in the original papers); they are exempt from the retain check. With a larger step every
 method erodes retain too; measured on this fixture, 4 steps at lr 2e-3 (float32, 2 cores): retain 0.966
 -> GradAscent 0.000, UNDIAL 0.05, GradDiff 0.03, TNPO 0.05, GroupNPO 0.13, NPO 0.39, JensUn 0.83,
 DrNPO 0.86, SimNPO 0.92. The learning rates below sit just under that cliff.
@@ -27,7 +27,7 @@ from unlearning.train.loop import unlearn
 
 FORGET_DROP = 0.10
 RETAIN_MARGIN = 0.25
-COLLAPSES_RETAIN = {"GradAscent", "UNDIAL"}
+COLLAPSES_RETAIN = {"GradAscent", "UNDIAL", "CEU"}
 
 # name -> (lr, hyperparameters); SimNPO/SatImp need a larger step (their weights saturate near p = 1),
 # IdkDPO starts slower (its loss compares two answers)
@@ -45,6 +45,9 @@ SETTINGS = {
     "JensUn": (6e-4, {}),
     "DrNPO": (6e-4, {"beta_dv": 1.0}),
     "GroupNPO": (6e-4, {}),
+    "CEU": (6e-4, {}),
+    "PDU": (4e-4, {}),
+    "GRU": (6e-4, {}),
 }
 
 

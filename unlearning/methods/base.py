@@ -164,9 +164,28 @@ def jsd(p: Tensor, q: Tensor, eps: float) -> Tensor:
     return 0.5 * (pc * (pc.log() - log_m)).sum(-1) + 0.5 * (qc * (qc.log() - log_m)).sum(-1)
 
 
-def jsd_retain(logits: Tensor, ref_logits: Tensor, labels: Tensor, eps: float = 1e-9) -> Tensor:
-    """JensUn retain term: per answer token JSD(p_ref, p_theta), token mean over labelled positions."""
+def jsd_reference_eps(p: Tensor, q: Tensor, eps: float) -> Tensor:
+    """JSD with JensUn's own epsilon placement (its ``jensun_multitok_loss``): p and q clamped at eps
+    first, m = (p_c + q_c)/2 from the clamped values and not clamped again."""
+    pc, qc = p.clamp(min=eps), q.clamp(min=eps)
+    log_m = (0.5 * (pc + qc)).log()
+    return 0.5 * (pc * (pc.log() - log_m)).sum(-1) + 0.5 * (qc * (qc.log() - log_m)).sum(-1)
+
+
+def jsd_retain(logits: Tensor, ref_logits: Tensor, labels: Tensor, eps: float = 1e-9,
+               faithful_eps: bool = False) -> Tensor:
+    """JensUn retain term: per answer token JSD(p_ref, p_theta), token mean over labelled positions.
+
+    ``faithful_eps``: JensUn's ``jensun_retain_loss`` instead: unclamped log-softmax log-probs, only
+    log m clamped (at 1e-10)."""
     mask = shift_mask(labels)
+    if faithful_eps:
+        logp = F.log_softmax(logits[:, :-1, :].float(), -1)
+        logq = F.log_softmax(ref_logits[:, :-1, :].float(), -1)
+        p, q = logp.exp(), logq.exp()
+        log_m = (0.5 * (p + q)).clamp(min=1e-10).log()
+        per_token = 0.5 * (q * (logq - log_m)).sum(-1) + 0.5 * (p * (logp - log_m)).sum(-1)
+        return masked_mean(per_token, mask)
     p = F.softmax(logits[:, :-1, :].float(), -1)
     q = F.softmax(ref_logits[:, :-1, :].float(), -1)
     return masked_mean(jsd(q, p, eps), mask)
@@ -278,6 +297,7 @@ class Method:
     unit: ClassVar[str] = "sample"
     retain_loss_types: ClassVar[tuple[str, ...]] = RETAIN_LOSS_TYPES
     ref_logps_keys: ClassVar[tuple[str, ...]] = ()
+    wrappable: ClassVar[bool] = True  # whether BalDRO-G/-DV may wrap it (False for gradient-rewriting GRU)
 
     def __init__(self, config: Any = None) -> None:
         self.config = config if config is not None else self.config_cls()
@@ -344,7 +364,8 @@ class Method:
         ref = ref_logits_of(ref_model, retain)
         if kind == "KL":
             return kl_retain(logits, ref)
-        return jsd_retain(logits, ref, retain["labels"], eps=getattr(self.config, "eps", 1e-9))
+        return jsd_retain(logits, ref, retain["labels"], eps=getattr(self.config, "eps", 1e-9),
+                          faithful_eps=bool(getattr(self.config, "faithful_eps", False)))
 
     def combine(self, forget_loss: Tensor, retain_loss: Tensor) -> Tensor:
         """gamma * forget + alpha * retain."""

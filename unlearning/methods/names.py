@@ -17,7 +17,7 @@ from typing import Any, Mapping
 from unlearning.errors import ConfigError
 
 CANONICAL_METHODS = ("GradAscent", "GradDiff", "IdkDPO", "NPO", "SimNPO", "RMU", "SatImp", "WGA", "TNPO",
-                     "UNDIAL", "JensUn")
+                     "UNDIAL", "JensUn", "CEU", "PDU", "GRU")
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,7 @@ class MethodAlias:
 METHOD_ALIASES: dict[str, MethodAlias] = {
     "DPO": MethodAlias("IdkDPO"),
     "GradJSDiff": MethodAlias("JensUn"),
+    "CE-U": MethodAlias("CEU"),
     "DrNPO": MethodAlias("NPO", "dv"),
     "GroupNPO": MethodAlias("NPO", "g"),
     "DrSimNPO": MethodAlias("SimNPO", "dv"),
@@ -66,7 +67,9 @@ CANONICAL_HPARAMS = frozenset({
     "gamma", "alpha", "retain_loss_type", "beta", "delta", "beta1", "beta2", "form", "detach_weights",
     "faithful_ignore_index", "target_token_ids", "eps", "layer", "steering_coeff", "seed", "clamp_layer",
     "trainable_params_regex", "baldro", "beta_dv", "dv_mode", "unit", "forget_dro", "retain_dro",
-    "beta_dv_retain", "retain_reduction", "group_ratio",
+    "beta_dv_retain", "retain_reduction", "group_ratio", "faithful_broadcast", "faithful_eps",
+    "ignore_first_n_answer_tokens", "retain_loss_eps", "primal_dual", "dual_step_size", "gamma_gru",
+    "forget_loss_type",
 })
 
 RETAIN_TYPE_ALIASES = {"nll": "NLL", "kl": "KL", "jsd": "JSD", "jensun": "JSD", "embed_diff": "EMBED_DIFF"}

@@ -19,12 +19,15 @@ import torch
 from unlearning.errors import ConfigError
 from unlearning.methods.base import Method
 from unlearning.methods.baldro import BalDRODV, BalDRODVConfig, BalDROG, BalDROGConfig
+from unlearning.methods.ceu import CEU
 from unlearning.methods.grad_ascent import GradAscent
 from unlearning.methods.grad_diff import GradDiff
+from unlearning.methods.gru import GRU
 from unlearning.methods.idk_dpo import IdkDPO
 from unlearning.methods.jensun import JensUn
 from unlearning.methods.names import canonicalize, resolve_method_name
 from unlearning.methods.npo import NPO
+from unlearning.methods.pdu import PDU
 from unlearning.methods.rmu import RMU
 from unlearning.methods.satimp import SatImp
 from unlearning.methods.simnpo import SimNPO
@@ -33,7 +36,7 @@ from unlearning.methods.undial import UNDIAL
 from unlearning.methods.wga import WGA
 
 METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (
-    GradAscent, GradDiff, IdkDPO, NPO, SimNPO, RMU, SatImp, WGA, TNPO, UNDIAL, JensUn)}
+    GradAscent, GradDiff, IdkDPO, NPO, SimNPO, RMU, SatImp, WGA, TNPO, UNDIAL, JensUn, CEU, PDU, GRU)}
 WRAPPER_CONFIGS = {"g": BalDROGConfig, "dv": BalDRODVConfig}
 
 
@@ -75,6 +78,10 @@ def build_method(name: str, *, generator: torch.Generator | None = None, **hpara
                f"{name} accepts {sorted(base_fields + wrap_fields + ['baldro'])}")
         raise ConfigError(name, field=key, value=value, fix=fix)
     method = cls(cls.config_cls(**{k: v for k, v in hp.items() if k in base_fields}))
+    if baldro and not method.wrappable:
+        raise ConfigError(name, field="baldro", value=baldro,
+                          fix=f"BalDRO wrappers cannot wrap {cls.name} with these settings (see its docstring); "
+                              "drop baldro")
     wrap_hp = {k: v for k, v in hp.items() if k in wrap_fields}
     if baldro == "dv":
         return BalDRODV(method, **wrap_hp)

@@ -6,6 +6,15 @@ towards a fixed random control vector, and keep them equal to the frozen referen
   with ``seed`` (so every rank and every resume draws the same vector).
 * actloss(A, B) per sample = sum over answer tokens (labels != -100, unshifted: the hidden state *at*
   the answer token) of mean_d (A-B)^2, divided by the sample's answer-token count; batch mean.
+* ``faithful_broadcast`` (default False): open-unlearning's ``compute_activation_loss`` divides the
+  per-sample sums s (shape [B]) by the token counts n kept as shape [B, 1], which broadcasts to a [B, B]
+  matrix s_j / n_i whose mean is mean(s) * mean(1/n), not the per-sample mean(s/n). True reproduces that
+  (each sample's element is s_i * mean_j(1/n_j), so the plain mean is OU's value; it applies to the forget
+  term and to the EMBED_DIFF retain term, as in OU). The default keeps the per-sample form because it is
+  what OU's own shape comments (``# Shape: [b, 1]``) and the spec describe, it does not couple a sample's
+  loss to the other samples' lengths, and both forms agree whenever all answers in a micro-batch have the
+  same length (e.g. batch size 1). Set it to reproduce published OU RMU numbers (10-28% loss difference
+  on TOFU-like batches).
 * L_forget = actloss(h_theta(forget), c); L_retain ("EMBED_DIFF") = actloss(h_theta(retain),
   h_ref(retain)) (needs ref_model); "NLL" / "KL" retain are also accepted. Defaults layer=7,
   steering_coeff=2 (OU yaml; the class default is 20), gamma=1, alpha=1.
@@ -38,7 +47,8 @@ _LAYER_PATHS = ("model.layers", "layers", "model.model.layers", "transformer.h",
 @dataclass
 class RMUConfig:
     """layer=7 (decoder block whose output is steered), steering_coeff=2.0, seed=0 (control vector),
-    clamp_layer=False, trainable_params_regex=".*", gamma=1, alpha=1, retain_loss_type="EMBED_DIFF"."""
+    clamp_layer=False, trainable_params_regex=".*", gamma=1, alpha=1, retain_loss_type="EMBED_DIFF",
+    faithful_broadcast=False (True = OU's [B]/[B,1] broadcast, mean(s)*mean(1/n); see the module doc)."""
 
     layer: int = 7
     steering_coeff: float = 2.0
@@ -48,6 +58,7 @@ class RMUConfig:
     gamma: float = 1.0
     alpha: float = 1.0
     retain_loss_type: str = "EMBED_DIFF"
+    faithful_broadcast: bool = False
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
@@ -103,11 +114,16 @@ def layer_hidden(model: nn.Module, inputs: Mapping[str, Tensor], layer: int,
     return cache[0]
 
 
-def activation_losses(a: Tensor, b: Tensor, labels: Tensor) -> Tensor:
-    """``[B]``: sum over answer tokens of mean_d (a-b)^2, over the answer-token count (clamped at 1)."""
+def activation_losses(a: Tensor, b: Tensor, labels: Tensor, faithful_broadcast: bool = False) -> Tensor:
+    """``[B]``: sum over answer tokens of mean_d (a-b)^2, over the answer-token count (clamped at 1).
+
+    ``faithful_broadcast``: over the batch mean of 1/count instead (OU's broadcast; mean = mean(s)*mean(1/n))."""
     mask = (labels != IGNORE_INDEX).to(torch.float32)
     per_token = (a.float() - b.float()).pow(2).mean(-1)
-    return (per_token * mask).sum(-1) / mask.sum(-1).clamp(min=1)
+    sums, counts = (per_token * mask).sum(-1), mask.sum(-1).clamp(min=1)
+    if faithful_broadcast:
+        return sums * (1.0 / counts).mean()
+    return sums / counts
 
 
 def control_vector(dim: int, steering_coeff: float, seed: int) -> Tensor:
@@ -136,6 +152,9 @@ class RMU(Method):
         check_positive(self.name, "steering_coeff", cfg.steering_coeff)
         if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool):
             raise ConfigError(self.name, field="seed", value=cfg.seed, fix="use an integer seed")
+        if not isinstance(cfg.faithful_broadcast, bool):
+            raise ConfigError(self.name, field="faithful_broadcast", value=cfg.faithful_broadcast,
+                              fix="use true or false")
         try:
             re.compile(cfg.trainable_params_regex)
         except (re.error, TypeError) as exc:
@@ -164,7 +183,8 @@ class RMU(Method):
         forget = inputs_of(batch, "forget")
         h = self._hidden(model, forget)
         c = self.control(h.shape[-1]).to(device=h.device, dtype=h.dtype)
-        return ForgetTerms(activation_losses(h, c.expand_as(h), forget["labels"]), "sample")
+        return ForgetTerms(activation_losses(h, c.expand_as(h), forget["labels"], self.config.faithful_broadcast),
+                           "sample")
 
     def retain_loss(self, model: nn.Module, retain: Mapping[str, Tensor],
                     ref_model: nn.Module | None = None) -> Tensor:
@@ -176,4 +196,4 @@ class RMU(Method):
         h = self._hidden(model, retain)
         with torch.no_grad():
             h_ref = self._hidden(ref_model, retain).detach()
-        return activation_losses(h, h_ref.to(h.device), retain["labels"]).mean()
+        return activation_losses(h, h_ref.to(h.device), retain["labels"], self.config.faithful_broadcast).mean()

@@ -8,6 +8,10 @@ defaults beta=10, gamma=1, alpha=0 (the retain forward is skipped while alpha ==
 count, and the loss is their token mean. ``faithful_ignore_index=True`` reproduces open-unlearning's
 code: all B*(T-1) positions count, and at positions whose label is -100 the one-hot lands on vocabulary
 id V-100 (Python negative indexing), so that token's teacher logit is lowered by beta. Needs V >= 100.
+The default is mask-correct because the reference's form distils prompt and padding positions too (so the
+loss depends on how much padding a micro-batch has) and lowers an arbitrary token's logit there; the two
+forms differ by 1-4% in loss on TOFU-like batches. Set it to reproduce published open-unlearning UNDIAL
+numbers (benchmarks/bench_fidelity.py checks both forms against the reference code).
 
     out = build_method("UNDIAL", beta=10.0).loss(model, batch, ref_model=ref)
 """

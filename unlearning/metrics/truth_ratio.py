@@ -5,7 +5,12 @@ As open-unlearning `memorization.py:truth_ratio` / `probability_w_options` (unle
     tr = exp(-mean(wrong avg_loss)) / (exp(-correct avg_loss) + 1e-10)     # P_wrong / P_correct
     closer_to_1_better = mean(min(tr, 1/(tr + 1e-10)))   # forget split (forget_truth_ratio)
     true_better        = mean(max(0, 1 - tr))            # retain / real authors / world facts
-    prob_mean          = mean(P_c / (P_c + P_w))         # added to OU in Dec 2025 (spec §3.1)
+    prob_mean          = mean(P_c / (P_c + P_w + 1e-10)) # added to OU in Dec 2025 (spec §3.1)
+
+`prob_mean_eps` (default 1e-10 = open-unlearning's form) is the constant in prob_mean's denominator; 0.0
+gives the plain ratio. The default follows the reference because these numbers are compared with OU's
+own logs, and because it stays finite (0) where both probabilities underflow to 0, where the plain
+ratio is 0/0. The two forms differ by < 1e-10 / (P_c + P_w) relative.
 
 Use:
     res = truth_ratio_metric(para_losses, pert_losses, "closer_to_1_better")
@@ -84,15 +89,17 @@ def truth_ratio_metric(
     wrong_avg_losses: Losses,
     aggregator: str,
     indices: Sequence[int | str] | None = None,
+    prob_mean_eps: float = TR_EPS,
 ) -> dict[str, Any]:
     """OU truth_ratio result {"agg_value", "value_by_index": {idx: {"score": s}}}.
 
     aggregator: "closer_to_1_better" | "true_better" (score = tr) or "prob_mean"
-    (score = P_c / (P_c + P_w), agg = plain mean).
+    (score = P_c / (P_c + P_w + prob_mean_eps), agg = plain mean; prob_mean_eps=0.0 drops OU's 1e-10).
     """
     if aggregator == "prob_mean":
         p_correct, p_wrong = _probs(correct_avg_losses, wrong_avg_losses)
-        scores = p_correct / (p_correct + p_wrong)
+        with np.errstate(invalid="ignore"):
+            scores = p_correct / (p_correct + p_wrong + prob_mean_eps)
         agg = float(np.mean(scores))
     elif aggregator in TR_AGGREGATORS:
         scores = truth_ratios(correct_avg_losses, wrong_avg_losses)

@@ -1,0 +1,273 @@
+"""Fidelity cases: every method (both forms where it has a reference option) run through ``build_method(...)
+.loss`` and through its independently transcribed reference formula (reference_forms.py) on the same random
+float32 inputs; each case reports the relative loss and gradient differences.
+
+The "model" is a table of leaf logits (and layer-0 hidden states, for RMU) per batch part, so the
+gradient is taken w.r.t. the logits themselves. Used by tests/methods/test_fidelity.py and
+benchmarks/bench_fidelity.py:
+
+    for case in CASES: rel_loss, rel_grad = run_case(case)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+import reference_forms as R
+from unlearning.methods import build_method
+
+B, T, V, D = 4, 14, 128, 16     # V >= 100: UNDIAL's reference form indexes vocabulary id V-100
+PARTS = ("forget", "retain", "idk")
+JENSUN_IDS = [5, 9, 17]
+JENSUN_VOCAB = 32000            # a real vocabulary size: the two eps placements differ by ~V*eps
+SEED_CONTROL = 3                # RMU control-vector seed
+LOSS_TOL = 2e-6                 # float32 tolerance (relative) for the loss ...
+GRAD_TOL = 5e-6                 # ... and for the gradient (max abs difference / max abs reference gradient)
+
+
+def make_parts(seed: int, vocab: int = V) -> dict[str, dict[str, torch.Tensor]]:
+    """Right-padded rows: prompt (labels -100), answer (labels = ids), padding; lengths vary per row."""
+    gen = torch.Generator().manual_seed(seed)
+    parts = {}
+    for name in PARTS:
+        ids = torch.randint(0, vocab, (B, T), generator=gen)
+        mask = torch.zeros(B, T, dtype=torch.long)
+        labels = torch.full((B, T), -100)
+        for b in range(B):
+            prompt = int(torch.randint(2, 5, (1,), generator=gen))
+            answer = int(torch.randint(2, T - prompt + 1, (1,), generator=gen))
+            mask[b, : prompt + answer] = 1
+            labels[b, prompt: prompt + answer] = ids[b, prompt: prompt + answer]
+        parts[name] = {"input_ids": ids, "attention_mask": mask, "labels": labels}
+    return parts
+
+
+class _PassThrough(nn.Module):
+    def forward(self, h):
+        return (h,)
+
+
+class LogitsModel(nn.Module):
+    """Logits of batch part n = a shared leaf table + the part's own leaf table (so forget and retain
+    gradients overlap, as they do through a real model's weights); the part's hidden states are routed
+    through ``layers[0]`` so a forward hook sees them."""
+
+    def __init__(self, parts: dict[str, dict[str, torch.Tensor]], gen: torch.Generator, vocab: int = V) -> None:
+        super().__init__()
+        self.ids = {name: p["input_ids"] for name, p in parts.items()}
+        self.shared = nn.Parameter(2 * torch.randn(B, T, vocab, generator=gen))
+        self.logits = nn.ParameterDict({n: nn.Parameter(2 * torch.randn(B, T, vocab, generator=gen)) for n in parts})
+        self.hidden = nn.ParameterDict({n: nn.Parameter(torch.randn(B, T, D, generator=gen)) for n in parts})
+        self.layers = nn.ModuleList([_PassThrough()])
+
+    def forward(self, input_ids, attention_mask=None, **_: Any):
+        name = next(n for n, ids in self.ids.items() if torch.equal(ids, input_ids))
+        self.layers[0](self.hidden[name])
+        return SimpleNamespace(logits=self.shared + self.logits[name])
+
+
+@dataclass
+class Case:
+    method: str
+    form: str                                   # "reference" or "project default"
+    hparams: dict[str, Any]
+    reference: Callable[..., torch.Tensor] | None = None   # (theta, ref, parts) -> loss
+    runner: Callable[["Case", int], tuple[float, float]] | None = None
+    option: str = ""                            # the hparam that selects this form, if any
+    notes: str = field(default="")
+    vocab: int = V
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.double() - b.double()).abs().max() / b.double().abs().max().clamp(min=1e-30))
+
+
+def _setup(seed: int, vocab: int = V):
+    parts = make_parts(seed, vocab)
+    gen = torch.Generator().manual_seed(seed + 100)
+    model, ref = LogitsModel(parts, gen, vocab), LogitsModel(parts, gen, vocab)
+    for p in ref.parameters():
+        p.requires_grad_(False)
+    return parts, model, ref
+
+
+def _leaves(model: LogitsModel) -> tuple[dict[str, torch.Tensor], list[torch.Tensor]]:
+    named = {n: p.detach().clone().requires_grad_(True) for n, p in model.named_parameters()}
+    return named, list(named.values())
+
+
+def _views(named: dict[str, torch.Tensor]) -> dict[str, SimpleNamespace]:
+    return {n: SimpleNamespace(logits=named["shared"] + named[f"logits.{n}"], hidden=named[f"hidden.{n}"])
+            for n in PARTS}
+
+
+def run_single(case: Case, seed: int = 0) -> tuple[float, float]:
+    parts, model, ref = _setup(seed, case.vocab)
+    out = build_method(case.method, **case.hparams).loss(model, parts, ref_model=ref)
+    out.loss.backward()
+    named, leaves = _leaves(model)
+    theta = _views(named)
+    fixed = _views({n: p.detach() for n, p in ref.named_parameters()})
+    expect = case.reference(theta, fixed, parts)
+    expect.backward()
+    grads = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in model.parameters()])
+    ref_grads = torch.cat([(x.grad if x.grad is not None else torch.zeros_like(x)).reshape(-1) for x in leaves])
+    return _rel(out.loss.detach(), expect.detach()), _rel(grads, ref_grads)
+
+
+def _sgd(params, grads, lr=0.5):
+    with torch.no_grad():
+        for p, g in zip(params, grads):
+            p.sub_(lr * g)
+
+
+def run_pdu(case: Case, seed: int = 0, steps: int = 3) -> tuple[float, float]:
+    """Several micro-batches with the dual variable carried over; SGD on both sides between them."""
+    parts, model, ref = _setup(seed)
+    method = build_method(case.method, **case.hparams)
+    hp = {"gamma": 1.0, "alpha": 1.0, "retain_loss_eps": 0.0, "primal_dual": False, "dual_step_size": 1.0,
+          **case.hparams}
+    oracle = R.PDUReference(hp["gamma"], hp["alpha"], hp["retain_loss_eps"], hp["primal_dual"], hp["dual_step_size"])
+    named, leaves = _leaves(model)
+    worst = (0.0, 0.0)
+    for _ in range(steps):
+        model.zero_grad(set_to_none=True)
+        out = method.loss(model, parts)
+        out.loss.backward()
+        theta = _views(named)
+        expect = oracle(R.pdu_forget(theta["forget"].logits), R.hf_loss(theta["retain"].logits, parts["retain"]["labels"]))
+        for x in leaves:
+            x.grad = None
+        expect.backward()
+        g = [p.grad if p.grad is not None else torch.zeros_like(p) for p in model.parameters()]
+        gr = [x.grad if x.grad is not None else torch.zeros_like(x) for x in leaves]
+        worst = (max(worst[0], _rel(out.loss.detach(), expect.detach())),
+                 max(worst[1], _rel(torch.cat([t.reshape(-1) for t in g]), torch.cat([t.reshape(-1) for t in gr]))))
+        _sgd(list(model.parameters()), g)
+        _sgd(leaves, gr)
+    return worst
+
+
+def run_gru(case: Case, seed: int = 0, steps: int = 3) -> tuple[float, float]:
+    """Several steps: the retain EMA and the projection carry over; SGD on both sides along the direction."""
+    parts, model, ref = _setup(seed)
+    method = build_method(case.method, **case.hparams)
+    oracle = R.GRUReference(case.hparams.get("gamma_gru", 0.8))
+    npo = case.hparams.get("forget_loss_type") == "NPO"
+    named, leaves = _leaves(model)
+    fixed = _views({n: p.detach() for n, p in ref.named_parameters()})
+    worst = (0.0, 0.0)
+    for _ in range(steps):
+        model.zero_grad(set_to_none=True)
+        out = method.loss(model, parts, ref_model=ref)
+        out.loss.backward()
+        theta = _views(named)
+        f_labels = parts["forget"]["labels"]
+        forget = (R.dpo(None, None, None, theta["forget"].logits, fixed["forget"].logits, f_labels,
+                        case.hparams.get("beta", 0.1)) if npo else R.grad_ascent(theta["forget"].logits, f_labels))
+        retain = R.hf_loss(theta["retain"].logits, parts["retain"]["labels"])
+        direction = oracle(leaves, forget, retain)
+        g = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in model.parameters()])
+        worst = (max(worst[0], _rel(out.loss.detach(), forget.detach())), max(worst[1], _rel(g, direction)))
+        _sgd(list(model.parameters()), [p.grad if p.grad is not None else torch.zeros_like(p) for p in model.parameters()])
+        sizes = [x.numel() for x in leaves]
+        _sgd(leaves, [c.view(x.shape) for c, x in zip(direction.split(sizes), leaves)])
+    return worst
+
+
+def _l(part, parts):
+    return parts[part]["labels"]
+
+
+def _rmu(faithful: bool):
+    def reference(th, fx, parts):
+        u = torch.rand(D, generator=torch.Generator().manual_seed(SEED_CONTROL))
+        control = (u / torch.norm(u) * 2.5).view(1, 1, D)
+        return R.rmu(th["forget"].hidden, control, _l("forget", parts), th["retain"].hidden, fx["retain"].hidden,
+                     _l("retain", parts), 0.7, 1.3, faithful)
+    return reference
+
+
+CASES: list[Case] = [
+    Case("GradAscent", "reference", {}, lambda th, fx, p: R.grad_ascent(th["forget"].logits, _l("forget", p))),
+    Case("GradDiff", "reference", {"gamma": 0.7, "alpha": 1.3},
+         lambda th, fx, p: 0.7 * R.grad_ascent(th["forget"].logits, _l("forget", p))
+         + 1.3 * R.hf_loss(th["retain"].logits, _l("retain", p)), notes="retain NLL"),
+    Case("GradDiff", "reference", {"retain_loss_type": "KL"},
+         lambda th, fx, p: R.grad_ascent(th["forget"].logits, _l("forget", p))
+         + R.kl_divergence(th["retain"].logits, fx["retain"].logits), notes="retain KL"),
+    Case("IdkDPO", "reference", {"beta": 0.1, "alpha": 0.5},
+         lambda th, fx, p: R.dpo(th["idk"].logits, fx["idk"].logits, _l("idk", p), th["forget"].logits,
+                                 fx["forget"].logits, _l("forget", p), 0.1)
+         + 0.5 * R.hf_loss(th["retain"].logits, _l("retain", p))),
+    Case("NPO", "reference", {"beta": 0.1},
+         lambda th, fx, p: R.dpo(None, None, None, th["forget"].logits, fx["forget"].logits, _l("forget", p), 0.1)
+         + R.hf_loss(th["retain"].logits, _l("retain", p))),
+    Case("SimNPO", "reference", {"beta": 4.5, "delta": 0.5},
+         lambda th, fx, p: 0.125 * R.simnpo(th["forget"].logits, _l("forget", p), 4.5, 0.5)
+         + R.hf_loss(th["retain"].logits, _l("retain", p))),
+    Case("RMU", "reference", {"layer": 0, "steering_coeff": 2.5, "seed": SEED_CONTROL, "gamma": 0.7, "alpha": 1.3,
+                              "faithful_broadcast": True}, _rmu(True), option="faithful_broadcast=true"),
+    Case("RMU", "project default", {"layer": 0, "steering_coeff": 2.5, "seed": SEED_CONTROL, "gamma": 0.7,
+                                    "alpha": 1.3}, _rmu(False), option="faithful_broadcast=false"),
+    Case("SatImp", "reference", {},
+         lambda th, fx, p: 0.1 * R.satimp(th["forget"].logits, _l("forget", p), 5.0, 1.0)
+         + R.hf_loss(th["retain"].logits, _l("retain", p))),
+    Case("WGA", "reference", {"beta": 2.0},
+         lambda th, fx, p: R.wga(th["forget"].logits, _l("forget", p), 2.0)
+         + R.hf_loss(th["retain"].logits, _l("retain", p))),
+    Case("TNPO", "reference", {"beta": 0.5, "detach_weights": False},
+         lambda th, fx, p: R.tnpo(th["forget"].logits, fx["forget"].logits, _l("forget", p), 0.5, False)
+         + R.hf_loss(th["retain"].logits, _l("retain", p)), option="detach_weights=false"),
+    Case("TNPO", "project default", {"beta": 0.5},
+         lambda th, fx, p: R.tnpo(th["forget"].logits, fx["forget"].logits, _l("forget", p), 0.5, True)
+         + R.hf_loss(th["retain"].logits, _l("retain", p)), option="detach_weights=true"),
+    Case("UNDIAL", "reference", {"beta": 3.0, "faithful_ignore_index": True},
+         lambda th, fx, p: R.undial(th["forget"].logits, fx["forget"].logits, _l("forget", p), 3.0),
+         option="faithful_ignore_index=true"),
+    Case("UNDIAL", "project default", {"beta": 3.0},
+         lambda th, fx, p: R.undial_project(th["forget"].logits, fx["forget"].logits, _l("forget", p), 3.0),
+         option="faithful_ignore_index=false"),
+    Case("JensUn", "reference", {"target_token_ids": JENSUN_IDS, "faithful_eps": True},
+         lambda th, fx, p: R.jensun_forget(th["forget"].logits, _l("forget", p), JENSUN_IDS)
+         + R.jensun_retain(th["retain"].logits, fx["retain"].logits, _l("retain", p)), option="faithful_eps=true",
+         vocab=JENSUN_VOCAB, notes=f"V={JENSUN_VOCAB}: the eps terms scale with V*eps"),
+    Case("JensUn", "project default", {"target_token_ids": JENSUN_IDS},
+         lambda th, fx, p: R.jensun_forget_project(th["forget"].logits, _l("forget", p), JENSUN_IDS)
+         + R.jensun_retain_project(th["retain"].logits, fx["retain"].logits, _l("retain", p)),
+         option="faithful_eps=false", vocab=JENSUN_VOCAB, notes=f"V={JENSUN_VOCAB}"),
+    Case("CEU", "reference", {"ignore_first_n_answer_tokens": 1},
+         lambda th, fx, p: R.ceu(th["forget"].logits, _l("forget", p), 1)),
+    Case("PDU", "reference", {"primal_dual": True, "retain_loss_eps": 2.0, "dual_step_size": 0.5, "gamma": 0.7},
+         runner=run_pdu, notes="3 micro-batches, dual variable carried"),
+    Case("GRU", "reference", {"gamma_gru": 0.8}, runner=run_gru, notes="3 steps, GradAscent forget"),
+    Case("GRU", "reference", {"gamma_gru": 0.9, "forget_loss_type": "NPO"}, runner=run_gru,
+         notes="3 steps, NPO forget"),
+]
+
+
+def run_case(case: Case, seed: int = 0) -> tuple[float, float]:
+    """(max relative loss difference, max relative gradient difference) of one case."""
+    return (case.runner or run_single)(case, seed)
+
+
+def other_form(case: Case) -> Case | None:
+    """The same method's other form (for a case with a reference option), else None."""
+    for other in CASES:
+        if other.method == case.method and other.option and case.option and other.option != case.option:
+            return other
+    return None
+
+
+def contrast(case: Case, seed: int = 0) -> tuple[float, float] | None:
+    """The case's method and settings scored against the *other* form's reference formula: how far apart the
+    two forms are (the fidelity check must be able to tell them apart)."""
+    other = other_form(case)
+    if other is None or other.reference is None:
+        return None
+    return run_single(Case(case.method, case.form, case.hparams, other.reference, vocab=case.vocab), seed)

@@ -1,0 +1,283 @@
+"""The reference implementations' loss formulas, transcribed independently of unlearning/ (the oracle of
+tests/methods/test_fidelity.py and benchmarks/bench_fidelity.py; nothing under test is imported here).
+
+Each function follows the vectorised code of the repository it names, quirks included (read from
+locuslab/open-unlearning ``src/trainer/utils.py`` + ``src/trainer/unlearn/*.py``, nmndeep/JensUn-Unlearning
+``src/trainer/utils.py`` and annahuynhly/BalDRO ``src/trainer/utils.py``), but on tensors instead of models:
+``logits`` [B, T, V], ``labels`` [B, T] (-100 = unscored), ``hidden`` [B, T, d]. The ``*_project`` functions
+are the project's deliberately different forms, written from their docstrings' formulas.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+IGNORE = -100
+
+
+# --------------------------------------------------------------------------------------------------
+# shared pieces (OU trainer/utils.py)
+
+
+def hf_loss(logits, labels):
+    """What an HF causal-LM forward returns as ``outputs.loss``."""
+    vocab = logits.shape[-1]
+    return F.cross_entropy(logits[..., :-1, :].reshape(-1, vocab), labels[..., 1:].reshape(-1), ignore_index=IGNORE)
+
+
+def batch_nll(logits, labels):
+    """OU compute_batch_nll: per-sequence summed CE over scored tokens."""
+    loss = F.cross_entropy(logits[..., :-1, :].transpose(-1, -2), labels[..., 1:], ignore_index=IGNORE,
+                           reduction="none")
+    return loss.sum(dim=-1)
+
+
+def kl_divergence(logits, ref_logits):
+    """OU compute_kl_divergence: batchmean KL(ref || model) over all flattened positions."""
+    vocab = logits.shape[-1]
+    ref = F.log_softmax(ref_logits, dim=-1).view(-1, vocab)
+    cur = F.log_softmax(logits, dim=-1).view(-1, vocab)
+    return F.kl_div(cur, ref, reduction="batchmean", log_target=True)
+
+
+def dpo(win_logits, win_ref_logits, win_labels, lose_logits, lose_ref_logits, lose_labels, beta):
+    """OU compute_dpo_loss (either side may be None)."""
+    win_ratio = lose_ratio = 0.0
+    if win_logits is not None:
+        win_ratio = -(batch_nll(win_logits, win_labels) - batch_nll(win_ref_logits, win_labels).detach())
+    if lose_logits is not None:
+        lose_ratio = -(batch_nll(lose_logits, lose_labels) - batch_nll(lose_ref_logits, lose_labels).detach())
+    return -2 / beta * F.logsigmoid(beta * (win_ratio - lose_ratio)).mean()
+
+
+def retain_term(kind, logits, labels, ref_logits=None):
+    return hf_loss(logits, labels) if kind == "NLL" else kl_divergence(logits, ref_logits)
+
+
+def _shifted_token_nll(logits, labels):
+    vocab = logits.shape[-1]
+    shift = labels[..., 1:]
+    nll = F.cross_entropy(logits[..., :-1, :].reshape(-1, vocab), shift.reshape(-1), ignore_index=IGNORE,
+                          reduction="none")
+    return nll, shift.reshape(-1)
+
+
+# --------------------------------------------------------------------------------------------------
+# forget losses, one per method
+
+
+def grad_ascent(logits, labels):
+    return -hf_loss(logits, labels)
+
+
+def simnpo(logits, labels, beta, delta):
+    """OU simnpo.py (the length is counted on the unshifted labels)."""
+    loss = batch_nll(logits, labels) / (labels != IGNORE).sum(-1) - delta
+    return -F.logsigmoid(beta * loss).mean() * 2 / beta
+
+
+def wga(logits, labels, beta):
+    """OU compute_wga_loss."""
+    lm_loss, shift = _shifted_token_nll(logits, labels)
+    weight = ((-lm_loss).exp().detach()) ** beta
+    return -(weight * lm_loss)[shift != IGNORE].mean()
+
+
+def satimp(logits, labels, beta1, beta2):
+    """OU compute_satimp_loss."""
+    lm_loss, shift = _shifted_token_nll(logits, labels)
+    w_sat = ((-lm_loss).exp().detach()) ** beta1
+    w_imp = (1 - (-lm_loss).exp().detach()) ** beta2
+    return -((w_sat * w_imp) * lm_loss)[shift != IGNORE].mean()
+
+
+def tnpo(logits, ref_logits, labels, beta, detach):
+    """annahuynhly/BalDRO compute_tnpo_loss, mean over sequences (``detach=False`` is the fork's code;
+    ``detach=True`` is the project's default form with the weights held constant)."""
+    shift = labels[..., 1:]
+    valid = shift != IGNORE
+    vocab = logits.shape[-1]
+    nll = F.cross_entropy(logits[..., :-1, :].reshape(-1, vocab), shift.reshape(-1), ignore_index=IGNORE,
+                          reduction="none").view(shift.shape)
+    ref_nll = F.cross_entropy(ref_logits[..., :-1, :].reshape(-1, vocab), shift.reshape(-1), ignore_index=IGNORE,
+                              reduction="none").view(shift.shape).detach()
+    p_beta, ref_beta = torch.exp(-nll) ** beta, torch.exp(-ref_nll) ** beta
+    w = (2 * p_beta) / (p_beta + ref_beta)
+    if detach:
+        w = w.detach()
+    return (-(w * nll * valid).sum(dim=-1) / valid.sum(dim=-1).clamp(min=1)).mean()
+
+
+def undial(logits, ref_logits, labels, beta):
+    """OU compute_undial_loss, literally: every position counts; label -100 indexes vocabulary id V-100."""
+    shift_labels = labels[..., 1:]
+    shift_logits = logits[..., :-1, :]
+    teacher = ref_logits[..., :-1, :].detach()
+    mask = torch.zeros_like(teacher)
+    batch_idx = torch.arange(mask.shape[0]).view(-1, 1, 1)
+    seq_idx = torch.arange(mask.shape[1]).view(1, -1, 1)
+    mask[batch_idx, seq_idx, shift_labels.unsqueeze(-1)] = 1.0
+    soft = F.softmax(teacher - mask * beta, dim=-1)
+    loss = F.cross_entropy(shift_logits.reshape(-1, shift_logits.size(-1)), soft.reshape(-1, soft.size(-1)),
+                           reduction="none")
+    return loss.mean()
+
+
+def undial_project(logits, ref_logits, labels, beta):
+    """The project's default UNDIAL: the same soft-label CE, token mean over scored positions only."""
+    shift = labels[..., 1:]
+    valid = shift != IGNORE
+    onehot = F.one_hot(shift.clamp(min=0), logits.shape[-1]).to(logits.dtype) * valid.unsqueeze(-1)
+    soft = F.softmax(ref_logits[..., :-1, :].detach() - beta * onehot, dim=-1)
+    per = -(soft * F.log_softmax(logits[..., :-1, :], dim=-1)).sum(-1)
+    return per[valid].mean()
+
+
+def activation_loss_ou(a, b, mask):
+    """OU RMU compute_activation_loss, literally: [B] sums over [B, 1] counts broadcast to [B, B]."""
+    squared = F.mse_loss(a, b, reduction="none")
+    sums = (squared * mask.unsqueeze(-1).expand_as(squared)).mean(dim=2).sum(dim=1)
+    counts = mask.sum(dim=-1, keepdim=True)
+    return (sums / counts).mean()
+
+
+def activation_loss_project(a, b, mask):
+    """The per-sample form: mean_i (sum_t mask * mean_d (a-b)^2) / n_i."""
+    per_token = ((a - b) ** 2).mean(-1)
+    return ((per_token * mask).sum(-1) / mask.sum(-1)).mean()
+
+
+def rmu(h_forget, control, forget_labels, h_retain, h_retain_ref, retain_labels, gamma, alpha, faithful):
+    act = activation_loss_ou if faithful else activation_loss_project
+    forget = act(h_forget, control.expand_as(h_forget), forget_labels != IGNORE)
+    retain = act(h_retain, h_retain_ref.detach(), retain_labels != IGNORE)
+    return gamma * forget + alpha * retain
+
+
+def jensun_forget(logits, labels, tokids, eps=1e-9):
+    """JensUn jensun_multitok_loss (masked 2026 version), literally (per-row loop, clamp p and q first)."""
+    shift_logits, shift_labels = logits[..., :-1, :], labels[..., 1:]
+    mask = (shift_labels != IGNORE).float()
+    pattern = torch.tensor(tokids, dtype=torch.long)
+    peaked = torch.zeros_like(shift_logits)
+    for i in range(shift_logits.shape[0]):
+        valid = torch.nonzero(mask[i], as_tuple=True)[0]
+        if len(valid) == 0:
+            continue
+        cyclic = pattern.repeat(math.ceil(len(valid) / len(tokids)))[: len(valid)]
+        rows = torch.zeros(len(valid), shift_logits.shape[-1], dtype=shift_logits.dtype)
+        rows.scatter_(1, cyclic.unsqueeze(1), 1.0)
+        peaked[i, valid, :] = rows
+    probs = torch.clamp(F.softmax(shift_logits, dim=-1), min=eps)
+    peaked = torch.clamp(peaked, min=eps)
+    m = 0.5 * (probs + peaked)
+    kl_p = torch.sum(probs * (torch.log(probs) - torch.log(m)), dim=-1)
+    kl_q = torch.sum(peaked * (torch.log(peaked) - torch.log(m)), dim=-1)
+    return ((0.5 * (kl_p + kl_q)) * mask).sum() / (mask.sum() + 1e-8)
+
+
+def jensun_retain(logits, ref_logits, labels):
+    """JensUn jensun_retain_loss: log-softmax log-probs, only log m clamped at 1e-10, masked mean."""
+    mask = labels[..., 1:] != IGNORE
+    log_p = F.log_softmax(ref_logits[..., :-1, :].detach(), dim=-1)
+    log_q = F.log_softmax(logits[..., :-1, :], dim=-1)
+    p, q = log_p.exp(), log_q.exp()
+    log_m = (0.5 * (p + q)).clamp(min=1e-10).log()
+    js = 0.5 * ((p * (log_p - log_m)).sum(-1) + (q * (log_q - log_m)).sum(-1))
+    return js[mask].mean()
+
+
+def _jsd_clamped_mixture(p, q, eps):
+    m = (0.5 * (p + q)).clamp(min=eps)
+    pc, qc = p.clamp(min=eps), q.clamp(min=eps)
+    return 0.5 * (pc * (pc.log() - m.log())).sum(-1) + 0.5 * (qc * (qc.log() - m.log())).sum(-1)
+
+
+def jensun_forget_project(logits, labels, tokids, eps=1e-9):
+    """The project's default eps placement: m = clamp((p+q)/2, eps) from the unclamped p and q."""
+    mask = labels[..., 1:] != IGNORE
+    pos = (mask.long().cumsum(-1) - 1).clamp(min=0) % len(tokids)
+    q = F.one_hot(torch.tensor(tokids)[pos], logits.shape[-1]).to(logits.dtype)
+    return _jsd_clamped_mixture(F.softmax(logits[..., :-1, :], dim=-1), q, eps)[mask].mean()
+
+
+def jensun_retain_project(logits, ref_logits, labels, eps=1e-9):
+    mask = labels[..., 1:] != IGNORE
+    p = F.softmax(ref_logits[..., :-1, :].detach(), dim=-1)
+    q = F.softmax(logits[..., :-1, :], dim=-1)
+    return _jsd_clamped_mixture(p, q, eps)[mask].mean()
+
+
+def ceu(logits, labels, ignore_first_n=1):
+    """OU compute_batch_ceu + cross_entropy_unlearning_loss, literally."""
+    valid = labels != IGNORE
+    update = (valid.cumsum(dim=-1) <= ignore_first_n) & valid
+    shifted_labels = labels.masked_fill(update, IGNORE)[..., 1:]
+    shifted_logits = logits[..., :-1, :]
+    keep = shifted_labels != IGNORE
+    v_logits, v_labels = shifted_logits[keep], shifted_labels[keep]
+    target = v_logits.detach().clone()
+    target.scatter_(dim=-1, index=v_labels.unsqueeze(-1), value=float("-inf"))
+    return F.cross_entropy(input=v_logits, target=F.softmax(target, dim=-1))
+
+
+def pdu_forget(logits):
+    """OU PDU compute_loss: squared (max - mean) logit margin over all flattened positions."""
+    flat = logits.reshape(-1, logits.size(-1))
+    return ((flat.max(dim=-1)[0] - flat.mean(dim=-1)) ** 2).mean()
+
+
+class PDUReference:
+    """OU PDU.final_loss_value with its per-call (``dual_update_upon="step"``) dual update."""
+
+    def __init__(self, gamma, alpha, retain_loss_eps, primal_dual, dual_step_size):
+        self.preferences = [gamma, alpha]
+        self.eps, self.primal_dual, self.step = retain_loss_eps, primal_dual, dual_step_size
+
+    def __call__(self, forget_loss, retain_loss):
+        retain_loss = retain_loss - self.eps
+        loss = (torch.tensor(self.preferences) * torch.hstack([forget_loss, retain_loss])).sum()
+        if self.primal_dual:
+            self.preferences[1] = max(0, self.preferences[1] + self.step * retain_loss.item())
+        return loss
+
+
+class GRUReference:
+    """OU GRU's gradient path at grad_accum 1 (store_grads, flatten, EMA, dot, orthogonal component)."""
+
+    def __init__(self, gamma_gru):
+        self.gamma_gru = gamma_gru
+        self.flattened_retain_prev = 0.0
+
+    @staticmethod
+    def _flat(params, loss):
+        for p in params:
+            p.grad = None
+        loss.backward()
+        grads = [p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p) for p in params]
+        for p in params:
+            p.grad = None
+        return torch.cat([g.view(-1) for g in grads]), [p.shape for p in params]
+
+    @staticmethod
+    def _dot(a, b, shapes):
+        total, index = 0.0, 0
+        for shape in shapes:
+            size = int(torch.tensor(shape).prod())
+            total += (a[index:index + size] * b[index:index + size]).sum().item()
+            index += size
+        return total
+
+    def __call__(self, params, forget_loss, retain_loss):
+        """The projected forget gradient (flat) that OU restores into ``param.grad``."""
+        g_forget, shapes = self._flat(params, forget_loss)
+        g_retain, _ = self._flat(params, retain_loss)
+        retain = self.gamma_gru * g_retain + (1 - self.gamma_gru) * self.flattened_retain_prev
+        self.flattened_retain_prev = retain
+        dot = self._dot(g_forget, retain, shapes)
+        if dot < 0:
+            g_forget = g_forget - dot / self._dot(retain, retain, shapes) * retain
+        return g_forget

@@ -1,0 +1,84 @@
+"""Every method, and both forms where the project has a reference option, equals an independent transcription
+of the reference code (reference_forms.py) in loss and gradient on shared float32 inputs (fidelity_cases.py;
+the same cases benchmarks/bench_fidelity.py prints), and the check can tell the two forms apart."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import fidelity_cases as F
+import reference_forms as R
+from unlearning.methods import build_method
+
+OPTION_CASES = [c for c in F.CASES if c.option]
+
+
+def _id(case: F.Case) -> str:
+    return f"{case.method}-{case.option or case.notes or case.form}".replace(" ", "_")
+
+
+@pytest.mark.parametrize("case", F.CASES, ids=_id)
+def test_method_matches_its_reference_form(case: F.Case) -> None:
+    loss, grad = F.run_case(case)
+    assert loss <= F.LOSS_TOL and grad <= F.GRAD_TOL, (loss, grad)
+
+
+@pytest.mark.parametrize("case", OPTION_CASES, ids=_id)
+def test_the_two_forms_are_told_apart(case: F.Case) -> None:
+    """Scored against the other form's reference, the method is outside the tolerance (so passing the
+    fidelity test above says which form it computes)."""
+    loss, grad = F.contrast(case)
+    assert loss > F.LOSS_TOL or grad > F.GRAD_TOL, (loss, grad)
+
+
+def test_rmu_reference_form_is_mean_s_times_mean_inverse_n() -> None:
+    """The broadcast quirk written out: mean over the [B, B] matrix s_j / n_i = mean(s) * mean(1/n)."""
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.randn(3, 5, 4, generator=gen), torch.randn(3, 5, 4, generator=gen)
+    mask = torch.tensor([[0, 1, 1, 0, 0], [0, 1, 1, 1, 1], [1, 1, 1, 1, 1]], dtype=torch.bool)
+    s = [float(((a[i] - b[i]) ** 2).mean(-1)[mask[i]].sum()) for i in range(3)]
+    n = [int(mask[i].sum()) for i in range(3)]
+    broadcast = sum(s) / 3 * sum(1 / k for k in n) / 3
+    per_sample = sum(x / k for x, k in zip(s, n)) / 3
+    assert float(R.activation_loss_ou(a, b, mask)) == pytest.approx(broadcast, rel=1e-6)
+    assert float(R.activation_loss_project(a, b, mask)) == pytest.approx(per_sample, rel=1e-6)
+    from unlearning.methods.rmu import activation_losses
+    labels = torch.where(mask, 1, -100)
+    assert float(activation_losses(a, b, labels, faithful_broadcast=True).mean()) == pytest.approx(broadcast, rel=1e-6)
+    assert float(activation_losses(a, b, labels).mean()) == pytest.approx(per_sample, rel=1e-6)
+    assert abs(broadcast - per_sample) > 0.05 * per_sample
+
+
+def test_gru_projects_and_pdu_moves_its_dual_variable() -> None:
+    """The multi-step cases exercise the branches they claim to: GRU's projection fires, PDU's alpha moves."""
+    parts, model, ref = F._setup(0)
+    gru = build_method("GRU")
+    fired = []
+    for _ in range(3):
+        model.zero_grad(set_to_none=True)
+        out = gru.loss(model, parts)
+        out.loss.backward()
+        fired.append(bool(out.extras["gru_projected"]))
+        F._sgd(list(model.parameters()), [p.grad for p in model.parameters()])
+    assert all(fired)
+    pdu = build_method("PDU", primal_dual=True, retain_loss_eps=2.0, dual_step_size=0.5)
+    outs = [pdu.loss(model, parts) for _ in range(3)]
+    alphas = [float(o.extras["retain_preference"]) for o in outs]
+    assert alphas[0] == 1.0 and len(set(alphas)) == 3
+    for before, after, out in zip(alphas, alphas[1:] + [pdu.dual_alpha], outs):   # alpha' = max(0, alpha + 0.5 (r - 2))
+        assert after == pytest.approx(max(0.0, before + 0.5 * (float(out.retain_loss.detach()) - 2.0)), rel=1e-6)
+
+
+def test_ceu_first_answer_token_is_not_scored() -> None:
+    """CE-U's ignore_first_n_answer_tokens matters: n = 0 and n = 1 give different losses, and n = 1 is
+    the reference default."""
+    parts, model, _ = F._setup(0)
+    logits = (model.shared + model.logits["forget"]).detach()
+    labels = parts["forget"]["labels"]
+    assert build_method("CEU").config.ignore_first_n_answer_tokens == 1
+    one = float(build_method("CEU").loss(model, parts).loss.detach())
+    zero = float(build_method("CEU", ignore_first_n_answer_tokens=0).loss(model, parts).loss.detach())
+    assert one == pytest.approx(float(R.ceu(logits, labels, 1)), rel=1e-6)
+    assert zero == pytest.approx(float(R.ceu(logits, labels, 0)), rel=1e-6)
+    assert abs(one - zero) > 1e-3 * abs(one)
