@@ -110,3 +110,23 @@ class Constraint(BaseModel):
             return 1.0
         bound = self.threshold(ref)
         return bound - x if self.op in (">=", ">") else x - bound
+
+
+def best_point(results: list[Mapping[str, Any]], objectives: list[Objective], constraints: list[Constraint],
+               references: Mapping[str, float] | None = None) -> Mapping[str, Any] | None:
+    """The evaluation point of one trial that the searcher is told (every point is a candidate for the front
+    and for export, so a trial is worth its best point, not its last): among the points with every objective
+    present and every constraint satisfied, the best on the first objective (ties: the next objectives, then
+    the later point); without such a point, the one with every objective present and the least total
+    violation (ties: the later point); None when no point has every objective."""
+    usable = [(i, r) for i, r in enumerate(results) if all(o.minimised(r) is not None for o in objectives)]
+    if not usable:
+        return None
+
+    def violation(r: Mapping[str, Any]) -> float:
+        return sum(max(0.0, c.violation(r, references)) for c in constraints)
+
+    feasible = [(i, r) for i, r in usable if violation(r) <= 0]
+    if feasible:
+        return min(feasible, key=lambda ir: (*(o.minimised(ir[1]) for o in objectives), -ir[0]))[1]
+    return min(usable, key=lambda ir: (violation(ir[1]), -ir[0]))[1]

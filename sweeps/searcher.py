@@ -6,14 +6,20 @@
                               storage="sqlite:////abs/sweep/optuna.db", seeded=[{"lr": 1e-3}])
     ray.tune.TuneConfig(search_alg=searcher, ...)
 
-`suggest` asks the study for a trial (`Study.ask` with the space's distributions); `on_trial_complete` sets each
-constraint's violation on that trial (`Trial.set_constraint`, which Optuna's samplers read) and tells the study
-the objectives on their search scale (`Objective.searched`: log10 for forget quality). A trial that failed, or
-whose objectives are missing or non-finite, is told FAIL. Only public Optuna and Ray APIs are used.
+`suggest` asks the study for a trial (`Study.ask` with the space's distributions); `on_trial_result` keeps the
+trial's evaluation points; `on_trial_complete` picks the trial's best point (`sweeps.objectives.best_point`: the
+feasible point best on the first objective, since every point is a candidate for the front and for export, a
+trial whose last epochs went too far is still worth the epoch that was right), sets each constraint's
+violation on that trial (`Trial.set_constraint`, which Optuna's samplers read) and tells the study the
+objectives on their search scale (`Objective.searched`: log10 for forget quality). A trial without any point
+carrying every objective (failed before its first evaluation, or NaN throughout) is told FAIL; a trial that
+failed later is told its best point before the failure. Only public Optuna and Ray APIs are used.
 
 * Samplers (`search.sampler`): `tpe` (multivariate, constrained; the default), `gp` (Optuna's Gaussian-process
   sampler, multi-objective and constrained), `nsga2`, `random`, and `grid` (every combination of the space's
-  discrete values, for comparison with a bash grid).
+  discrete values once, in an order shuffled by the seed, for comparison with a bash grid; once every
+  combination has been proposed the searcher tells Tune it is FINISHED, so a larger `num_trials` ends early
+  instead of re-running combinations).
 * Warm start: `seeded` configurations (e.g. the Pareto points of an earlier sweep) are enqueued and evaluated
   first, before the sampler proposes anything.
 * What Tune reports: the searched metrics are the objectives' raw names (`metric`), present in every result
@@ -24,6 +30,7 @@ whose objectives are missing or non-finite, is told FAIL. Only public Optuna and
 
 from __future__ import annotations
 
+import itertools
 import math
 import pickle
 from typing import Any, Mapping, Sequence
@@ -31,7 +38,7 @@ from typing import Any, Mapping, Sequence
 import optuna
 from ray.tune.search import Searcher
 
-from sweeps.objectives import Constraint, Objective
+from sweeps.objectives import Constraint, Objective, best_point
 
 FAILED_KEY = "trial_failed"
 SAMPLERS = ("tpe", "gp", "nsga2", "random", "grid")
@@ -47,8 +54,17 @@ def make_sampler(kind: str, seed: int, space: Mapping[str, Any] | None = None) -
         return optuna.samplers.GPSampler(seed=seed)
     if kind == "grid":
         grid = {k: list(d.choices) for k, d in (space or {}).items()}
-        return optuna.samplers.GridSampler(grid, seed=seed)
+        return _AskTellGridSampler(grid, seed=seed)
     return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=4)
+
+
+class _AskTellGridSampler(optuna.samplers.GridSampler):
+    """Optuna's GridSampler without its `study.stop()` once the grid is exhausted: that call only works inside
+    `Study.optimize` and raised in `Study.tell` (after the trial was stored), so the last grid trial and every
+    later one logged "could not tell Optuna". The searcher ends the search itself (`Searcher.FINISHED`)."""
+
+    def after_trial(self, study: optuna.Study, trial: Any, state: Any, values: Any) -> None:
+        return None
 
 
 class OptunaSearcher(Searcher):
@@ -66,6 +82,7 @@ class OptunaSearcher(Searcher):
         self.seeded = [dict(s) for s in seeded]
         self._trials: dict[str, optuna.trial.Trial] = {}  # Tune trial id -> its Optuna trial (pickles with us)
         self._done: set[str] = set()
+        self._points: dict[str, list[dict[str, Any]]] = {}  # running trial -> its evaluation points so far
         self._study: optuna.Study | None = None
 
     # ---- the study ----------------------------------------------------------------------------------
@@ -95,18 +112,38 @@ class OptunaSearcher(Searcher):
     def set_search_properties(self, metric: Any, mode: Any, config: dict, **spec: Any) -> bool:
         return True  # the space and the objectives were given to the constructor
 
-    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        if self.sampler_kind == "grid" and self._grid_proposed():
+            return Searcher.FINISHED
         trial = self.study.ask(self.space)
         self._trials[trial_id] = trial
         return dict(trial.params)
+
+    def _grid_proposed(self) -> bool:
+        """Every combination of the space's choices has been asked already (in any state)."""
+        names = sorted(self.space)
+        asked = {tuple(repr(t.params.get(n)) for n in names) for t in self.study.get_trials(deepcopy=False)}
+        combos = itertools.product(*(self.space[n].choices for n in names))
+        return all(tuple(repr(v) for v in combo) in asked for combo in combos)
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        """Keep the trial's evaluation points (what the objectives and constraints read) until it completes."""
+        if trial_id in self._trials and trial_id not in self._done and not result.get(FAILED_KEY):
+            keys = {o.name for o in self.objectives} | {c.metric for c in self.constraints}
+            self._points.setdefault(trial_id, []).append({k: result.get(k) for k in keys})
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         trial = self._trials.get(trial_id)
         if trial is None or trial_id in self._done:
             return
         self._done.add(trial_id)
+        points = self._points.pop(trial_id, [])
+        if result and not result.get(FAILED_KEY) and not error:
+            points.append(result)  # the final result (Tune may not have passed it to on_trial_result)
+        # the trial's best point (`objectives.best_point`): a diverged or stopped trial is worth what it reached
+        result = best_point(points, self.objectives, self.constraints, self.references) if points else None
         values = [o.searched(result or {}) for o in self.objectives]
-        failed = error or not result or result.get(FAILED_KEY) or any(v is None for v in values)
+        failed = not result or any(v is None for v in values)
         try:
             if failed:
                 self.study.tell(trial, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
@@ -124,6 +161,7 @@ class OptunaSearcher(Searcher):
     def restore(self, checkpoint_path: str) -> None:
         with open(checkpoint_path, "rb") as fh:
             self.__dict__.update(pickle.load(fh))
+        self.__dict__.setdefault("_points", {})  # a state saved before points were kept
 
     def completed_values(self) -> list[tuple[dict[str, Any], list[float]]]:
         """(params, searched objective values) of every COMPLETE trial of the study (for tests and reports)."""

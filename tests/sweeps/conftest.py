@@ -1,9 +1,11 @@
-"""Fixtures of the sweep-service tests: a migrated SQLite MLflow store (built once, copied per test) and a
-points.jsonl of a small finished sweep."""
+"""Fixtures of the sweep-service tests: a migrated SQLite MLflow store (built once, copied per test), a
+points.jsonl of a small finished sweep, and a private local Ray for the real-Tuner tests (`local_ray`)."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -26,3 +28,18 @@ def finished_sweep(tmp_path):
     from sweep_data import write_finished_sweep
 
     return write_finished_sweep(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """A private local Ray (2 CPUs, loopback, its own temp folder), shut down after this module."""
+    import ray
+
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    temp = tempfile.mkdtemp(prefix="tune-ray-", dir="/tmp")  # short: Ray's socket paths must fit
+    ray.init(address="local", num_cpus=2, include_dashboard=False, _temp_dir=temp, log_to_driver=False,
+             object_store_memory=100 * 1024 * 1024, logging_level="ERROR", configure_logging=False)
+    yield ray
+    ray.shutdown()
+    shutil.rmtree(temp, ignore_errors=True)

@@ -17,9 +17,7 @@ import math
 import os
 import pickle
 import random
-import shutil
 import signal
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -366,21 +364,6 @@ def test_lookup_table_helpers():
     with pytest.raises(ValueError, match="freeze"):
         make_lookup_trainable({"A": table[freeze({"lr": 1e-5, "alpha": 0.5})]})
     assert callable(make_lookup_trainable({"A": []}, key=lambda config: config["name"]))
-
-
-@pytest.fixture(scope="module")
-def local_ray():
-    """A private local Ray (2 CPUs, loopback, its own temp folder), shut down after this module."""
-    import ray
-
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-    temp = tempfile.mkdtemp(prefix="moasha-ray-", dir="/tmp")  # short: Ray's socket paths must fit
-    ray.init(address="local", num_cpus=2, include_dashboard=False, _temp_dir=temp, log_to_driver=False,
-             object_store_memory=100 * 1024 * 1024, logging_level="ERROR", configure_logging=False)
-    yield ray
-    ray.shutdown()
-    shutil.rmtree(temp, ignore_errors=True)
 
 
 def make_collector():
