@@ -32,7 +32,7 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
-from sweeps.pareto import fronts_by_model
+from sweeps.pareto import sweep_fronts
 from sweeps.results import Point, Results
 from unlearning.errors import ConfigError
 from unlearning.train.fields import with_values
@@ -65,7 +65,7 @@ def choose(results: Results, pick: str, spec) -> list[tuple[Point, str]]:
     chosen: list[tuple[Point, str]] = []
     for part in [p.strip() for p in str(pick).split(",") if p.strip()]:
         if part in ("knee", "pareto"):
-            fronts = fronts_by_model(results, spec.objectives, spec.constraints)
+            fronts = sweep_fronts(spec, results)
             if not any(f.front for f in fronts.values()):
                 raise ConfigError("export", field="pick", value=part,
                                   fix="no feasible evaluated point yet: wait for trials to finish, or pick a trial id")

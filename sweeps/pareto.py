@@ -24,6 +24,8 @@ logged and exclude the point; then negated when the mode is max).
   the point nearest (Euclidean) to the ideal point. Ties go to the point nearer the ideal, then to the one
   first in the front's fixed order (objective vector, then the trial:epoch label), so two identical sweeps
   pick the same knee whatever order their points arrived in. A single objective's knee is its best point.
+  With `requirements` (the spec's `select.require`, e.g. forget_quality >= 0.05), the knee is that of the
+  front points meeting them all (normalised among themselves); when none does, of the whole front.
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ class ParetoResult:
     knee: Point | None = None
     objectives: list[Any] = field(default_factory=list)
     unchecked_constraints: list[str] = field(default_factory=list)
+    requirements: list[str] = field(default_factory=list)  # the spec's select.require, as written
+    meets: list[bool] = field(default_factory=list)  # per front point: meets every requirement
 
     def excluded_counts(self) -> dict[str, int]:
         """How many points were left out, by kind of reason."""
@@ -146,23 +150,17 @@ def knee_index(vectors: Sequence[Sequence[float]]) -> int | None:
 
 def pareto_front(points: Sequence[Point], objectives: Sequence[Any], constraints: Sequence[Any] = (),
                  references: Mapping[str, Mapping[str, float | None]] | None = None,
-                 include_epoch0: bool = False) -> ParetoResult:
+                 include_epoch0: bool = False, requirements: Sequence[Any] = ()) -> ParetoResult:
     """Feasible non-dominated points, hypervolume and knee (see the module docstring).
 
     ``references``: role ("target" / "retain") -> metrics, for constraints relative to a reference model.
     A constraint whose reference is unknown is not applied and is listed in ``unchecked_constraints``.
+    ``requirements`` (the spec's `select.require`) choose the pool of the knee, not the front.
     Epoch-0 points (before unlearning) are excluded unless ``include_epoch0``."""
     refs = references or {}
-    res = ParetoResult(front=[], objectives=list(objectives))
-    active = []
-    for con in constraints:
-        ref_value = None
-        if getattr(con, "relative_to", None):
-            ref_value = refs.get(con.relative_to, {}).get(con.metric)
-            if not finite(ref_value):
-                res.unchecked_constraints.append(f"{con} (no {con.relative_to} value of {con.metric})")
-                continue
-        active.append((con, ref_value))
+    res = ParetoResult(front=[], objectives=list(objectives), requirements=[str(r) for r in requirements])
+    active = _with_references(constraints, refs, res.unchecked_constraints)
+    required = _with_references(requirements, refs, res.unchecked_constraints)
     feasible, vectors = [], []
     for p in points:
         if p.epoch == 0 and not include_epoch0:
@@ -172,16 +170,7 @@ def pareto_front(points: Sequence[Point], objectives: Sequence[Any], constraints
         if vec is None:
             res.excluded.append((p, why or "missing objective"))
             continue
-        broken = None
-        for con, ref_value in active:
-            v = p.metrics.get(con.metric)
-            if not finite(v):
-                broken = f"constraint: {con.metric} is {v!r}"
-                break
-            if not con.satisfied(float(v), ref_value):
-                lim = con.threshold(ref_value)
-                broken = f"constraint: {con} fails ({con.metric}={v:.4g}, limit {lim:.4g})"
-                break
+        broken = _first_broken(p, active)
         if broken:
             res.excluded.append((p, broken))
             continue
@@ -198,12 +187,42 @@ def pareto_front(points: Sequence[Point], objectives: Sequence[Any], constraints
     # so the knee's tie-break (nearer the ideal, then the earlier in this order) is the same in every run
     order = sorted(idx, key=lambda i: (vectors[i], feasible[i].label))
     res.front = [feasible[i] for i in order]
-    k = knee_index([vectors[i] for i in order])
-    res.knee = res.front[k] if k is not None else None
+    res.meets = [_first_broken(p, required) is None for p in res.front]
+    # the knee of the front points that meet select.require (of the whole front when none does)
+    pool = [j for j, ok in enumerate(res.meets) if ok] or list(range(len(order)))
+    k = knee_index([vectors[order[j]] for j in pool])
+    res.knee = res.front[pool[k]] if k is not None else None
     return res
 
 
-def fronts_by_model(results, objectives: Sequence[Any], constraints: Sequence[Any] = ()) -> dict[str, ParetoResult]:
+def _with_references(conditions: Sequence[Any], refs: Mapping[str, Mapping[str, float | None]],
+                     unchecked: list[str]) -> list[tuple[Any, float | None]]:
+    """(condition, its reference value) for each condition whose reference is known; the others are noted."""
+    out = []
+    for con in conditions:
+        ref_value = None
+        if getattr(con, "relative_to", None):
+            ref_value = refs.get(con.relative_to, {}).get(con.metric)
+            if not finite(ref_value):
+                unchecked.append(f"{con} (no {con.relative_to} value of {con.metric})")
+                continue
+        out.append((con, ref_value))
+    return out
+
+
+def _first_broken(point: Point, conditions: Sequence[tuple[Any, float | None]]) -> str | None:
+    """Why the point fails the first condition it fails (None when it meets them all)."""
+    for con, ref_value in conditions:
+        v = point.metrics.get(con.metric)
+        if not finite(v):
+            return f"constraint: {con.metric} is {v!r}"
+        if not con.satisfied(float(v), ref_value):
+            return f"constraint: {con} fails ({con.metric}={v:.4g}, limit {con.threshold(ref_value):.4g})"
+    return None
+
+
+def fronts_by_model(results, objectives: Sequence[Any], constraints: Sequence[Any] = (),
+                    requirements: Sequence[Any] = ()) -> dict[str, ParetoResult]:
     """One Pareto selection per model of a sweep's `Results` (variants of a model share the front);
     reference values come from `Results.reference` (the target's epoch-0 evaluation by default)."""
     models = list(dict.fromkeys(p.model for p in results.points))
@@ -211,5 +230,10 @@ def fronts_by_model(results, objectives: Sequence[Any], constraints: Sequence[An
     for model in models:
         pts = [p for p in results.points if p.model == model]
         refs = {role: results.reference(model, role) for role in ("target", "retain")}
-        out[model] = pareto_front(pts, objectives, constraints, refs)
+        out[model] = pareto_front(pts, objectives, constraints, refs, requirements=requirements)
     return out
+
+
+def sweep_fronts(spec: Any, results) -> dict[str, ParetoResult]:
+    """The fronts of a sweep as its spec defines them (objectives, constraints, select.require)."""
+    return fronts_by_model(results, spec.objectives, spec.constraints, spec.select.require)

@@ -4,7 +4,8 @@
     print_pareto(spec, "runs/sweeps/tofu-mini", Console(width=160), show_all=False)
 
 One table per model (the BalDRO variants of a model share its front): objectives, the searched
-hyperparameters and the MLflow run id; the knee is marked. Below it: why points were left out (epoch 0,
+hyperparameters and the MLflow run id; the knee is marked, and with `select.require` the front points
+that meet it (✓, the knee's pool). Below it: why points were left out (epoch 0,
 missing objectives, constraints) and the trials' statuses.
 """
 
@@ -44,8 +45,14 @@ def front_table(model: str, res, spec, show_all: bool = False) -> Table:
         on_front = {p.key for p in res.front}
         rows += [p for p in res.feasible if p.key not in on_front]
     front_keys = {p.key for p in res.front}
+    meets = {p.key for p, ok in zip(res.front, res.meets) if ok} if res.requirements else set()
     for p in rows:
-        mark = "★ knee" if res.knee is not None and p.key == res.knee.key else ("" if p.key in front_keys else "dominated")
+        if res.knee is not None and p.key == res.knee.key:
+            mark = "★ knee"
+        elif p.key not in front_keys:
+            mark = "dominated"
+        else:
+            mark = "✓" if p.key in meets else ""
         table.add_row(mark, p.trial_id, str(p.epoch), variant_label(spec.method.base, p.variant),
                       *(_fmt(p.metrics.get(o.name)) for o in spec.objectives),
                       *(_fmt(p.hparams.get(n)) for n in names), p.mlflow_run_id or "-")
@@ -54,14 +61,14 @@ def front_table(model: str, res, spec, show_all: bool = False) -> Table:
 
 def print_pareto(spec, sweep_dir, console: Console, show_all: bool = False) -> bool:
     """Print each model's Pareto table, trial counts and failures; False when there are no points yet."""
-    from sweeps.pareto import fronts_by_model
+    from sweeps.pareto import sweep_fronts
     from sweeps.results import POINTS_FILE, read_results
 
     results = read_results(sweep_dir)
     if not results.points:
         console.print(f"no evaluated points yet in {Path(sweep_dir) / POINTS_FILE}")
         return False
-    fronts = fronts_by_model(results, spec.objectives, spec.constraints)
+    fronts = sweep_fronts(spec, results)
     for model, res in fronts.items():
         console.print(front_table(model, res, spec, show_all))
         counts = res.excluded_counts()
@@ -69,6 +76,11 @@ def print_pareto(spec, sweep_dir, console: Console, show_all: bool = False) -> b
             console.print("left out: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
         for c in res.unchecked_constraints:
             console.print(f"[yellow]constraint not applied:[/yellow] {c}")
+        if res.requirements and res.front:
+            n = sum(res.meets)
+            console.print(f"select.require ({'; '.join(res.requirements)}): " + (
+                f"{n} front point(s) meet it (✓), the knee is chosen among them" if n else
+                "[yellow]no front point meets it; the knee is chosen over the whole front[/yellow]"))
     statuses: dict[str, int] = {}
     for t in results.trials.values():
         statuses[t.status] = statuses.get(t.status, 0) + 1

@@ -1,6 +1,7 @@
 """Live sweep progress for the terminal: trials done / running / failed and the best points so far.
 
-A `rich` live table when stdout is a terminal, one line per event otherwise (logs, `ray job logs`).
+A `rich` live table when stdout is a terminal; otherwise (logs, `ray job logs`) one line when a trial starts
+and one when it ends, with its last evaluation point (no line per epoch: a sweep's log stays readable).
 
     progress = SweepProgress(objectives, total_trials=12)
     progress.trial("a1_00000", "running"); progress.point("a1_00000", 1, {...}); progress.close()
@@ -24,6 +25,7 @@ class SweepProgress:
         self.status: dict[str, str] = {}
         self.reasons: dict[str, str] = {}
         self.best: dict[str, tuple[float, str]] = {}
+        self.last: dict[str, tuple[int | float, Mapping[str, float]]] = {}  # trial -> its last (epoch, metrics)
         self._live = Live(self._table(), console=self.console, refresh_per_second=2) if self.console.is_terminal else None
         if self._live is not None:
             self._live.start()
@@ -46,11 +48,14 @@ class SweepProgress:
             t.add_row(f"{o.name} ({o.mode})", f"{val:.4g}", where)
         return t
 
-    def _refresh(self, line: str) -> None:
+    def _refresh(self, line: str | None) -> None:
         if self._live is not None:
             self._live.update(self._table())
-        else:
-            self.console.print(line, highlight=False)
+        elif line is not None:
+            self.console.print(line, highlight=False, soft_wrap=True)
+
+    def _shown(self, metrics: Mapping[str, float]) -> str:
+        return ", ".join(f"{o.name}={metrics[o.name]:.4g}" for o in self.objectives if o.name in metrics)
 
     def trial(self, trial_id: str, status: str, reason: str | None = None) -> None:
         self.status[trial_id] = status
@@ -58,6 +63,9 @@ class SweepProgress:
             self.reasons[trial_id] = reason
         c = self._counts()
         suffix = f": {reason}" if reason else ""
+        if status == "finished" and trial_id in self.last:
+            epoch, metrics = self.last[trial_id]
+            suffix = f" at epoch {epoch}: {self._shown(metrics)}"
         self._refresh(f"trial {trial_id} {status}{suffix}  [{c['finished']} done, {c['running']} running, "
                       f"{c['failed']} failed of {self.total}]")
 
@@ -69,8 +77,8 @@ class SweepProgress:
             best = self.best.get(o.name)
             if best is None or (v > best[0] if o.mode == "max" else v < best[0]):
                 self.best[o.name] = (v, f"{trial_id}:{epoch}")
-        shown = ", ".join(f"{o.name}={metrics[o.name]:.4g}" for o in self.objectives if o.name in metrics)
-        self._refresh(f"trial {trial_id} epoch {epoch}: {shown}")
+        self.last[trial_id] = (epoch, dict(metrics))
+        self._refresh(None)
 
     def close(self) -> None:
         if self._live is not None:

@@ -224,6 +224,12 @@ def resolve_sweep(arg: str | Path):
                               fix=f"this folder has no {SPEC_FILE}: give the sweep's folder (<storage>/<name>) or its spec file")
         spec = load_spec(spec_file, check_models=False)
         return spec, p.resolve()
+    from sweeps.spec import list_presets
+
+    if not p.exists() and str(arg) not in list_presets():
+        raise ConfigError(str(arg), value=str(arg),
+                          fix="no such sweep folder: give <storage>/<name> of a sweep (e.g. runs/sweeps/tofu-mini), "
+                              "its spec file, or a preset name")
     spec = load_spec(arg, check_models=False)
     return spec, spec.sweep_dir()
 

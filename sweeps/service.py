@@ -182,7 +182,7 @@ def _drive(spec: Any, sweep_dir: Path, address: str | None, resume: bool, consol
     from sweeps.pareto_table import print_pareto
     from sweeps.interrupts import SweepInterrupted
     from sweeps.progress import SweepProgress
-    from sweeps.results import ResultsLog
+    from sweeps.results import ResultsLog, read_results
 
     started_ray = not ray.is_initialized() and address is None
     session = init_ray(spec, address)
@@ -200,6 +200,9 @@ def _drive(spec: Any, sweep_dir: Path, address: str | None, resume: bool, consol
         results = ResultsLog(sweep_dir)
         plans = spec.searches()
         progress = SweepProgress(spec.objectives, total_trials=spec.budget.num_trials * len(plans), console=console)
+        if resume:  # count the trials of the earlier runs too
+            progress.status.update({t.trial_id: t.status for t in read_results(sweep_dir).trials.values()
+                                    if t.status in ("finished", "failed")})
         timings: dict[str, tuple[float, float]] = {}
         try:
             for plan in plans:

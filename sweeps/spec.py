@@ -47,7 +47,7 @@ from sweeps.plans import SearchPlan, applies, build_plans, check_field_value, va
 from sweeps.spec_checks import check_eval, check_model_refs, check_objectives, check_retain_reference
 from sweeps.spec_errors import spec_error
 from sweeps.spec_sections import (DEFAULT_OBJECTIVES, MAX_SEED, Budget, MethodSpec, ModelSpec, Resources,
-                                  SearchSettings, TrackingSpec, at_most, eval_metric_for, metric_names)
+                                  SearchSettings, Selection, TrackingSpec, at_most, eval_metric_for, metric_names)
 from unlearning.errors import ConfigError, UserError
 from unlearning.train.config import DataSection, EvalSection
 from unlearning.yaml_io import read_mapping
@@ -78,6 +78,7 @@ class SweepSpec(BaseModel):
     eval: EvalSection = Field(default_factory=EvalSection)
     objectives: list[Objective] | None = None
     constraints: list[Constraint] = Field(default_factory=list)
+    select: Selection = Field(default_factory=Selection)
     budget: Budget = Field(default_factory=Budget)
     resources: Resources = Field(default_factory=Resources)
     search: SearchSettings = Field(default_factory=SearchSettings)
@@ -301,6 +302,7 @@ class SweepSpec(BaseModel):
         data = self.model_dump(mode="json", exclude_none=True)
         data["method"] = {"name": self.method.name, "baldro": self.method.variants}
         data["constraints"] = [str(c) for c in self.constraints]
+        data["select"] = {"require": [str(c) for c in self.select.require]}
         return data
 
     def to_yaml(self) -> str:

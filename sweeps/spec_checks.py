@@ -37,14 +37,16 @@ def check_objectives(spec: Any) -> None:
         if obj.name in seen:
             raise ConfigError("spec", field=f"objectives.{i}.name", value=obj.name, fix="this objective is listed twice")
         seen.add(obj.name)
-    for i, con in enumerate(spec.constraints):
-        if con.metric not in allowed:
-            raise ConfigError("spec", field=f"constraints.{i}.metric", value=con.metric,
-                              fix=f"unknown metric; {did_you_mean(con.metric, allowed)}")
-        if con.relative_to == "retain" and not all(m.retain_model or m.retain_logs or spec.is_tofu_mini
-                                                    for m in spec.models):
-            raise ConfigError("spec", field=f"constraints.{i}.relative_to", value="retain",
-                              fix="give every model a retain_model (or retain_logs), or compare to target")
+    for where, conditions in (("constraints", spec.constraints), ("select.require", spec.select.require)):
+        for i, con in enumerate(conditions):
+            if con.metric not in allowed:
+                raise ConfigError("spec", field=f"{where}.{i}.metric", value=con.metric,
+                                  fix=f"unknown metric; {did_you_mean(con.metric, allowed)}")
+            if con.relative_to == "retain" and not all(m.retain_model or m.retain_logs or spec.is_tofu_mini
+                                                        for m in spec.models):
+                raise ConfigError("spec", field=f"{where}.{i}.relative_to", value="retain",
+                                  fix="give every model a retain_model (or retain_logs), or compare to target")
+
 
 def check_eval(spec: Any) -> None:
     from unlearning.evaluation.config import EvalConfig, parse_config
@@ -63,7 +65,7 @@ def check_eval(spec: Any) -> None:
     except UserError as exc:
         raise ConfigError("spec", field=f"eval.settings.{exc.field}", value=exc.value, fix=exc.fix) from None
     chosen = cfg.selected()
-    needed = [o.name for o in spec.objectives or []] + [c.metric for c in spec.constraints]
+    needed = [o.name for o in spec.objectives or []] + [c.metric for c in (*spec.constraints, *spec.select.require)]
     for name in needed:
         source = eval_metric_for(name, "tofu")
         if source not in chosen:
@@ -106,7 +108,7 @@ def check_retain_reference(spec: Any) -> None:
     if spec.is_tofu_mini:
         return
     uses = [f"objective '{o.name}'" for o in spec.objectives or [] if o.name in RETAIN_METRICS]
-    uses += [f"constraint '{c}'" for c in spec.constraints if c.metric in RETAIN_METRICS]
+    uses += [f"constraint '{c}'" for c in (*spec.constraints, *spec.select.require) if c.metric in RETAIN_METRICS]
     if not uses:
         return
     for i, m in enumerate(spec.models):

@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from sweeps.objectives import Constraint
 from unlearning.errors import ConfigError
 from unlearning.evaluation.config import METRIC_ALIASES
 
@@ -224,6 +225,18 @@ class SearchSettings(_Section):
     grace: float = Field(1.0, gt=0)
     warm_start: list[str] = Field(default_factory=list)
     storage: str | None = None
+
+
+class Selection(_Section):
+    """Which front point `pareto` marks as the knee and `export --pick knee` writes.
+
+    require: conditions in the constraints' grammar (e.g. "forget_quality >= 0.05": TOFU reads a forget quality
+    p-value above 0.05 as "indistinguishable from the retain model"). The knee is chosen among the front's
+    points that meet every condition; when none does, among the whole front, and the table says so. Unlike
+    `constraints`, they do not steer the search or exclude points from the front: a point that forgets less
+    can still be the best trade-off on display, it just is not the one recommended."""
+
+    require: list[Constraint] = Field(default_factory=list)
 
 
 _TRACKING_SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql", "databricks")

@@ -189,6 +189,8 @@ class Tracker:
         if self._client is None:
             from mlflow import MlflowClient
 
+            # "Creating initial MLflow database tables" / "Updating database tables": nothing to act on
+            logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
             self._client = MlflowClient(tracking_uri=self.tracking_uri)
         return self._client
 

@@ -30,13 +30,13 @@ def _fit(dim: Any, value: Any) -> Any:
 
 def warm_start_configs(spec: Any, plan: Any) -> list[dict[str, Any]]:
     """The seeded configurations of `plan`'s search (see the module docstring)."""
-    from sweeps.pareto import fronts_by_model
+    from sweeps.pareto import sweep_fronts
     from sweeps.results import read_results, resolve_sweep
 
     out: list[dict[str, Any]] = []
     for folder in spec.search.warm_start:
         other, sweep_dir = resolve_sweep(folder)
-        fronts = fronts_by_model(read_results(sweep_dir), other.objectives, other.constraints)
+        fronts = sweep_fronts(other, read_results(sweep_dir))
         for front in fronts.values():
             for point in front.front:
                 config = {name: _fit(dim, point.hparams[name]) for name, dim in plan.space.params.items()

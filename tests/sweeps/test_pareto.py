@@ -179,3 +179,31 @@ def test_fronts_are_per_model():
     fronts = fronts_by_model(Results(points=points), objs)
     assert [p.trial_id for p in fronts["x"].front] == ["t0", "t1"]
     assert [p.trial_id for p in fronts["y"].front] == ["t2"]
+
+
+def test_select_require_chooses_the_knee_among_the_points_that_meet_it():
+    """The knee of the front's points meeting select.require; of the whole front when none does. The front
+    itself does not change."""
+    objs = [Obj("forget_quality", scale="log"), Obj("model_utility")]
+    points = [pt(1, {"forget_quality": 1e-11, "model_utility": 0.83}),
+              pt(2, {"forget_quality": 1e-7, "model_utility": 0.825}),
+              pt(3, {"forget_quality": 1e-4, "model_utility": 0.80}),
+              pt(4, {"forget_quality": 0.01, "model_utility": 0.76}),
+              pt(5, {"forget_quality": 0.04, "model_utility": 0.75}),
+              pt(6, {"forget_quality": 0.1, "model_utility": 0.735}),
+              pt(7, {"forget_quality": 0.3, "model_utility": 0.72}),
+              pt(8, {"forget_quality": 0.5, "model_utility": 0.60})]
+    whole = pareto_front(points, objs)
+    assert len(whole.front) == 8 and whole.knee.metrics["forget_quality"] < 0.05  # a point that did not forget
+    req = [Constraint.model_validate("forget_quality >= 0.05")]
+    chosen = pareto_front(points, objs, requirements=req)
+    assert [p.trial_id for p in chosen.front] == [p.trial_id for p in whole.front]
+    assert chosen.meets == [p.metrics["forget_quality"] >= 0.05 for p in chosen.front]
+    pool = [p for p, ok in zip(chosen.front, chosen.meets) if ok]
+    assert len(pool) == 3
+    expected = pool[knee_index([[-math.log10(p.metrics["forget_quality"]), -p.metrics["model_utility"]]
+                                for p in pool])]
+    assert chosen.knee.trial_id == expected.trial_id == "t7" and chosen.requirements == ["forget_quality >= 0.05"]
+    # nobody meets it: the knee of the whole front
+    none_meet = pareto_front(points, objs, requirements=[Constraint.model_validate("forget_quality >= 0.9")])
+    assert not any(none_meet.meets) and none_meet.knee.trial_id == whole.knee.trial_id

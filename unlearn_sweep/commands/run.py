@@ -75,8 +75,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Continue an interrupted sweep: finished trials are kept, unfinished ones continue.
 
-        The searcher keeps its state and MLflow runs are re-attached (no duplicates). A driver that was killed
-        leaves no lock: the resume takes over and stops what is left of its local Ray."""
+        The searcher keeps its state and MLflow runs are re-attached (no duplicates). A driver that was killed leaves no lock: the resume takes over and stops what is left of its local Ray."""
         from sweeps.results import resolve_sweep
         from sweeps.service import run_sweep
 

@@ -31,6 +31,8 @@ is taken (only LOCAL_RANK=0, which deepspeed.initialize requires); the torch eng
 
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 import os
 import socket
@@ -110,7 +112,10 @@ def init_distributed(engine: str) -> DistInfo:
     if engine == "deepspeed":
         import deepspeed
 
-        deepspeed.init_distributed(dist_backend=backend, auto_mpi_discovery=False)  # wraps the group above
+        # wraps the group above; its CPU build prints "DeepSpeed ...shm_comm_op built successfully" to stdout
+        # in every trial, a line nobody can act on
+        with contextlib.redirect_stdout(io.StringIO()):
+            deepspeed.init_distributed(dist_backend=backend, auto_mpi_discovery=False)
     rank, world = tdist.get_rank(), tdist.get_world_size()
     local = int(os.environ.get("LOCAL_RANK", rank))
     return DistInfo(rank, world, local, _device(local))

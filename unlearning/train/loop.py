@@ -49,7 +49,7 @@ from unlearning.train.config import LoopConfig
 from unlearning.train.data import ForgetRetainDataset, micro_batches_per_epoch
 from unlearning.train.engine import (DistInfo, Engine, all_reduce_mean, barrier, build_engine, init_distributed,
                                      warmup_steps_for)
-from unlearning.train.schedule import eval_points, step_at
+from unlearning.train.schedule import epoch_label, eval_points, step_at
 
 EvalHook = Callable[[nn.Module, int], "Mapping[str, Any] | None"]
 LATEST = "latest.json"
@@ -294,7 +294,9 @@ def unlearn(model: nn.Module, method: UnlearningMethod, data: ForgetRetainDatase
             lr = engine.lr()
             engine.step()
             pos = _Position(epoch, s + 1, pos.global_step + 1)
-            history.steps.append({"step": pos.global_step, "epoch": epoch, "lr": lr, **values,
+            # "epoch": training progress after this step, on the evaluation points' scale (1 = end of the first)
+            history.steps.append({"step": pos.global_step, "epoch": epoch_label(epoch + (s + 1) / len(groups)),
+                                  "lr": lr, **values,
                                   "time_s": time.perf_counter() - t0})
             mid_epoch = s + 1 < len(groups)
             if pos.global_step in points and mid_epoch:
