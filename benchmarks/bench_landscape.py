@@ -68,7 +68,7 @@ def load_grid(path: Path) -> dict[str, Any]:
     return grid
 
 
-def entry_spec(base_raw: dict[str, Any], entry: dict[str, Any], storage: Path):
+def entry_spec(base_raw: dict[str, Any], entry: dict[str, Any], storage: Path, eval_every: float = 1.0):
     """The sweep spec of one grid entry: the base spec with this method/variant, the grid as its space; the base
     spec's fixed values that apply to this method (and are not gridded) are kept."""
     from search_spaces.loader import field_key
@@ -85,6 +85,7 @@ def entry_spec(base_raw: dict[str, Any], entry: dict[str, Any], storage: Path):
            "fixed": {**base_fixed, **entry.get("fixed", {})},
            "search_space": {k: list(v) for k, v in entry["grid"].items()},
            "search": {**base_raw.get("search", {}), "sampler": "grid", "scheduler": "none"},
+           "eval": {**base_raw.get("eval", {}), "every": eval_every},  # every point of the run, whatever the sweep's
            "storage": str(storage), "name": "landscape"}
     return parse_spec(raw, where=f"landscape grid entry {entry['method']}")
 
@@ -101,7 +102,7 @@ def plan_runs(grid: dict[str, Any], out: Path) -> tuple[list[tuple[Any, Any]], l
     base_raw = load_spec(REPO / grid["base_spec"]).raw()
     entries, runs = [], []
     for i, entry in enumerate(grid["grids"]):
-        spec = entry_spec(base_raw, entry, out)
+        spec = entry_spec(base_raw, entry, out, grid.get("eval_every", 1))
         plan = spec.searches()[0]
         entries.append((spec, plan))
         names = list(entry["grid"])

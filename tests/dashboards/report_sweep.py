@@ -50,6 +50,9 @@ def make_spec(storage: Path):
 
     raw = load_spec("tofu-mini", check_models=False).raw()
     raw.update(name="report-test", storage=str(storage), models=[MODEL_A, MODEL_B])
+    raw["search_space"] = {"lr": {"low": 1e-4, "high": 3e-3, "log": True}, "epochs": [2, 3],  # the trials' own
+                           "beta_dv": {"low": 0.5, "high": 5.0, "log": True}}                # (epochs sampled)
+    raw["fixed"].pop("epochs", None)
     return parse_spec(raw)
 
 

@@ -20,6 +20,9 @@ def write_finished_sweep(tmp_path):
 
     raw = load_spec("tofu-mini", check_models=False).raw()
     raw["storage"] = str(tmp_path / "runs")
+    raw["search_space"] = {"lr": {"low": 1e-4, "high": 3e-3, "log": True}, "epochs": [2, 3],  # the trials' own
+                           "beta_dv": {"low": 0.5, "high": 5.0, "log": True}}                # (epochs sampled)
+    raw["fixed"].pop("epochs", None)
     raw["objectives"] = [{"name": "forget_quality", "mode": "max", "scale": "log"},
                          {"name": "model_utility", "mode": "max"}]
     spec = parse_spec(raw)

@@ -78,9 +78,9 @@ def test_presets_match_the_published_ranges():
     assert (npo["beta_dv"].low, npo["beta_dv"].high, npo["beta_dv"].log) == (0.5, 10.0, True)
     assert (npo["group_ratio"].low, npo["group_ratio"].high) == (0.25, 0.75)
     mini = load_preset("tofu-mini-npo").params
-    assert (mini["lr"].low, mini["lr"].high, mini["lr"].log) == (3e-4, 3e-3, True)
-    assert (mini["alpha"].low, mini["alpha"].high, mini["alpha"].log) == (1.0, 12.0, True)
-    assert mini["epochs"].choices == [5, 10, 15]
+    assert (mini["lr"].low, mini["lr"].high, mini["lr"].log) == (5e-4, 2.5e-3, True)
+    assert (mini["alpha"].low, mini["alpha"].high, mini["alpha"].log) == (3.0, 10.0, True)
+    assert "epochs" not in mini  # fixed at 15 by the default sweep
     with pytest.raises(ConfigError, match=r"field 'preset'.*did you mean 'npo'"):
         load_preset("npoo")
 

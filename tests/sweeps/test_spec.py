@@ -90,6 +90,9 @@ MALFORMED = [
     ("objectives", [], "objectives", "[]", "at least one objective"),
     ("constraints", ["model_utility => 0.9"], "constraints.0", "model_utility => 0.9", "METRIC >= NUMBER"),
     ("constraints", ["model_utilty >= 0.9 * target"], "constraints.0.metric", "model_utilty", "did you mean"),
+    ("select.require", ["forget_qualty >= 0.05"], "select.require.0.metric", "forget_qualty", "did you mean"),
+    ("select.require", ["forget_quality = 0.05"], "select.require.0", "forget_quality = 0.05", "METRIC >= NUMBER"),
+    ("select", {"requires": []}, "select.requires", "requires", "did you mean 'require'"),
     ("tracking.uri", "file:///tmp/mlruns", "tracking.uri", "file:///tmp/mlruns", "file store is deprecated"),
     ("tracking.uri", "./mlruns", "tracking.uri", "./mlruns", "sqlite:////abs/path/mlflow.db"),
     ("tracking.uri", "sqlite:///mlflow.db", "tracking.uri", "sqlite:///mlflow.db", "absolute sqlite path"),
@@ -191,17 +194,19 @@ def test_default_preset_resolves_as_designed():
     plans = spec.searches()
     assert [(p.search_id, p.label) for p in plans] == [("tofu-mini-target.dv", "DrNPO"), ("tofu-mini-target.none", "NPO")]
     # BalDRO-DV's temperature is searched only in the DV search; group_ratio (BalDRO-G) in neither
-    assert plans[0].space.names() == ["lr", "epochs", "alpha", "beta_dv"]
-    assert plans[1].space.names() == ["lr", "epochs", "alpha"]
-    assert spec.space.params["lr"].low == 3e-4 and spec.space.params["lr"].log
-    assert spec.space.params["alpha"].high == 12.0 and spec.eval.every == 1
+    assert plans[0].space.names() == ["lr", "alpha", "beta_dv"]
+    assert plans[1].space.names() == ["lr", "alpha"]
+    assert spec.space.params["lr"].low == 5e-4 and spec.space.params["lr"].log
+    assert spec.space.params["alpha"].high == 10.0 and spec.eval.every == 3
+    assert plans[0].base["train"]["epochs"] == 15
+    assert [str(c) for c in spec.select.require] == ["forget_quality >= 0.05", "gibberish_rate <= 0.05"]
     # every search starts from one complete train config: the spec's data/fixed/eval in the train config's words
     base = plans[0].base
     assert base["model"]["name"] == "tofu-mini/target" and base["method"] == {
         "name": "NPO", "baldro": "dv", "hparams": base["method"]["hparams"]}
     assert (base["train"]["batch_size"], base["train"]["grad_accum"], base["train"]["engine"]) == (8, 4, "deepspeed")
     assert base["method"]["hparams"]["beta"] == 0.1 and base["method"]["hparams"]["dv_mode"] == "softmin"
-    assert base["eval"]["settings"]["retain_model"] == "tofu-mini/retain90" and base["eval"]["every"] == 1
+    assert base["eval"]["settings"]["retain_model"] == "tofu-mini/retain90" and base["eval"]["every"] == 3
     assert "beta_dv" not in plans[1].base["method"]["hparams"]
     assert sum(spec.budget.num_trials for _ in plans) == 12
     assert spec.models[0].retain_model == "tofu-mini/retain90"
@@ -225,7 +230,7 @@ def test_defaults_aliases_and_inline_preset_override(tmp_path):
     # no search_space: the tofu-mini preset of the NPO family, minus what is fixed or not for this variant
     data["fixed"] = {}
     spec = load_spec(write(tmp_path, data), check_models=False)
-    assert spec.space.names() == ["lr", "epochs", "alpha", "group_ratio"]
+    assert spec.space.names() == ["lr", "alpha", "group_ratio"]
     # a preset extended inline: lr replaced, dv_mode added, epochs excluded
     data["method"] = {"name": "NPO", "baldro": "dv"}
     data["search_space"] = {"preset": "npo", "lr": {"low": 2e-5, "high": 4e-5}, "dv_mode": ["softmin", "softmax"],
