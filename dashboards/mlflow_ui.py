@@ -31,7 +31,9 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 def server_env() -> dict[str, str]:
     env = dict(os.environ)
-    env.update(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false", MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true")
+    env.update(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false", MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true",
+               # MLflow 3's own import of starlette.middleware.wsgi: nothing a user can act on
+               PYTHONWARNINGS="ignore:starlette.middleware.wsgi is deprecated")
     return env
 
 
@@ -58,10 +60,24 @@ def check_port_free(host: str, port: int) -> None:
 
 
 def start(tracking_uri: str, host: str = "127.0.0.1", port: int = 5000,
-          artifacts_dir: str | Path | None = None) -> subprocess.Popen:
-    """Start the server in its own process group (stop it with `stop`)."""
-    return subprocess.Popen(server_command(tracking_uri, host, port, artifacts_dir), env=server_env(),
-                            start_new_session=True)
+          artifacts_dir: str | Path | None = None, log_path: str | Path | None = None) -> subprocess.Popen:
+    """Start the server in its own process group (stop it with `stop`); its output goes to `log_path` when
+    given (appended), else to this process's."""
+    out = open(log_path, "ab") if log_path is not None else None  # noqa: SIM115 - the child keeps it open
+    try:
+        return subprocess.Popen(server_command(tracking_uri, host, port, artifacts_dir), env=server_env(),
+                                start_new_session=True, stdout=out, stderr=subprocess.STDOUT if out else None)
+    finally:
+        if out is not None:
+            out.close()
+
+
+def log_tail(log_path: str | Path | None, lines: int = 15) -> str:
+    """The last lines of the server's log (for an error message); empty without a log."""
+    try:
+        return "\n".join(Path(log_path).read_text(errors="replace").splitlines()[-lines:]) if log_path else ""
+    except OSError:
+        return ""
 
 
 def base_url(host: str, port: int) -> str:
@@ -95,6 +111,24 @@ def experiment_id(url: str, name: str) -> str | None:
         return None
 
 
+def compare_url(url: str, exp: str) -> str | None:
+    """The run-comparison page of every trial run of experiment `exp` (every hyperparameter and metric as a row,
+    one column per trial: the view where the objectives are visible without choosing columns); None when the
+    experiment has no trial runs or the server does not answer."""
+    body = json.dumps({"experiment_ids": [exp], "filter": "tags.run_role = 'trial'", "max_results": 1000}).encode()
+    req = urllib.request.Request(f"{url}/api/2.0/mlflow/runs/search", data=body,
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            ids = [r["info"]["run_id"] for r in json.loads(resp.read()).get("runs", [])]
+    except (OSError, KeyError, ValueError):
+        return None
+    if not ids:
+        return None
+    quote = urllib.parse.quote
+    return f"{url}/#/compare-runs?runs={quote(json.dumps(ids))}&experiments={quote(json.dumps([exp]))}"
+
+
 def stop(proc: subprocess.Popen, grace_s: float = 15.0) -> None:
     """Terminate the server's process group: SIGTERM, then SIGKILL after `grace_s` seconds."""
     try:
@@ -120,24 +154,32 @@ def stop(proc: subprocess.Popen, grace_s: float = 15.0) -> None:
 
 
 def serve(tracking_uri: str, host: str = "127.0.0.1", port: int = 5000, artifacts_dir: str | Path | None = None,
-          experiment: str | None = None, echo: Callable[[str], None] = print, timeout: float = 90.0) -> int:
+          experiment: str | None = None, echo: Callable[[str], None] = print, timeout: float = 90.0,
+          log_path: str | Path | None = None) -> int:
     """Start the server, print its URL, block until Ctrl-C / SIGTERM / the server exits; always stops it.
+    The server's own output (startup lines, one access line per request) goes to `log_path` when given.
     Returns the exit status for the command line (0 after Ctrl-C)."""
     check_port_free(host, port)
     if host not in LOOPBACK:
         echo(f"warning: listening on {host}: anyone who can reach this machine can read and change the store "
              "(MLflow's --allowed-hosts / an authenticating proxy restrict it)")
-    proc = start(tracking_uri, host, port, artifacts_dir)
+    proc = start(tracking_uri, host, port, artifacts_dir, log_path)
     previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         url = base_url(host, port)
         if not wait_healthy(url, proc, timeout):
             echo(f"error: the MLflow server did not become healthy at {url}/health "
                  f"({'it exited with status ' + str(proc.returncode) if proc.poll() is not None else 'timed out'})")
+            tail = log_tail(log_path)
+            if tail:
+                echo(f"the end of its log ({log_path}):\n{tail}")
             return 1
         exp = experiment_id(url, experiment) if experiment else None
         echo(f"MLflow UI: {url}/#/experiments/{exp}/runs" if exp else f"MLflow UI: {url}")
-        echo(f"store: {tracking_uri}  (Ctrl-C to stop)")
+        compare = compare_url(url, exp) if exp else None
+        if compare:
+            echo(f"every trial side by side (hyperparameters and objectives as rows): {compare}")
+        echo(f"store: {tracking_uri}" + (f", server log: {log_path}" if log_path else "") + "  (Ctrl-C to stop)")
         try:
             rc = proc.wait()
             echo(f"the MLflow server exited with status {rc}")

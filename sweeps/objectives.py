@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Literal, Mapping
+from typing import Any, Literal, Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
@@ -130,3 +130,15 @@ def best_point(results: list[Mapping[str, Any]], objectives: list[Objective], co
     if feasible:
         return min(feasible, key=lambda ir: (*(o.minimised(ir[1]) for o in objectives), -ir[0]))[1]
     return min(usable, key=lambda ir: (violation(ir[1]), -ir[0]))[1]
+
+
+def tracked_metrics(metrics: Mapping[str, Any], objectives: Sequence[Objective]) -> dict[str, Any]:
+    """A point's metrics as MLflow shows them: every metric, plus `<name>_log10` beside each log-scale
+    objective (forget_quality 3.2e-33 -> forget_quality_log10 -32.5), whose raw value MLflow's tables cut."""
+    out = dict(metrics)
+    for o in objectives:
+        if o.scale == "log":
+            value = o.searched(metrics)
+            if value is not None:
+                out[f"{o.name}_log10"] = value
+    return out

@@ -3,11 +3,15 @@
 Trials never talk to MLflow themselves: the driver is the only writer (SQLite is single-writer, and a
 tracking failure then cannot touch training). Per trial: an MLflow child run of the sweep's parent run,
 found by tags before it is created (retries and resumes attach to it), every setting of its train config
-(fixed and sampled, dotted train-config names such as `train.lr`, `method.hparams.beta`) as params, metrics at every evaluation point (MLflow step = the trial's optimizer step, `epoch` logged beside), the resolved trial config and the last evaluation as
-artifacts, and FINISHED / FAILED with the reason. `sweeps.tracking.Tracker` queues and retries whatever the
+(fixed and sampled, dotted train-config names such as `train.lr`, `method.hparams.beta`) as params, metrics at
+every evaluation point (MLflow step = the trial's optimizer step, `epoch` logged beside; `<objective>_log10`
+beside each log-scale objective) starting with the target model's evaluation at step 0 (epoch 0, the point
+every trial starts from), the resolved trial config and the last evaluation as artifacts, and FINISHED /
+FAILED with the reason. `sweeps.tracking.Tracker` queues and retries whatever the
 store refuses; nothing here raises into Tune.
 
-    callback = SweepRecorder(plan, tracker, parent_ref, results_log)
+    callback = SweepRecorder(plan, tracker, parent_ref, results_log, objectives=spec.objectives,
+                             target_metrics=shared.target_metrics)
     ray.tune.RunConfig(callbacks=[callback])
 """
 
@@ -16,10 +20,11 @@ from __future__ import annotations
 import logging
 import math
 import time
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from ray.tune import Callback
 
+from sweeps.objectives import Objective, tracked_metrics
 from sweeps.results import Point, ResultsLog
 from sweeps.tracking import RunRef, Tracker
 from trainables.trial import SWEEP_KEY
@@ -59,18 +64,44 @@ def open_trial_run(tracker: Tracker, parent: RunRef, plan: Any, trial_id: str, h
     return ref
 
 
-def log_point(tracker: Tracker, ref: RunRef, point: Point) -> None:
+def experiment_description(spec: Any) -> str:
+    """The MLflow experiment's description (markdown, shown above its runs): what the sweep is and optimises."""
+    lines = [f"**{spec.name}**: {spec.description}" if spec.description else f"**{spec.name}**", "",
+             "objectives: " + ", ".join(f"{o.name} ({o.mode}{', log scale: see ' + o.name + '_log10' if o.scale == 'log' else ''})"
+                                        for o in spec.objectives)]
+    if spec.constraints:
+        lines.append("constraints: " + "; ".join(str(c) for c in spec.constraints))
+    require = getattr(getattr(spec, "select", None), "require", None)
+    if require:
+        lines.append("knee chosen among points with: " + "; ".join(str(c) for c in require))
+    lines += ["", "One child run per trial (step = optimizer step, `epoch` beside; step 0 = the target model). "
+              f"`unlearn-sweep pareto {spec.sweep_dir()}` prints the front; `unlearn-sweep report` draws it."]
+    return "\n".join(lines)
+
+
+def log_point(tracker: Tracker, ref: RunRef, point: Point, objectives: Sequence[Objective] = ()) -> None:
     """One evaluation point's metrics at its MLflow step (the trial's optimizer step), `epoch` beside them."""
     step = point.step if point.step is not None else int(point.epoch)
-    tracker.log_metrics(ref, {**{k: v for k, v in point.metrics.items() if v is not None}, "epoch": point.epoch},
-                        step=step)
+    metrics = tracked_metrics({k: v for k, v in point.metrics.items() if v is not None}, objectives)
+    tracker.log_metrics(ref, {**metrics, "epoch": point.epoch}, step=step)
+
+
+def log_target_point(tracker: Tracker, ref: RunRef, target_metrics: Mapping[str, Any] | None,
+                     objectives: Sequence[Objective] = ()) -> None:
+    """The target model's evaluation as the run's step 0 (epoch 0), so its charts start where unlearning did."""
+    metrics = {k: float(v) for k, v in (target_metrics or {}).items()
+               if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+    if metrics:
+        tracker.log_metrics(ref, {**tracked_metrics(metrics, objectives), "epoch": 0}, step=0, once_key="epoch")
 
 
 class SweepRecorder(Callback):
     """Records trials of one search (see the module docstring)."""
 
-    def __init__(self, plan: Any, tracker: Tracker, parent: RunRef, results: ResultsLog):
+    def __init__(self, plan: Any, tracker: Tracker, parent: RunRef, results: ResultsLog,
+                 objectives: Sequence[Objective] = (), target_metrics: Mapping[str, Any] | None = None):
         self.plan, self.tracker, self.parent, self.results = plan, tracker, parent, results
+        self.objectives, self.target_metrics = list(objectives), dict(target_metrics or {})
         self._runs: dict[str, RunRef] = {}
         self._failed: dict[str, str] = {}
         self._started: dict[str, float] = {}
@@ -82,6 +113,7 @@ class SweepRecorder(Callback):
         if tid not in self._runs:
             self._runs[tid] = open_trial_run(self.tracker, self.parent, self.plan, tid, sampled_params(trial.config),
                                              extra_tags={"ray_trial_name": str(trial)})
+            log_target_point(self.tracker, self._runs[tid], self.target_metrics, self.objectives)
         return self._runs[tid]
 
     def _status(self, trial: Any, status: str, reason: str | None = None) -> None:
@@ -117,7 +149,7 @@ class SweepRecorder(Callback):
                           hparams=sampled_params(trial.config), search_id=self.plan.search_id,
                           model=self.plan.model.name, variant=self.plan.variant, mlflow_run_id=ref.run_id,
                           checkpoint=result.get("checkpoint_dir_name"))
-            log_point(self.tracker, ref, point)
+            log_point(self.tracker, ref, point, self.objectives)
             self.results.point(point)
             metrics = point.metrics
             if ACTIVE_PROGRESS is not None:

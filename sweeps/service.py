@@ -94,7 +94,8 @@ def run_search(spec: Any, plan: Any, tracker: Any, parent: Any, results: Any, pr
     shared = prepare_shared(spec, plan, log=lambda m: console.print(f"[dim]{m}[/dim]"))
     results.reference(plan.model.name, "target", shared.target_metrics)
     rec.ACTIVE_PROGRESS = progress
-    recorder = rec.SweepRecorder(plan, tracker, parent, results)
+    recorder = rec.SweepRecorder(plan, tracker, parent, results, objectives=spec.objectives,
+                                 target_metrics=shared.target_metrics)
     seeded = warm_start_configs(spec, plan)
     if seeded:
         console.print(f"warm start: {len(seeded)} configuration(s) from {', '.join(spec.search.warm_start)} first")
@@ -179,8 +180,9 @@ def _drive(spec: Any, sweep_dir: Path, address: str | None, resume: bool, consol
            lock: Any, stop: Any, t0: float) -> Path:
     import ray
 
-    from sweeps.pareto_table import print_pareto
     from sweeps.interrupts import SweepInterrupted
+    from sweeps.pareto_table import print_pareto
+    from sweeps.recorder import experiment_description
     from sweeps.progress import SweepProgress
     from sweeps.results import ResultsLog, read_results
 
@@ -197,6 +199,7 @@ def _drive(spec: Any, sweep_dir: Path, address: str | None, resume: bool, consol
                                           "benchmark": spec.benchmark_name,
                                           "forget_split": spec.data.forget_split})
         tracker.log_text(parent, spec.to_yaml(), "config/sweep.yaml")
+        tracker.describe_experiment(experiment_description(spec))
         results = ResultsLog(sweep_dir)
         plans = spec.searches()
         progress = SweepProgress(spec.objectives, total_trials=spec.budget.num_trials * len(plans), console=console)

@@ -263,7 +263,7 @@ def check_tracking_uri(uri: str) -> str:
 
 class TrackingSpec(_Section):
     """MLflow: uri (default: sqlite:///<storage>/<name>/mlflow.db; a server URL for clusters);
-    experiment (default: unlearn/<benchmark>)."""
+    experiment (default: unlearn/<sweep name>)."""
 
     uri: str | None = None
     experiment: str | None = None

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sweeps.recorder import log_point, open_trial_run
+from sweeps.recorder import experiment_description, log_point, log_target_point, open_trial_run
 from sweeps.results import read_results
 
 STATUS = {"finished": "FINISHED", "failed": "FAILED", "interrupted": "KILLED"}
@@ -28,6 +28,7 @@ def sync_tracking(spec: Any, sweep_dir: str | Path, tracker: Any) -> dict[str, i
                                 tags={"method": spec.method.base, "baldro_variants": ",".join(spec.method.variants),
                                       "benchmark": spec.benchmark_name})
     tracker.log_text(parent, spec.to_yaml(), "config/sweep.yaml")
+    tracker.describe_experiment(experiment_description(spec))
     counts = {"trials": 0, "points": 0, "skipped": 0}
     plans = {p.search_id: p for p in spec.searches()}
     by_trial: dict[str, list] = {}
@@ -40,12 +41,14 @@ def sync_tracking(spec: Any, sweep_dir: str | Path, tracker: Any) -> dict[str, i
             continue
         ref = open_trial_run(tracker, parent, plan, tid, trial.hparams)
         have = tracker.logged_steps(ref)
+        if 0 not in have:
+            log_target_point(tracker, ref, results.reference(plan.model.name, "target"), spec.objectives)
         for point in sorted(by_trial.get(tid, []), key=lambda q: q.epoch):
             step = point.step if point.step is not None else int(point.epoch)
             if step in have:
                 counts["skipped"] += 1
                 continue
-            log_point(tracker, ref, point)
+            log_point(tracker, ref, point, spec.objectives)
             counts["points"] += 1
         for name, folder in (("config.yaml", "config"), ("result.json", "eval")):
             path = sweep_dir / "trials" / tid / name

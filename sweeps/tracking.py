@@ -258,6 +258,13 @@ class Tracker:
         self._submit(f"create experiment {self.experiment_name}", self._experiment)
         return self.experiment_id
 
+    def describe_experiment(self, text: str) -> bool:
+        """Set the experiment's description (MLflow's `mlflow.note.content` tag, shown above its runs)."""
+        def op() -> None:
+            self.client.set_experiment_tag(self._experiment(), "mlflow.note.content", text)
+
+        return self._submit("describe the experiment", op)
+
     def _resolve(self, ref: RunRef) -> str:
         """The ref's run id: looked up by tags first, created only when absent."""
         if ref.run_id is not None:
@@ -313,8 +320,10 @@ class Tracker:
 
         return self._submit(f"log {len(flat)} params", op)
 
-    def log_metrics(self, ref: RunRef, metrics: Mapping[str, Any], step: int) -> bool:
-        """Scalar metrics at ``step`` (the epoch) in one `log_batch`; non-numeric values are skipped."""
+    def log_metrics(self, ref: RunRef, metrics: Mapping[str, Any], step: int, once_key: str | None = None) -> bool:
+        """Scalar metrics at ``step`` (the epoch) in one `log_batch`; non-numeric values are skipped.
+        ``once_key``: skip the whole batch when that metric already has a value at ``step`` (a resumed trial
+        logging its step-0 point again)."""
         stamp = int(time.time() * 1000)
         items = {str(k): float(v) for k, v in metrics.items()
                  if isinstance(v, (int, float)) and not isinstance(v, bool)}
@@ -323,6 +332,8 @@ class Tracker:
             from mlflow.entities import Metric
 
             run_id = self._resolve(ref)
+            if once_key is not None and any(m.step == int(step) for m in self.client.get_metric_history(run_id, once_key)):
+                return
             batch = [Metric(k, v if math.isfinite(v) else float("nan"), stamp, int(step)) for k, v in items.items()]
             for i in range(0, len(batch), METRICS_PER_BATCH):
                 self.client.log_batch(run_id, metrics=batch[i:i + METRICS_PER_BATCH])

@@ -117,12 +117,15 @@ def test_ui_serves_the_sweep_runs_on_loopback_only(sweep_with_mlflow, tmp_path):
         text = root.all_text()
         assert spec.name in text and f"{len(TRIALS) + 1} matching runs" in text, text[-2000:]
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
-        # ... the comparison of every run (every trial's name) ...
-        ids = urllib.parse.quote(json.dumps(sorted(names.values())))
-        root = parse_dom(render(f"{base}/#/compare-runs?runs={ids}&experiments=%5B%22{exp}%22%5D", tmp_path,
-                                budget_ms=15000, window="1400,1000"))
+        # ... the comparison of every trial, at the URL `ui` prints (hyperparameters and objectives as rows) ...
+        prefix = "every trial side by side (hyperparameters and objectives as rows): "
+        (compare,) = [line[len(prefix):] for line in log.read_text().splitlines() if line.startswith(prefix)]
+        query = urllib.parse.parse_qs(compare.split("?", 1)[1])
+        assert sorted(json.loads(query["runs"][0])) == sorted(run_ids[t] for t in TRIALS)   # the trials, no parent
+        root = parse_dom(render(compare, tmp_path, budget_ms=15000, window="1400,1000"))
         text = root.all_text()
         assert all(f"trial-{t}" in text for t in TRIALS), text[-2000:]
+        assert "forget_quality" in text and "model_utility" in text, text[-2000:]
         # ... and a trial's run page at the report's link pattern
         from dashboards.mlflow_links import run_url
 

@@ -119,7 +119,8 @@ def test_interrupt_stops_the_whole_sweep_cleanly_and_resume_finishes_it(prepared
     assert sorted(r.data.tags["trial_id"] for r in children) == sorted(results.trials)   # no duplicate run
     for r in children:   # a resumed trial's run is FINISHED, its interruption note gone, each point logged once
         assert r.info.status == "FINISHED" and "failure_reason" not in r.data.tags
-        assert len(client.get_metric_history(r.info.run_id, "model_utility")) == 3
+        assert sorted(m.step for m in client.get_metric_history(r.info.run_id, "epoch")).count(0) == 1
+        assert len(client.get_metric_history(r.info.run_id, "model_utility")) == 3 + 1   # + the target at step 0
 
 
 def test_a_corrupt_results_line_is_skipped_and_counted(finished_sweep):

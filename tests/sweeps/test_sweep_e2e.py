@@ -88,8 +88,9 @@ def test_small_sweep_records_every_trial_and_epoch_and_export_replays_it(prepare
     for p in results.points:
         assert 0 <= p.metrics["model_utility"] <= 1 and 0 <= p.metrics["forget_quality"] <= 1
 
-    # MLflow: one parent, one child per trial, metrics at the optimizer steps of epochs 1 and 2 (16 forget rows,
-    # batch 8: 2 steps per epoch), the epoch label logged beside them, config + eval artifacts
+    # MLflow: one parent, one child per trial, metrics at step 0 (the target model) and at the optimizer steps
+    # of epochs 1 and 2 (16 forget rows, batch 8: 2 steps per epoch), the epoch label logged beside them,
+    # config + eval artifacts
     client, runs = mlflow_runs(sweep_dir)
     parents = [r for r in runs if r.data.tags.get("run_role") == "parent"]
     children = [r for r in runs if r.data.tags.get("run_role") == "trial"]
@@ -98,8 +99,8 @@ def test_small_sweep_records_every_trial_and_epoch_and_export_replays_it(prepare
     for r in children:
         assert r.data.tags["mlflow.parentRunId"] == parents[0].info.run_id and r.info.status == "FINISHED"
         steps = [m.step for m in client.get_metric_history(r.info.run_id, "model_utility")]
-        assert sorted(steps) == [2, 4]
-        assert sorted(m.value for m in client.get_metric_history(r.info.run_id, "epoch")) == [1, 2]
+        assert sorted(steps) == [0, 2, 4]
+        assert sorted(m.value for m in client.get_metric_history(r.info.run_id, "epoch")) == [0, 1, 2]
         assert {a.path for a in client.list_artifacts(r.info.run_id)} >= {"config", "eval"}
 
     # the Pareto set over every (trial, epoch) point equals a brute-force check
@@ -193,7 +194,7 @@ def test_unreachable_tracking_fails_fast_or_runs_without_it_and_sync_catches_up(
     [child] = [r for r in runs if r.data.tags.get("run_role") == "trial"]
     assert child.info.status == "FINISHED" and child.data.metrics["model_utility"] == pytest.approx(
         results.points[0].metrics["model_utility"])
-    assert len(client.get_metric_history(child.info.run_id, "model_utility")) == 1
+    assert len(client.get_metric_history(child.info.run_id, "model_utility")) == 2   # the target (step 0) + 1
 
 
 def _cli(*args: str, **kw) -> subprocess.Popen:

@@ -118,3 +118,34 @@ def test_unreachable_server_never_raises_and_queues(monkeypatch, sqlite_uri):
     assert run.data.metrics == {"forget_quality": 0.1}
     assert run.data.tags["mlflow.parentRunId"] == parent.run_id
     assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "0"
+
+
+def test_synced_sweep_shows_the_objectives_in_mlflow(finished_sweep, sqlite_uri):
+    """What a researcher opens in MLflow: the experiment described from the sweep, every trial run starting
+    at step 0 with the target's evaluation (epoch 0), and forget_quality's log10 beside its raw value."""
+    import math
+
+    from sweep_data import TARGET, TRIALS
+    from sweeps.sync import sync_tracking
+
+    spec, sweep_dir = finished_sweep
+    tr = Tracker(sqlite_uri, spec.experiment_name())
+    counts = sync_tracking(spec, sweep_dir, tr)
+    assert counts["trials"] == len(TRIALS)
+    exp = tr.client.get_experiment_by_name(spec.experiment_name())
+    note = exp.tags["mlflow.note.content"]
+    assert spec.description in note and "forget_quality (max, log scale" in note
+    assert "model_utility >= 0.9 * target" in note and "forget_quality >= 0.05" in note
+    for trial in ("dv1", "np1"):
+        (run,) = runs_of(tr, f"tags.trial_id = '{trial}'")
+        fq = {m.step: m.value for m in tr.client.get_metric_history(run.info.run_id, "forget_quality")}
+        fq_log = {m.step: m.value for m in tr.client.get_metric_history(run.info.run_id, "forget_quality_log10")}
+        epochs = {m.step: m.value for m in tr.client.get_metric_history(run.info.run_id, "epoch")}
+        assert fq[0] == pytest.approx(TARGET[0], rel=1e-9) and epochs[0] == 0      # the target at step 0
+        assert set(fq_log) == set(fq) and len(fq) == len(TRIALS[trial][2])
+        for step, value in fq.items():
+            assert fq_log[step] == pytest.approx(math.log10(value), rel=1e-9)
+    # a second sync adds nothing at step 0 (it is there already)
+    sync_tracking(spec, sweep_dir, Tracker(sqlite_uri, spec.experiment_name()))
+    (run,) = runs_of(tr, "tags.trial_id = 'dv1'")
+    assert [m.step for m in tr.client.get_metric_history(run.info.run_id, "forget_quality")].count(0) == 1

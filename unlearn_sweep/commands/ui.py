@@ -50,5 +50,5 @@ def register(app: typer.Typer) -> None:
         db = sqlite_path(uri)
         artifacts = db.parent / "mlartifacts" if db is not None else None
         code = serve(uri, host=host, port=port, artifacts_dir=artifacts, experiment=spec.experiment_name(),
-                     echo=typer.echo)
+                     echo=typer.echo, log_path=sweep_dir / "mlflow-ui.log" if sweep_dir.is_dir() else None)
         raise typer.Exit(code)
