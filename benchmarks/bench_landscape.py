@@ -47,6 +47,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # no "Loading weights" bar per run, as the CLI
 
 FORMAT_VERSION = 1
 RUNS_FILE = "runs.jsonl"

@@ -28,6 +28,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import shutil
@@ -42,7 +43,9 @@ from sweeps.scheduling.lookup import POINTS_KEY, freeze, make_lookup_trainable
 from sweeps.searcher import FAILED_KEY
 
 RAY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0", "RAY_AIR_NEW_OUTPUT": "0",
-           "RAY_AUTH_MODE": "disabled", "RAY_DEDUP_LOGS": "1", "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "1000"}
+           "RAY_AUTH_MODE": "disabled", "RAY_DEDUP_LOGS": "1", "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "1000",
+           # a replay reads results from its callbacks: no CSV/JSON/TensorBoard file per result
+           "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}
 FQ_FLOOR_LOG10 = -12.0  # the forget-quality reference when the target's is unknown
 
 
@@ -279,6 +282,9 @@ def replay(runs: Sequence[Mapping[str, Any]], setup: Setup, sampler: str, moasha
                                         max_concurrent_trials=1, reuse_actors=True),
         run_config=ray.tune.RunConfig(name=name, storage_path=str(folder / "tune"), stop=stopper, verbose=0,
                                       callbacks=[recorder, *callbacks]))
+    # the run's ResultGrid looks for result files that the disabled loggers never wrote; the results are the
+    # recorder's, so its "Failed to fetch metrics" warning (one line per trial) says nothing here
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     t0 = time.perf_counter()
     tuner.fit()
     trace = Trace(sampler, moasha, seed, points=recorder.points, trials=len(recorder.trials),

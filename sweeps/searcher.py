@@ -20,6 +20,12 @@ failed later is told its best point before the failure. Only public Optuna and R
   discrete values once, in an order shuffled by the seed, for comparison with a bash grid; once every
   combination has been proposed the searcher tells Tune it is FINISHED, so a larger `num_trials` ends early
   instead of re-running combinations).
+* Repeats: in a space of discrete values only (a bash-style grid given as lists), a configuration that was
+  proposed before is not run again (a trial is deterministic given its config and the sweep's seed): the
+  repeat is told the earlier trial's outcome (its values and constraint violations, or FAIL) and the sampler
+  is asked again; after `MAX_REPEATS` repeats in a row an unseen combination is drawn at random (seeded), and
+  once every combination has been proposed the searcher is FINISHED. Copies carry the user attribute
+  `repeat_of` (the earlier trial's number) and never reach Tune.
 * Warm start: `seeded` configurations (e.g. the Pareto points of an earlier sweep) are enqueued and evaluated
   first, before the sampler proposes anything.
 * What Tune reports: the searched metrics are the objectives' raw names (`metric`), present in every result
@@ -41,6 +47,7 @@ from ray.tune.search import Searcher
 from sweeps.objectives import Constraint, Objective, best_point
 
 FAILED_KEY = "trial_failed"
+MAX_REPEATS = 50  # repeats of earlier configurations told from the record before an unseen one is drawn
 SAMPLERS = ("tpe", "gp", "nsga2", "random", "grid")
 
 
@@ -113,18 +120,64 @@ class OptunaSearcher(Searcher):
         return True  # the space and the objectives were given to the constructor
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
-        if self.sampler_kind == "grid" and self._grid_proposed():
+        discrete = self._discrete()
+        if discrete and not self._unseen():
             return Searcher.FINISHED
         trial = self.study.ask(self.space)
+        if discrete and self.sampler_kind != "grid":
+            trial = self._skip_repeats(trial)
+            if trial is None:
+                return Searcher.FINISHED
         self._trials[trial_id] = trial
         return dict(trial.params)
 
-    def _grid_proposed(self) -> bool:
-        """Every combination of the space's choices has been asked already (in any state)."""
+    # ---- discrete spaces: every combination at most once ----------------------------------------------
+
+    def _discrete(self) -> bool:
+        return bool(self.space) and all(isinstance(d, optuna.distributions.CategoricalDistribution)
+                                        for d in self.space.values())
+
+    def _key(self, params: Mapping[str, Any]) -> tuple[str, ...]:
+        return tuple(repr(params.get(n)) for n in sorted(self.space))
+
+    def _unseen(self, exclude: int | None = None) -> list[dict[str, Any]]:
+        """The combinations of the space's choices not asked yet (in any state; `exclude`: a trial number)."""
         names = sorted(self.space)
-        asked = {tuple(repr(t.params.get(n)) for n in names) for t in self.study.get_trials(deepcopy=False)}
-        combos = itertools.product(*(self.space[n].choices for n in names))
-        return all(tuple(repr(v) for v in combo) in asked for combo in combos)
+        asked = {self._key(t.params) for t in self.study.get_trials(deepcopy=False) if t.number != exclude}
+        return [dict(zip(names, combo)) for combo in itertools.product(*(self.space[n].choices for n in names))
+                if self._key(dict(zip(names, combo))) not in asked]
+
+    def _skip_repeats(self, trial: optuna.trial.Trial) -> optuna.trial.Trial | None:
+        """`trial`, or the first trial asked after it whose configuration is new (see the module docstring);
+        None when no combination is left."""
+        import random
+
+        for _ in range(MAX_REPEATS):
+            earlier = [t for t in self.study.get_trials(deepcopy=False)
+                       if t.number != trial.number and self._key(t.params) == self._key(trial.params)]
+            if not earlier:
+                return trial
+            self._tell_repeat(trial, earlier[0])
+            trial = self.study.ask(self.space)
+        if not any(t.number != trial.number and self._key(t.params) == self._key(trial.params)
+                   for t in self.study.get_trials(deepcopy=False)):
+            return trial
+        unseen = self._unseen(exclude=trial.number)
+        self.study.tell(trial, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+        if not unseen:
+            return None
+        self.study.enqueue_trial(random.Random(self.seed * 7919 + trial.number).choice(unseen))
+        return self.study.ask(self.space)
+
+    def _tell_repeat(self, trial: optuna.trial.Trial, earlier: optuna.trial.FrozenTrial) -> None:
+        """Close a repeated configuration with the outcome of its earlier trial (FAIL while that one runs)."""
+        trial.set_user_attr("repeat_of", earlier.number)
+        if earlier.state == optuna.trial.TrialState.COMPLETE and earlier.values is not None:
+            for key, value in earlier.constraints.items():
+                trial.set_constraint(key, value)
+            self.study.tell(trial, list(earlier.values), skip_if_finished=True)
+        else:
+            self.study.tell(trial, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         """Keep the trial's evaluation points (what the objectives and constraints read) until it completes."""

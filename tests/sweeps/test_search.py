@@ -130,14 +130,19 @@ def test_every_sampler_runs_a_constrained_search_on_real_tune(local_ray, tmp_pat
     grid = make_tuner(tmp_path, make_searcher(tmp_path, sampler), synthetic_table(), num_samples=8,
                       callbacks=[starts]).fit()
     assert not grid.errors
-    # the grid proposes each of the 6 combinations once, then the searcher is finished; the others run 8 trials
-    runs = len(CONFIGS) if sampler == "grid" else 8
+    # a space of discrete values: every sampler runs each of the 6 combinations once, then the searcher is
+    # finished (8 trials asked for); repeats a sampler proposed were told the earlier outcome, never run
+    runs = len(CONFIGS)
     assert len(grid) == len(starts.configs) == runs
     assert all(set(c) == set(VALUES) and all(c[k] in VALUES[k] for k in VALUES) for c in starts.configs)
-    if sampler == "grid":
-        assert sorted(map(freeze, starts.configs)) == sorted(map(freeze, CONFIGS))
+    assert sorted(map(freeze, starts.configs)) == sorted(map(freeze, CONFIGS))
 
-    trials = study(tmp_path).trials
+    everything = study(tmp_path).trials
+    trials = [t for t in everything if "repeat_of" not in t.user_attrs]
+    for copy in (t for t in everything if "repeat_of" in t.user_attrs):
+        original = everything[copy.user_attrs["repeat_of"]]
+        assert copy.params == original.params and copy.values == original.values
+        assert copy.constraints == original.constraints
     assert [t.state for t in trials] == [TrialState.COMPLETE] * runs
     assert Counter(freeze(t.params) for t in trials) == Counter(map(freeze, starts.configs))
     for t in trials:  # the best point's objectives on their search scale, and its constraint violation
@@ -179,7 +184,7 @@ def test_a_trial_without_a_usable_point_is_told_fail_a_failed_one_its_best_point
                       synthetic_table(broken), num_samples=4, callbacks=[starts]).fit()
     assert not grid.errors and len(grid) == 4, "a failed trial does not stop the search"
     assert starts.configs[:2] == [reported_failure, nan_objective]
-    trials = study(tmp_path).trials
+    trials = [t for t in study(tmp_path).trials if "repeat_of" not in t.user_attrs]
     assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE,
                                          TrialState.COMPLETE]
     # the diverged trial is worth the point it reached before the failure report (its only one, infeasible)
@@ -239,7 +244,7 @@ def test_a_resumed_search_continues_the_same_study(local_ray, tmp_path):
                                       callbacks=[make_interrupter(marker, after=3)]))
     tuner.fit()
     assert marker.exists()
-    before = study(tmp_path).trials
+    before = [t for t in study(tmp_path).trials if "repeat_of" not in t.user_attrs]
     finished = [t for t in before if t.state == TrialState.COMPLETE]
     assert len(finished) == 3 and len(before) < 6, "interrupted with trials left"
     started_before = [json.loads(line)["trial"] for line in log.read_text().splitlines()]
@@ -251,8 +256,8 @@ def test_a_resumed_search_continues_the_same_study(local_ray, tmp_path):
 
     # one study, continued: the finished trials kept, every trial told (none left RUNNING), six in all
     summaries = optuna.get_all_study_summaries(f"sqlite:///{tmp_path / 'optuna.db'}")
-    assert [(s.study_name, s.n_trials) for s in summaries] == [("search", 6)]
-    after = study(tmp_path).trials
+    assert [s.study_name for s in summaries] == ["search"]
+    after = [t for t in study(tmp_path).trials if "repeat_of" not in t.user_attrs]
     assert [t.state for t in after] == [TrialState.COMPLETE] * 6
     assert [(t.number, t.params, t.values) for t in after[:3]] == [(t.number, t.params, t.values) for t in finished]
     assert after[0].params == {"lr": 1e-3, "alpha": 3}, "the seeded configuration is not enqueued again"
