@@ -99,12 +99,18 @@ def per_trial_overhead(args: argparse.Namespace) -> float:
         for t in sorted(trials, key=lambda t: t.trial_id):
             bare = bare_seconds(sweep_dir / "trials" / t.trial_id / "config.yaml", sweep_dir / "shared" / "inputs",
                                 storage / "bare" / t.trial_id)
-            rows.append((t.trial_id, t.hparams, t.wall_s, t.work_s, bare))
+            import yaml
+
+            config = yaml.safe_load((sweep_dir / "trials" / t.trial_id / "config.yaml").read_text())
+            rows.append((t.trial_id, config.get("train", {}).get("epochs", "?"), t.wall_s, t.work_s, bare))
         print(f"per-trial overhead: {len(rows)} trials of the default sweep, one at a time")
         print(f"  {'trial':<16} {'epochs':>6} {'trial wall s':>12} {'inside s':>9} {'bare s':>7} {'overhead':>9}")
-        for tid, hp, wall, work, bare in rows:
-            print(f"  {tid:<16} {hp.get('epochs', '?'):>6} {wall:12.1f} {work or 0:9.1f} {bare:7.1f} "
+        for tid, epochs, wall, work, bare in rows:
+            print(f"  {tid:<16} {epochs:>6} {wall:12.1f} {work or 0:9.1f} {bare:7.1f} "
                   f"{100 * (wall - bare) / bare:8.1f}%")
+        shares = sorted((r[2] - r[4]) / r[4] for r in rows)
+        print(f"  median per trial: {100 * shares[len(shares) // 2]:.1f}% (the sweep's first trial also pays its "
+              "worker's cold imports)")
         wall_sum, bare_sum = sum(r[2] for r in rows), sum(r[4] for r in rows)
         print(f"  once per search (Ray start, retain reference, shared inputs, target evaluation, shutdown): "
               f"{sweep_wall - wall_sum:.1f}s of the sweep's {sweep_wall:.1f}s")
