@@ -91,7 +91,7 @@ def run_search(spec: Any, plan: Any, tracker: Any, parent: Any, results: Any, pr
     from sweeps.tuning import make_tuner
     from sweeps.warm_start import warm_start_configs
 
-    shared = prepare_shared(spec, plan, log=lambda m: console.print(f"[dim]{m}[/dim]"))
+    shared = prepare_shared(spec, plan, log=lambda m: console.print(f"[dim]{m}[/dim]", soft_wrap=True))
     results.reference(plan.model.name, "target", shared.target_metrics)
     rec.ACTIVE_PROGRESS = progress
     recorder = rec.SweepRecorder(plan, tracker, parent, results, objectives=spec.objectives,
@@ -210,7 +210,7 @@ def _drive(spec: Any, sweep_dir: Path, address: str | None, resume: bool, consol
         try:
             for plan in plans:
                 console.print(f"search {plan.search_id}: {plan.label} on {plan.model.name}, "
-                              f"{spec.budget.num_trials} trials")
+                              f"{spec.budget.num_trials} trials", soft_wrap=True)
                 timings |= run_search(spec, plan, tracker, parent, results, progress, console, resume, stop)
                 if stop.signal:
                     break
@@ -231,13 +231,13 @@ def _drive(spec: Any, sweep_dir: Path, address: str | None, resume: bool, consol
     tracker.log_metrics(parent, {"sweep_wall_seconds": wall}, step=0)
     tracker.end_run(parent, "FINISHED")
     tracker.flush()
-    console.print(f"sweep {spec.name} finished in {wall:.1f}s; results in {sweep_dir}")
+    console.print(f"sweep {spec.name} finished in {wall:.1f}s; results in {sweep_dir}", soft_wrap=True)
     wide = Console(width=max(console.width, 160))  # the Pareto table needs the room, also in logs
     if timings:  # time a trial spent outside its own training + evaluation (scheduling, start-up, model load)
         trial_wall = sum(w for w, _ in timings.values())
         share = 1 - sum(k for _, k in timings.values()) / trial_wall
         console.print(f"per-trial overhead (Ray scheduling, process start, model load): {100 * share:.1f}% of "
-                      f"trial time ({trial_wall / len(timings):.1f}s per trial on average)")
+                      f"trial time ({trial_wall / len(timings):.1f}s per trial on average)", soft_wrap=True)
         tracker.log_metrics(parent, {"trial_overhead_share": share}, step=0)
     print_pareto(spec, sweep_dir, wide)
     return sweep_dir

@@ -61,7 +61,7 @@ def register(app: typer.Typer) -> None:
         if force and zoo_dir(cfg).exists():
             shutil.rmtree(zoo_dir(cfg))
         t0 = time.perf_counter()
-        manifest = run_prepare(cfg, models=models, log=lambda m: console.print(f"[dim]{m}[/dim]"))
+        manifest = run_prepare(cfg, models=models, log=lambda m: console.print(f"[dim]{m}[/dim]", soft_wrap=True))
         wall = time.perf_counter() - t0
         console.print(memorisation_rich_table(manifest))
         if manifest.get("cached"):
