@@ -162,6 +162,30 @@ def test_failed_trials_are_recorded_and_the_sweep_completes(prepared_zoo, ray_lo
         assert parent.info.status == "FINISHED"
 
 
+@pytest.mark.parametrize("method", ["CEU", "PDU", "GRU"])
+def test_open_unlearnings_newer_methods_run_in_a_sweep_with_their_preset(prepared_zoo, ray_local, tmp_path, method):
+    """CE-U, PDU and GRU through the whole service with their search-space presets: every trial finishes with
+    forget quality and utility at each epoch, and the front is not empty."""
+    from sweeps.pareto import sweep_fronts
+    from sweeps.results import read_results
+    from sweeps.service import run_sweep
+    from sweeps.spec import load_spec
+
+    raw = small_spec(tmp_path / "sweeps", f"new-{method.lower()}", method={"name": method, "baldro": ["none"]},
+                     search_space=method.lower(), budget={"num_trials": 1, "max_failures": 0},
+                     constraints=[])
+    raw["fixed"] = {k: v for k, v in raw["fixed"].items() if k not in ("beta", "epochs")}
+    spec = load_spec(write_spec(tmp_path, raw))
+    sweep_dir = run_sweep(spec)
+    results = read_results(sweep_dir)
+    assert [t.status for t in results.trials.values()] == ["finished"], results.trials
+    points = [p for p in results.points if p.epoch]
+    assert points and all(0 <= p.metrics["model_utility"] <= 1 and 0 <= p.metrics["forget_quality"] <= 1
+                          for p in points)
+    fronts = sweep_fronts(spec, results)
+    assert fronts and all(front.front and front.knee is not None for front in fronts.values())
+
+
 def test_unreachable_tracking_fails_fast_or_runs_without_it_and_sync_catches_up(prepared_zoo, ray_local, tmp_path,
                                                                                  sqlite_uri):
     from mlflow import MlflowClient
