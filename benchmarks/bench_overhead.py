@@ -85,6 +85,7 @@ def per_trial_overhead(args: argparse.Namespace) -> float:
     from sweeps.results import read_results
     from sweeps.service import run_sweep
     from sweeps.spec import load_spec
+    from unlearning.yaml_io import read_yaml
 
     storage = Path(tempfile.mkdtemp(prefix="bench-overhead-"))
     try:
@@ -99,9 +100,7 @@ def per_trial_overhead(args: argparse.Namespace) -> float:
         for t in sorted(trials, key=lambda t: t.trial_id):
             bare = bare_seconds(sweep_dir / "trials" / t.trial_id / "config.yaml", sweep_dir / "shared" / "inputs",
                                 storage / "bare" / t.trial_id)
-            import yaml
-
-            config = yaml.safe_load((sweep_dir / "trials" / t.trial_id / "config.yaml").read_text())
+            config = read_yaml(sweep_dir / "trials" / t.trial_id / "config.yaml")
             rows.append((t.trial_id, config.get("train", {}).get("epochs", "?"), t.wall_s, t.work_s, bare))
         print(f"per-trial overhead: {len(rows)} trials of the default sweep, one at a time")
         print(f"  {'trial':<16} {'epochs':>6} {'trial wall s':>12} {'inside s':>9} {'bare s':>7} {'overhead':>9}")

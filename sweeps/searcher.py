@@ -39,6 +39,7 @@ from __future__ import annotations
 import itertools
 import math
 import pickle
+import random
 from typing import Any, Mapping, Sequence
 
 import optuna
@@ -121,7 +122,7 @@ class OptunaSearcher(Searcher):
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         discrete = self._discrete()
-        if discrete and not self._unseen():
+        if discrete and self._all_proposed():
             return Searcher.FINISHED
         trial = self.study.ask(self.space)
         if discrete and self.sampler_kind != "grid":
@@ -140,6 +141,12 @@ class OptunaSearcher(Searcher):
     def _key(self, params: Mapping[str, Any]) -> tuple[str, ...]:
         return tuple(repr(params.get(n)) for n in sorted(self.space))
 
+    def _all_proposed(self) -> bool:
+        """Every combination of the space's choices has been asked already (counted, not listed)."""
+        asked = {self._key(t.params) for t in self.study.get_trials(deepcopy=False)
+                 if set(t.params) == set(self.space)}
+        return len(asked) >= math.prod(len(d.choices) for d in self.space.values())
+
     def _unseen(self, exclude: int | None = None) -> list[dict[str, Any]]:
         """The combinations of the space's choices not asked yet (in any state; `exclude`: a trial number)."""
         names = sorted(self.space)
@@ -150,8 +157,6 @@ class OptunaSearcher(Searcher):
     def _skip_repeats(self, trial: optuna.trial.Trial) -> optuna.trial.Trial | None:
         """`trial`, or the first trial asked after it whose configuration is new (see the module docstring);
         None when no combination is left."""
-        import random
-
         for _ in range(MAX_REPEATS):
             earlier = [t for t in self.study.get_trials(deepcopy=False)
                        if t.number != trial.number and self._key(t.params) == self._key(trial.params)]

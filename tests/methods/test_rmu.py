@@ -26,13 +26,18 @@ def _hidden(model, part, layer):
     return out.hidden_states[layer + 1]  # entry i+1 is the output of decoder block i (block 0 here)
 
 
+def _control(h, steering_coeff, seed):
+    """RMU's control vector, written out: a seeded uniform vector scaled to norm `steering_coeff`, per token."""
+    u = torch.rand(h.shape[-1], generator=torch.Generator().manual_seed(seed))
+    return (steering_coeff * u / torch.sqrt((u * u).sum())).expand_as(h)
+
+
 def test_rmu_forget_and_retain(model, ref_model, batch):
     s, seed = 3.0, 11
     method = build_method("RMU", layer=0, steering_coeff=s, seed=seed, gamma=0.5, alpha=2.0)
     out = method.loss(model, batch, ref_model=ref_model)
     h_f = _hidden(model, batch["forget"], 0)
-    u = torch.rand(h_f.shape[-1], generator=torch.Generator().manual_seed(seed))
-    c = (s * u / torch.sqrt((u * u).sum())).expand_as(h_f)
+    c = _control(h_f, s, seed)
     forget = _act_loss(h_f, c, batch["forget"]["labels"])
     retain = _act_loss(_hidden(model, batch["retain"], 0), _hidden(ref_model, batch["retain"], 0),
                        batch["retain"]["labels"])
@@ -83,8 +88,7 @@ def test_rmu_faithful_broadcast_matches_open_unlearning_quirk(model, ref_model, 
         return sum(sums) / len(sums) * sum(inv) / len(inv)
 
     h_f = _hidden(model, batch["forget"], 0)
-    u = torch.rand(h_f.shape[-1], generator=torch.Generator().manual_seed(seed))
-    c = (s * u / torch.sqrt((u * u).sum())).expand_as(h_f)
+    c = _control(h_f, s, seed)
     forget = broadcast(h_f, c, batch["forget"]["labels"])
     retain = broadcast(_hidden(model, batch["retain"], 0), _hidden(ref_model, batch["retain"], 0),
                        batch["retain"]["labels"])
