@@ -58,7 +58,8 @@ def make_spec(storage: Path):
 
 def write_sweep(tmp_path: Path, mlflow_template: Path | None = None, trials: dict | None = None):
     """(spec, sweep_dir, run_ids). With an MLflow template database: copied to <sweep>/mlflow.db, the sweep's
-    parent run and one child run per trial created with `Tracker`, their ids written into the points."""
+    parent run and one child run per trial (its hyperparameters, its points' objectives per epoch, ended) created
+    with `Tracker`, their ids written into the points."""
     from sweeps.results import Point, ResultsLog, write_spec_copy
 
     trials = TRIALS if trials is None else trials
@@ -72,7 +73,15 @@ def write_sweep(tmp_path: Path, mlflow_template: Path | None = None, trials: dic
         shutil.copy(mlflow_template, sweep_dir / "mlflow.db")
         tracker = Tracker(spec.tracking_uri(), spec.experiment_name())
         parent = tracker.parent_run(spec.name, name=spec.name)
-        run_ids = {t: tracker.child_run(parent, t, name=f"trial-{t}").run_id for t in trials}
+        run_ids = {}
+        for t, (_, _, hp, evals) in trials.items():   # each trial's run: its hyperparameters, its points
+            child = tracker.child_run(parent, t, name=f"trial-{t}")
+            tracker.log_params(child, hp)
+            for epoch, (fq, mu, gib) in enumerate(evals):
+                metrics = {"model_utility": mu, "gibberish_rate": gib, **({} if fq is None else {"forget_quality": fq})}
+                tracker.log_metrics(child, metrics, step=epoch)
+            tracker.end_run(child, "FAILED" if t == "A-np2" else "FINISHED")
+            run_ids[t] = child.run_id
         run_ids["__parent__"] = parent.run_id
         tracker.end_run(parent, "FINISHED")                       # the sweep is over
         assert tracker.flush() and all(run_ids.values())
