@@ -1,9 +1,12 @@
 """Live sweep progress for the terminal: trials done / running / failed and the best points so far.
 
 A `rich` live table when stdout is a terminal; otherwise (logs, `ray job logs`) one line when a trial starts
-and one when it ends, with its last evaluation point (no line per epoch: a sweep's log stays readable).
+and one when it ends, with its best evaluation point (the one the searcher is told, `objectives.best_point`:
+constraints satisfied against the search's target, best first objective), no line per epoch: a sweep's log
+stays readable.
 
-    progress = SweepProgress(objectives, total_trials=12)
+    progress = SweepProgress(objectives, total_trials=12, constraints=spec.constraints)
+    progress.references = target_metrics          # per search: what relative constraints compare against
     progress.trial("a1_00000", "running"); progress.point("a1_00000", 1, {...}); progress.close()
 """
 
@@ -16,16 +19,21 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from sweeps.objectives import best_point
+
 
 class SweepProgress:
-    def __init__(self, objectives: Sequence[Any], total_trials: int, console: Console | None = None):
+    def __init__(self, objectives: Sequence[Any], total_trials: int, console: Console | None = None,
+                 constraints: Sequence[Any] = ()):
         self.objectives = list(objectives)
+        self.constraints = list(constraints)
+        self.references: Mapping[str, float] = {}
         self.total = total_trials
         self.console = console or Console()
         self.status: dict[str, str] = {}
         self.reasons: dict[str, str] = {}
         self.best: dict[str, tuple[float, str]] = {}
-        self.last: dict[str, tuple[int | float, Mapping[str, float]]] = {}  # trial -> its last (epoch, metrics)
+        self.points: dict[str, list[dict[str, Any]]] = {}  # trial -> its points' metrics (+ "epoch")
         self._live = Live(self._table(), console=self.console, refresh_per_second=2) if self.console.is_terminal else None
         if self._live is not None:
             self._live.start()
@@ -63,9 +71,9 @@ class SweepProgress:
             self.reasons[trial_id] = reason
         c = self._counts()
         suffix = f": {reason}" if reason else ""
-        if status == "finished" and trial_id in self.last:
-            epoch, metrics = self.last[trial_id]
-            suffix = f" at epoch {epoch}: {self._shown(metrics)}"
+        best = best_point(self.points.get(trial_id, []), self.objectives, self.constraints, self.references)
+        if status == "finished" and best is not None:
+            suffix = f", best at epoch {best['epoch']:g}: {self._shown(best)}"
         self._refresh(f"trial {trial_id} {status}{suffix}  [{c['finished']} done, {c['running']} running, "
                       f"{c['failed']} failed of {self.total}]")
 
@@ -77,7 +85,7 @@ class SweepProgress:
             best = self.best.get(o.name)
             if best is None or (v > best[0] if o.mode == "max" else v < best[0]):
                 self.best[o.name] = (v, f"{trial_id}:{epoch}")
-        self.last[trial_id] = (epoch, dict(metrics))
+        self.points.setdefault(trial_id, []).append({**metrics, "epoch": epoch})
         self._refresh(None)
 
     def close(self) -> None:

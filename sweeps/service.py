@@ -88,12 +88,13 @@ def run_search(spec: Any, plan: Any, tracker: Any, parent: Any, results: Any, pr
     """One Tuner (or its restore) for one search of the sweep; returns per-trial (wall, work) seconds."""
     from sweeps import recorder as rec
     from sweeps.shared import prepare_shared
-    from sweeps.tuning import make_tuner
+    from sweeps.tuning import constraint_refs, make_tuner
     from sweeps.warm_start import warm_start_configs
 
     shared = prepare_shared(spec, plan, log=lambda m: console.print(f"[dim]{m}[/dim]", soft_wrap=True))
     results.reference(plan.model.name, "target", shared.target_metrics)
     rec.ACTIVE_PROGRESS = progress
+    progress.references = constraint_refs(spec, shared.target_metrics)  # a trial's best point, as the searcher
     recorder = rec.SweepRecorder(plan, tracker, parent, results, objectives=spec.objectives,
                                  target_metrics=shared.target_metrics)
     seeded = warm_start_configs(spec, plan)
@@ -202,7 +203,8 @@ def _drive(spec: Any, sweep_dir: Path, address: str | None, resume: bool, consol
         tracker.describe_experiment(experiment_description(spec))
         results = ResultsLog(sweep_dir)
         plans = spec.searches()
-        progress = SweepProgress(spec.objectives, total_trials=spec.budget.num_trials * len(plans), console=console)
+        progress = SweepProgress(spec.objectives, total_trials=spec.budget.num_trials * len(plans), console=console,
+                                 constraints=spec.constraints)
         if resume:  # count the trials of the earlier runs too
             progress.status.update({t.trial_id: t.status for t in read_results(sweep_dir).trials.values()
                                     if t.status in ("finished", "failed")})
