@@ -30,6 +30,7 @@ def prepare_shared(spec: Any, plan: Any, log=print) -> SharedWork:
     """Compute (or reuse from `<sweep>/shared/`) the shared work of one search."""
     from unlearning.evaluation.config import EvalConfig, flat_metrics, parse_config
     from unlearning.evaluation.reference import reference_for
+    from unlearning.evaluation.robust_eval import tofu_robustness, with_robustness
     from unlearning.evaluation.tofu_eval import TofuEvaluator
     from unlearning.models.loading import load_bundle
     from unlearning.train.config import TrainConfig
@@ -57,7 +58,8 @@ def prepare_shared(spec: Any, plan: Any, log=print) -> SharedWork:
         target = json.loads(target_file.read_text())
     else:
         ev = TofuEvaluator(bundle.tokenizer, bundle.template, cfg, source, reference=reference)
-        target = {k: v for k, v in flat_metrics(ev.evaluate(bundle.model)).items() if v is not None}
+        ev = with_robustness(ev, tofu_robustness(ev, cfg, source, config.data.retain_split))  # attacked at epoch 0
+        target = {k: v for k, v in flat_metrics(ev.evaluate(bundle.model, 0)).items() if v is not None}
         target_file.write_text(json.dumps(target, indent=1) + "\n")
         log(f"target model {model.name} evaluated once (epoch 0)")
     return SharedWork(reference_dir=reference.source if reference is not None else None,

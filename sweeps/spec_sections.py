@@ -36,9 +36,10 @@ def _family(benchmark: str) -> str:
 
 def metric_names(benchmark: str) -> tuple[str, ...]:
     """Metrics an objective or constraint may name for a benchmark (the evaluator's + gibberish_rate)."""
-    from unlearning.evaluation.config import MUSE_METRICS, TOFU_METRICS
+    from unlearning.evaluation.config import MUSE_METRICS, ROBUST_METRICS, TOFU_METRICS
 
-    return (*(MUSE_METRICS if benchmark == "muse" else TOFU_METRICS), *METRIC_ALIASES[_family(benchmark)])
+    return (*(MUSE_METRICS if benchmark == "muse" else TOFU_METRICS + ROBUST_METRICS),
+            *METRIC_ALIASES[_family(benchmark)])
 
 
 def eval_metric_for(name: str, benchmark: str) -> str:

@@ -68,6 +68,8 @@ def make_eval_hook_factory(config: Mapping[str, Any]):
             metrics = {k: v for k, v in flat_metrics(evaluate(model, epoch)).items() if v is not None}
             metrics.update({"eval_seconds": time.perf_counter() - t0,
                             "trial_seconds": time.perf_counter() - started, "node_id": node})
+            for key in config.get("objective_names", ()):  # not measured at this point (e.g. the relearning
+                metrics.setdefault(key, float("nan"))         # attack only at the last one): Tune wants every key
             return metrics
 
         return hook

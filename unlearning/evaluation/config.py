@@ -35,6 +35,15 @@ MUSE_METRICS: tuple[str, ...] = (
     "forget_knowmem_ROUGE", "retain_knowmem_ROUGE", "forget_verbmem_ROUGE", "forget_gibberish",
     "extraction_strength", "mia_min_k", "mia_min_k_plus_plus", "mia_loss", "mia_zlib", "privleak",
 )
+# robustness (unlearning-spec §3.8; `robust_eval.py` defines each): the worst case over a fact's question variants
+# (TOFU: question + paraphrased_question; LKF: question + 15 paraphrases) and the forget metrics after the
+# relearning attack (on a fine-tuned copy; measured on the forget facts that were not relearned)
+ROBUST_WORST_METRICS: tuple[str, ...] = ("forget_Q_A_Prob_worst", "forget_Q_A_ROUGE_worst", "forget_leak_rate_worst")
+ROBUST_RELEARN_METRICS: tuple[str, ...] = (
+    "forget_Q_A_Prob_relearn", "forget_Q_A_ROUGE_relearn", "forget_leak_rate_relearn",
+    "forget_Q_A_ROUGE_worst_relearn", "forget_leak_rate_worst_relearn", "forget_quality_relearn",
+)
+ROBUST_METRICS: tuple[str, ...] = ROBUST_WORST_METRICS + ROBUST_RELEARN_METRICS
 MUSE_STOPWORDS = ("\n\n", "\nQuestion", "Question:")
 # short names of evaluator entries -> (the metric `metrics:` must select, the entry the evaluator reports); the
 # gibberish metric reports the share of flagged forget generations as an extra entry beside its mean score
@@ -135,6 +144,7 @@ class EvalConfig(BatchingConfig):
     max_length: int = Field(512, ge=8, le=MAX_LENGTH)  # tokenisation truncation of QA items (OU default 512)
     mia_k: float = Field(0.4, gt=0, le=1)
     gibberish: GibberishConfig = Field(default_factory=GibberishConfig)
+    robustness: "RobustnessConfig" = Field(default_factory=lambda: RobustnessConfig())
 
     @field_validator("forget_split")
     @classmethod
@@ -146,7 +156,7 @@ class EvalConfig(BatchingConfig):
     @field_validator("metrics")
     @classmethod
     def _metrics(cls, value: list[str] | None) -> list[str] | None:
-        return _check_metrics(value, TOFU_METRICS)
+        return _check_metrics(value, TOFU_METRICS + ROBUST_METRICS)
 
     @model_validator(mode="after")
     def _budgets(self) -> "EvalConfig":
@@ -186,17 +196,61 @@ class MuseEvalConfig(BatchingConfig):
         return tuple(self.metrics) if self.metrics is not None else MUSE_METRICS
 
 
+# Upper bounds of the relearning attack's cost (it runs on a copy of the model at every attacked evaluation point)
+MAX_RELEARN_STEPS = 1000
+MAX_RELEARN_ROWS = 100_000
+
+
 class RelearnConfig(BaseModel):
-    """Relearning attack (JensUn): plain NLL fine-tuning for `steps` optimizer steps on a QA set."""
+    """Relearning attack (JensUn): plain NLL fine-tuning of a COPY for `steps` optimizer steps on `rows` QA rows.
+
+    source: which rows are relearned: "forget" (a seeded sample of `rows` forget facts; the attack is measured
+    on the others, Hu et al.'s relearning of a forget subset), "retain" (a sample of the retain split: benign
+    fine-tuning), "relearn" (LKF's disjoint relearn_standard set); null = the benchmark's default (TOFU forget,
+    LKF relearn). every: attack every k-th evaluation point (k = every, counted in `eval.every` steps from the
+    start) and always the last one; null = only the start (the target) and the last point. Its cost per attacked
+    point: `steps` forward/backward passes of `batch_size` rows on a copy, then one forget-set evaluation."""
 
     model_config = _FORBID
     steps: int = Field(10, ge=1)
-    lr: float = Field(1e-4, gt=0)
-    batch_size: int = Field(4, ge=1)
+    lr: float = Field(1e-4, gt=0, le=1.0)
+    batch_size: int = Field(4, ge=1, le=1024)
+    rows: int = Field(20, ge=1)
+    source: Literal["forget", "retain", "relearn"] | None = None
+    every: int | None = Field(None, ge=1)
     weight_decay: float = Field(0.0, ge=0)
     max_length: int = Field(512, ge=8, le=MAX_LENGTH)
     seed: int = 0
 
+    @field_validator("steps")
+    @classmethod
+    def _steps(cls, v: int) -> int:
+        if v > MAX_RELEARN_STEPS:
+            raise ValueError(f"give at most {MAX_RELEARN_STEPS}: the attack trains a copy of the model that many "
+                             "steps at every attacked evaluation point (JensUn-style attacks use tens)")
+        return v
+
+    @field_validator("rows")
+    @classmethod
+    def _rows(cls, v: int) -> int:
+        if v > MAX_RELEARN_ROWS:
+            raise ValueError(f"give at most {MAX_RELEARN_ROWS}: a relearning subset is small (tens of facts)")
+        return v
+
+
+class RobustnessConfig(BaseModel):
+    """Settings of the robustness metrics (ROBUST_METRICS), under `eval.settings.robustness`.
+
+    leak_threshold: a fact leaks when the ROUGE-L recall of the model's greedy answer reaches it (the offline
+    stand-in for JensUn's LLM judge). relearn: the attack (RelearnConfig), run only when a *_relearn metric is
+    selected."""
+
+    model_config = _FORBID
+    leak_threshold: float = Field(0.5, gt=0, le=1)
+    relearn: RelearnConfig = Field(default_factory=RelearnConfig)
+
+
+EvalConfig.model_rebuild()  # its `robustness` field names RobustnessConfig, defined after it
 
 C = TypeVar("C", bound=BaseModel)
 
@@ -211,7 +265,12 @@ def parse_config(cls: type[C], data: Mapping[str, Any] | None, where: str = "eva
         if isinstance(inner, ConfigError) and inner.field:  # a cross-field check names its own field
             raise ConfigError(where, field=inner.field, value=inner.value, fix=inner.fix) from None
         loc = ".".join(str(p) for p in err.get("loc", ())) or "<config>"
-        fix = err.get("msg", "invalid value")
+        fix = err.get("msg", "invalid value").removeprefix("Value error, ")
         if err.get("type") == "extra_forbidden":
-            fix = f"unknown key; allowed keys: {', '.join(cls.model_fields)}"
+            owner: Any = cls
+            for part in err.get("loc", ())[:-1]:  # the nested section the key is in (e.g. robustness.relearn)
+                field_info = owner.model_fields.get(part) if isinstance(owner, type) else None
+                ann = field_info.annotation if field_info is not None else None
+                owner = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else owner
+            fix = f"unknown key; allowed keys: {', '.join(owner.model_fields)}"
         raise ConfigError(where, field=loc, value=err.get("input"), fix=fix) from None

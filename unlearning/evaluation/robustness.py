@@ -99,7 +99,9 @@ def paraphrase_worst_case(model: Any, tokenizer: Any, template: PromptTemplate, 
 
 def relearn(model: torch.nn.Module, tokenizer: Any, template: PromptTemplate, rows: Sequence[Mapping[str, Any]],
             config: RelearnConfig | None = None) -> torch.nn.Module:
-    """A fine-tuned COPY of `model`: `config.steps` AdamW steps of mean answer NLL on batches of `rows`."""
+    """A fine-tuned COPY of `model`: `config.steps` AdamW steps of mean answer NLL on batches of `rows` (`model`
+    itself, its gradients and the caller's RNG state are left as they were; it costs a second copy of the
+    weights plus AdamW's two moments while it runs)."""
     cfg = config or RelearnConfig()
     if not rows:
         raise DataError("relearning set", fix="give at least one question/answer row to relearn on")
@@ -108,22 +110,29 @@ def relearn(model: torch.nn.Module, tokenizer: Any, template: PromptTemplate, ro
     collate = TrainCollator(pad)
     attacked = copy.deepcopy(model)
     attacked.train()
+    for p in attacked.parameters():
+        p.requires_grad_(True)
     device = model_device(attacked)
     optimizer = torch.optim.AdamW(attacked.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     rng = random.Random(cfg.seed)
     order: list[int] = []
-    for _ in range(cfg.steps):
-        while len(order) < cfg.batch_size:  # epochs of shuffled rows, as many as the steps need
-            fresh = list(range(len(items)))
-            rng.shuffle(fresh)
-            order.extend(fresh)
-        idx, order = order[: cfg.batch_size], order[cfg.batch_size:]
-        batch = {k: v.to(device) for k, v in collate([items[i] for i in idx]).items()}
-        loss = attacked(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                        labels=batch["labels"]).loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+    # gradients on even inside an evaluation hook (the loop evaluates under no_grad); the caller's RNG streams
+    # (CPU and the model's GPU) are restored afterwards, so a run's trajectory does not depend on the attack
+    devices = [device] if device.type == "cuda" else []
+    with torch.enable_grad(), torch.random.fork_rng(devices=devices):
+        for _ in range(cfg.steps):
+            while len(order) < cfg.batch_size:  # epochs of shuffled rows, as many as the steps need
+                fresh = list(range(len(items)))
+                rng.shuffle(fresh)
+                order.extend(fresh)
+            idx, order = order[: cfg.batch_size], order[cfg.batch_size:]
+            batch = {k: v.to(device) for k, v in collate([items[i] for i in idx]).items()}
+            loss = attacked(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                            labels=batch["labels"]).loss
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    del optimizer
     attacked.eval()
     return attacked
 

@@ -5,7 +5,8 @@
 plus two reference keys: `retain_logs` (a retain model's TOFU_EVAL.json) or `retain_model` (evaluated
 once, then cached). For zoo models without either, the zoo's retain model of the forget split is used
 (tofu-mini/target + forget10 -> tofu-mini/retain90). The data, tokenisation and reference are prepared
-once; each call returns the flat {metric: aggregate} dict.
+once; each call returns the flat {metric: aggregate} dict. Robustness metrics (`robust_eval.py`) selected in
+`metrics` are added, the relearning attack at the points `robustness.relearn.every` names.
 
     eval:
       enabled: true
@@ -18,6 +19,7 @@ from typing import Any, Callable
 
 from unlearning.evaluation.config import EvalConfig, parse_config
 from unlearning.evaluation.reference import reference_for
+from unlearning.evaluation.robust_eval import attack_schedule, tofu_robustness, with_robustness
 from unlearning.evaluation.tofu_eval import TofuEvaluator
 from unlearning.metrics.report import summarize, to_jsonable
 
@@ -32,6 +34,19 @@ def default_retain_model(model_name: str, forget_split: str) -> str | None:
     if parse_zoo_name(model_name) is None:
         return None
     return f"{model_name.split('/', 1)[0]}/{retain_split_for(forget_split)}"
+
+
+def train_attack_schedule(config: Any, ev_cfg: Any) -> Callable[[float], bool]:
+    """Which evaluation points of this run get the relearning attack (`robustness.relearn.every`): the start,
+    the last point (`train.stop_after_epoch` or `train.epochs`) and every k-th point in between."""
+    if config.train.zero_stage == 3 and any(m.endswith("_relearn") for m in ev_cfg.selected()):
+        from unlearning.errors import ConfigError
+
+        raise ConfigError("train config", field="train.zero_stage", value=3,
+                          fix="the relearning attack fine-tunes a copy of the module, which ZeRO-3 partitions: "
+                              "use zero_stage 0-2 or drop the *_relearn metrics")
+    final = config.train.stop_after_epoch or config.train.epochs
+    return attack_schedule(config.eval.every, final, ev_cfg.robustness.relearn.every)
 
 
 def make_train_eval_hook(config: Any, bundle: Any) -> Callable[[Any, int], dict[str, Any]]:
@@ -51,8 +66,10 @@ def make_train_eval_hook(config: Any, bundle: Any) -> Callable[[Any, int], dict[
                               dtype=resolve_dtype(config.model.dtype), device=str(device),
                               template=config.model.template)
     evaluator = TofuEvaluator(bundle.tokenizer, bundle.template, ev_cfg, source, reference, device=str(device))
+    evaluator = with_robustness(evaluator, tofu_robustness(evaluator, ev_cfg, source, config.data.retain_split,
+                                                           attack_at=train_attack_schedule(config, ev_cfg)))
 
     def hook(model: Any, epoch: int) -> dict[str, Any]:
-        return to_jsonable(summarize(evaluator.evaluate(model)))
+        return to_jsonable(summarize(evaluator.evaluate(model, epoch)))
 
     return hook
