@@ -44,12 +44,20 @@ ROBUST_RELEARN_METRICS: tuple[str, ...] = (
     "forget_Q_A_ROUGE_worst_relearn", "forget_leak_rate_worst_relearn", "forget_quality_relearn",
 )
 ROBUST_METRICS: tuple[str, ...] = ROBUST_WORST_METRICS + ROBUST_RELEARN_METRICS
+# LKF (JensUn, `lkf_eval.py` defines each): the forget facts asked with their original question, the retain facts
+# averaged over their question variants (JensUn's J_avg), plus the robustness metrics above
+LKF_METRICS: tuple[str, ...] = (
+    "forget_Q_A_Prob", "forget_Q_A_ROUGE", "forget_leak_rate", "forget_Q_A_gibberish", "retain_Q_A_Prob",
+    "retain_Q_A_ROUGE", *(m for m in ROBUST_METRICS if m != "forget_quality_relearn"),
+)
 MUSE_STOPWORDS = ("\n\n", "\nQuestion", "Question:")
 # short names of evaluator entries -> (the metric `metrics:` must select, the entry the evaluator reports); the
 # gibberish metric reports the share of flagged forget generations as an extra entry beside its mean score
 METRIC_ALIASES = {
     "tofu": {"gibberish_rate": ("forget_Q_A_gibberish", "forget_Q_A_gibberish_rate"),
              "forget_Q_A_gibberish_rate": ("forget_Q_A_gibberish", "forget_Q_A_gibberish_rate")},
+    "lkf": {"gibberish_rate": ("forget_Q_A_gibberish", "forget_Q_A_gibberish_rate"),
+            "forget_Q_A_gibberish_rate": ("forget_Q_A_gibberish", "forget_Q_A_gibberish_rate")},
     "muse": {"gibberish_rate": ("forget_gibberish", "forget_gibberish_rate"),
              "forget_gibberish_rate": ("forget_gibberish", "forget_gibberish_rate")},
 }
@@ -251,6 +259,34 @@ class RobustnessConfig(BaseModel):
 
 
 EvalConfig.model_rebuild()  # its `robustness` field names RobustnessConfig, defined after it
+
+
+class LkfEvalConfig(BatchingConfig):
+    """LKF evaluation (`lkf_eval.py`): forget facts of `forget_eval_para` (16 question variants each), retain facts
+    of `retain_eval_para` (the first `retain_limit` rows, each with its variants; JensUn uses 400), greedy answers
+    of at most `max_new_tokens` (JensUn: 50)."""
+
+    metrics: list[str] | None = None  # None = every LKF metric but the relearning attack's (opt-in: it costs)
+    max_new_tokens: int = Field(50, ge=1)
+    max_length: int = Field(512, ge=8, le=MAX_LENGTH)
+    retain_limit: int | None = Field(400, ge=1)
+    gibberish: GibberishConfig = Field(default_factory=GibberishConfig)
+    robustness: RobustnessConfig = Field(default_factory=RobustnessConfig)
+
+    @field_validator("metrics")
+    @classmethod
+    def _metrics(cls, value: list[str] | None) -> list[str] | None:
+        return _check_metrics(value, LKF_METRICS)
+
+    @model_validator(mode="after")
+    def _budgets(self) -> "LkfEvalConfig":
+        _budget_fits({"max_new_tokens": self.max_new_tokens}, self.max_length)
+        return self
+
+    def selected(self) -> tuple[str, ...]:
+        if self.metrics is not None:
+            return tuple(self.metrics)
+        return tuple(m for m in LKF_METRICS if not m.endswith("_relearn"))
 
 C = TypeVar("C", bound=BaseModel)
 

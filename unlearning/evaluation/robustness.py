@@ -1,5 +1,7 @@
 """Robustness of unlearning (JensUn's "unlearning that lasts", unlearning-spec §3.8).
 
+`robust_eval.py` turns both into evaluator entries a sweep can search for; this module holds the two parts.
+
 1. Worst case over question variants: each forget fact is asked with every variant of its question
    (TOFU: `question` and `paraphrased_question`; LKF: the original + 15 paraphrases,
    `data.lkf.lkf_question_variants`). Per fact the most-leaking variant counts: the highest answer
@@ -82,7 +84,8 @@ def paraphrase_worst_case(model: Any, tokenizer: Any, template: PromptTemplate, 
         prob_items[str(i)] = {"prob": entries[best_p][0], "question": entries[best_p][2],
                               "probs": [e[0] for e in entries]}
         rouge_items[str(i)] = {"rougeL_recall": entries[best_r][1], "question": entries[best_r][2],
-                               "generation": entries[best_r][3], "recalls": [e[1] for e in entries]}
+                               "generation": entries[best_r][3], "recalls": [e[1] for e in entries],
+                               "generations": [e[3] for e in entries]}
         for j, e in enumerate(entries):
             by_variant.setdefault(j, []).append(e[1])
     worst_recall = [r["rougeL_recall"] for r in rouge_items.values()]
