@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 import torch
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 import reference_forms as R
 from unlearning.methods import build_method
@@ -180,6 +181,58 @@ def run_gru(case: Case, seed: int = 0, steps: int = 3) -> tuple[float, float]:
     return worst
 
 
+SIBL_HP = {"retain_loss_eps": 0.1, "rho": 1.0, "inner_steps": 2, "eta_in": 0.05, "eta_theta": 0.05, "l1_coeff": 1e-3,
+           "sparsity": 0.5, "use_implicit": True, "cg_iters": 5, "cg_tol": 1e-6}
+
+
+def _flat_params(model: nn.Module) -> torch.Tensor:
+    return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+
+def run_sibl(case: Case, seed: int = 0, steps: int = 3, ce_form: str = "hf") -> tuple[float, float]:
+    """A tiny real Llama (SIBL needs curvature and weight matrices for its mask), 3 outer iterations on both
+    sides (inner retain steps, CG-corrected outer direction, dual variable carried). ``outer_update=optimizer``:
+    the loss's gradient against the reference's masked outer direction, SGD at eta_theta applied to both;
+    ``sgd``: the method updates the weights itself, and the weights after each step are compared.
+
+    ``ce_form="masked_mean"``: the reference's retain NLL (the model's own HF loss) is summed as sum(CE*mask)/n,
+    the same number in exact arithmetic. With the CG correction this is needed for a float32 comparison: conjugate
+    gradients on the ill-conditioned inner Hessian amplify the last-bit difference between the two summation
+    orders (~1.6e-7 in the right-hand side) to 3e-5..5e-5 in the outer direction (seeds 0-2), while with the
+    masked-mean sum the method and the reference agree bit for bit over 3 steps (difference 0.0)."""
+    import copy
+
+    from methods_oracle import make_llama
+
+    hp = {**SIBL_HP, **case.hparams}
+    parts = make_parts(seed, V)
+    model = make_llama(seed + 100, vocab=V)
+    twin = copy.deepcopy(model)
+    method = build_method("SIBL", **hp)
+    oracle = R.SIBLReference(twin, hp["retain_loss_eps"], hp["rho"], hp["inner_steps"], hp["eta_in"], hp["eta_theta"],
+                             hp["l1_coeff"], hp["sparsity"], hp["use_implicit"], hp["cg_iters"], hp["cg_tol"])
+    if ce_form == "masked_mean":
+        oracle._hf_loss = lambda part: R.masked_mean_nll(
+            twin(input_ids=part["input_ids"], attention_mask=part["attention_mask"]).logits, part["labels"])
+    worst = (0.0, 0.0)
+    for _ in range(steps):
+        model.zero_grad(set_to_none=True)
+        out = method.loss(model, parts)
+        out.loss.backward()
+        with sdpa_kernel([SDPBackend.MATH]):  # as the method: double backward needs the math attention kernel
+            l_fgt, l_ret, direction = oracle.step(parts["forget"], parts["retain"])
+        loss = max(_rel(out.forget_loss, l_fgt), _rel(out.retain_loss, l_ret))
+        if hp.get("outer_update", "sgd") == "optimizer":
+            grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in model.parameters()]
+            grad = _rel(torch.cat([g.reshape(-1) for g in grads]),
+                        torch.cat([direction[n].reshape(-1) for n, _ in model.named_parameters()]))
+            _sgd(list(model.parameters()), grads, lr=hp["eta_theta"])
+        else:
+            grad = _rel(_flat_params(model), _flat_params(twin))
+        worst = (max(worst[0], loss), max(worst[1], grad))
+    return worst
+
+
 def _l(part, parts):
     return parts[part]["labels"]
 
@@ -248,6 +301,12 @@ CASES: list[Case] = [
     Case("GRU", "reference", {"gamma_gru": 0.8}, runner=run_gru, notes="3 steps, GradAscent forget"),
     Case("GRU", "reference", {"gamma_gru": 0.9, "forget_loss_type": "NPO"}, runner=run_gru,
          notes="3 steps, NPO forget"),
+    Case("SIBL", "reference", {"outer_update": "optimizer", "use_implicit": False}, runner=run_sibl,
+         notes="tiny Llama, 3 outer steps (K=2, dual carried), no CG; grad = masked outer direction"),
+    Case("SIBL", "reference", {"outer_update": "optimizer"}, runner=lambda c, s=0: run_sibl(c, s, ce_form="masked_mean"),
+         notes="+ CG correction (5 it.); reference NLL summed as sum(CE*mask)/n (see run_sibl)"),
+    Case("SIBL", "reference", {"outer_update": "sgd"}, runner=lambda c, s=0: run_sibl(c, s, ce_form="masked_mean"),
+         notes="the method's own SGD step; grad column = the weights after each of 3 steps"),
 ]
 
 

@@ -281,3 +281,97 @@ class GRUReference:
         if dot < 0:
             g_forget = g_forget - dot / self._dot(retain, retain, shapes) * retain
         return g_forget
+
+
+class SIBLReference:
+    """OU SIBL (sibl.py, S-BiAL) one outer iteration on a real model, in its own order of operations: the
+    layerwise-magnitude mask dict, ``inner_step`` K times (the model's own HF loss + L1, ``.backward()``,
+    ``param.data.sub_``), ``outer_step`` (L_alm backward, scipy CG on the masked inner Hessian, the L_alm
+    Hessian-vector correction, the masked SGD step, the dual update). ``step`` returns (L_fgt, L_ret, the
+    masked outer direction per parameter)."""
+
+    def __init__(self, model, epsilon, rho, K, eta_in, eta_theta, gamma, sparsity, use_implicit, cg_iters, cg_tol,
+                 apply_update=True):
+        self.model, self.epsilon, self.rho, self.K = model, epsilon, rho, K
+        self.eta_in, self.eta_theta, self.gamma = eta_in, eta_theta, gamma
+        self.use_implicit, self.cg_iters, self.cg_tol = use_implicit, cg_iters, cg_tol
+        self.apply_update = apply_update
+        self.lambda_dual = 0.0
+        self.mask_dict = {}
+        for name, param in model.named_parameters():
+            if "weight" in name and len(param.shape) >= 2:
+                threshold = torch.quantile(param.data.abs().reshape(-1), sparsity)
+                self.mask_dict[name] = (param.data.abs() >= threshold).float()
+            else:
+                self.mask_dict[name] = torch.ones_like(param.data)
+
+    def _hf_loss(self, part):
+        return self.model(input_ids=part["input_ids"], attention_mask=part["attention_mask"],
+                          labels=part["labels"]).loss
+
+    def _reg(self):
+        total = 0.0
+        for name, param in self.model.named_parameters():
+            total = total + (param.abs() * self.mask_dict[name]).sum()
+        return self.gamma * total
+
+    def _hvp(self, loss, params, vec):
+        grads = torch.autograd.grad(loss, params, create_graph=True, retain_graph=True)
+        dot = (torch.cat([g.reshape(-1) for g in grads]) * vec).sum()
+        return torch.cat([h.reshape(-1) for h in torch.autograd.grad(dot, params, retain_graph=True)])
+
+    def _cg(self, hvp, b):
+        from scipy.sparse.linalg import LinearOperator, cg
+
+        rhs = b.detach().cpu().numpy()
+        op = LinearOperator((rhs.size, rhs.size), dtype=rhs.dtype,
+                            matvec=lambda x: hvp(torch.from_numpy(x).to(b.dtype)).detach().cpu().numpy())
+        x, _ = cg(op, rhs, maxiter=self.cg_iters, atol=self.cg_tol, rtol=0)
+        return torch.from_numpy(x).to(b.dtype)
+
+    def step(self, forget, retain):
+        model = self.model
+        for _ in range(self.K):
+            (self._hf_loss(retain) + self._reg()).backward()
+            with torch.no_grad():
+                for name, param in model.named_parameters():
+                    if param.grad is not None:
+                        param.data.sub_(self.eta_in * param.grad * self.mask_dict[name])
+                    param.grad = None
+        logits = model(input_ids=forget["input_ids"], attention_mask=forget["attention_mask"]).logits
+        l_fgt = (logits.max(dim=-1)[0] - logits.mean(dim=-1)).mean()
+        l_ret = self._hf_loss(retain)
+        r = l_ret.item() - self.epsilon
+        l_alm = l_fgt + self.lambda_dual * l_ret + 0.5 * self.rho * r ** 2
+        l_alm.backward(retain_graph=self.use_implicit)
+        g = {n: p.grad.clone() if p.grad is not None else torch.zeros_like(p) for n, p in model.named_parameters()}
+        model.zero_grad()
+        if self.use_implicit:
+            inner = self._hf_loss(retain) + self._reg()
+            params = [p for p in model.parameters() if p.requires_grad]
+            grads_inner = torch.autograd.grad(inner, params, create_graph=True, retain_graph=True)
+            mask = torch.cat([self.mask_dict[n].reshape(-1) for n, _ in model.named_parameters()])
+            v = torch.cat([t.reshape(-1) for t in grads_inner]) * mask
+            h = self._cg(lambda x: self._hvp(inner, params, x * mask) * mask, v)
+            correction = self._hvp(l_alm, params, h)
+            offset = 0
+            for name, param in model.named_parameters():
+                g[name] = g[name] - correction[offset: offset + param.numel()].reshape(param.shape)
+                offset += param.numel()
+        direction = {n: g[n] * self.mask_dict[n] for n in g}
+        if self.apply_update:
+            with torch.no_grad():
+                for name, param in model.named_parameters():
+                    param.data.sub_(self.eta_theta * g[name] * self.mask_dict[name])
+                    param.grad = None
+        self.lambda_dual = max(0.0, self.lambda_dual + self.rho * r)
+        return l_fgt.detach(), l_ret.detach(), direction
+
+
+def masked_mean_nll(logits, labels):
+    """The HF mean NLL written as sum(CE * mask) / count: equal to ``hf_loss`` in exact arithmetic, rounded
+    differently in float32 (used to measure how much a solver amplifies last-bit differences)."""
+    ce = F.cross_entropy(logits[:, :-1, :].float().transpose(1, 2), labels[:, 1:], ignore_index=IGNORE,
+                         reduction="none")
+    mask = labels[:, 1:] != IGNORE
+    return (ce * mask).sum() / mask.sum()

@@ -10,8 +10,8 @@ import torch
 from unlearning.errors import ConfigError
 from unlearning.methods import METHOD_ALIASES, METHODS, build_method
 
-EXTRA = {"JensUn": {"target_token_ids": [3, 4]}, "RMU": {"layer": 1}}
-NOT_WRAPPABLE = {"GRU"}  # rewrites the gradient; BalDRO wrappers reweight a loss
+EXTRA = {"JensUn": {"target_token_ids": [3, 4]}, "RMU": {"layer": 1}, "SIBL": {"inner_steps": 0, "cg_iters": 2, "outer_update": "optimizer"}}  # SIBL: no in-place step on the shared model
+NOT_WRAPPABLE = {"GRU", "SIBL"}  # rewrite the gradient / update the weights; BalDRO wrappers reweight a loss
 CASES = [(n, None) for n in METHOD_ALIASES] + [(n, w) for n in METHODS for w in (None, "g", "dv")]
 
 

@@ -57,6 +57,10 @@ SPEC_DEFAULTS = {
     "PDU": {"gamma": 1.0, "alpha": 1.0, "retain_loss_type": "NLL", "retain_loss_eps": 0.0, "primal_dual": False,
             "dual_step_size": 1.0},
     "GRU": {"gamma_gru": 0.8, "forget_loss_type": "GradAscent", "beta": 0.1},
+    # open-unlearning configs/trainer/SIBL.yaml (epsilon, K, gamma under the project's names)
+    "SIBL": {"retain_loss_eps": 0.1, "rho": 1.0, "inner_steps": 10, "eta_in": 1e-4, "eta_theta": 1e-4, "l1_coeff": 1e-4,
+             "use_sparsity": True, "sparsity": 0.9, "sparsity_method": "layerwise_magnitude", "use_implicit": True,
+             "cg_iters": 10, "cg_tol": 1e-3, "outer_update": "sgd"},
 }
 
 

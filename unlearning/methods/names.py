@@ -17,7 +17,7 @@ from typing import Any, Mapping
 from unlearning.errors import ConfigError
 
 CANONICAL_METHODS = ("GradAscent", "GradDiff", "IdkDPO", "NPO", "SimNPO", "RMU", "SatImp", "WGA", "TNPO",
-                     "UNDIAL", "JensUn", "CEU", "PDU", "GRU")
+                     "UNDIAL", "JensUn", "CEU", "PDU", "GRU", "SIBL")
 
 
 @dataclass(frozen=True)
@@ -59,6 +59,7 @@ HPARAM_ALIASES: dict[str, str] = {
     "sampling_ratio": "group_ratio",
     "npo_coeff": "gamma",
     "layer_id": "layer",
+    "epsilon": "retain_loss_eps",
 }
 
 # every canonical hyperparameter of every method config and wrapper (checked against the dataclasses
@@ -69,7 +70,8 @@ CANONICAL_HPARAMS = frozenset({
     "trainable_params_regex", "baldro", "beta_dv", "dv_mode", "unit", "forget_dro", "retain_dro",
     "beta_dv_retain", "retain_reduction", "group_ratio", "faithful_broadcast", "faithful_eps",
     "ignore_first_n_answer_tokens", "retain_loss_eps", "primal_dual", "dual_step_size", "gamma_gru",
-    "forget_loss_type",
+    "forget_loss_type", "rho", "inner_steps", "eta_in", "eta_theta", "l1_coeff", "use_sparsity", "sparsity",
+    "sparsity_method", "use_implicit", "cg_iters", "cg_tol", "outer_update",
 })
 
 RETAIN_TYPE_ALIASES = {"nll": "NLL", "kl": "KL", "jsd": "JSD", "jensun": "JSD", "embed_diff": "EMBED_DIFF"}

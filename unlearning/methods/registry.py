@@ -30,13 +30,14 @@ from unlearning.methods.npo import NPO
 from unlearning.methods.pdu import PDU
 from unlearning.methods.rmu import RMU
 from unlearning.methods.satimp import SatImp
+from unlearning.methods.sibl import SIBL
 from unlearning.methods.simnpo import SimNPO
 from unlearning.methods.tnpo import TNPO
 from unlearning.methods.undial import UNDIAL
 from unlearning.methods.wga import WGA
 
 METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (
-    GradAscent, GradDiff, IdkDPO, NPO, SimNPO, RMU, SatImp, WGA, TNPO, UNDIAL, JensUn, CEU, PDU, GRU)}
+    GradAscent, GradDiff, IdkDPO, NPO, SimNPO, RMU, SatImp, WGA, TNPO, UNDIAL, JensUn, CEU, PDU, GRU, SIBL)}
 WRAPPER_CONFIGS = {"g": BalDROGConfig, "dv": BalDRODVConfig}
 
 
