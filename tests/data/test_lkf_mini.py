@@ -69,3 +69,15 @@ def test_hub_names_go_through_the_same_loader(tmp_path, lkf_dir, monkeypatch):
     for split in ("forget_standard", "forget_eval_para", "relearn_standard"):
         assert load_lkf(split) == load_lkf(split, lkf_dir)  # None = the hub prefix nmndeep/LKF
     assert load_lkf("retain_standard", "nmndeep/LKF") == load_lkf("retain_standard", lkf_dir)
+
+
+def test_train_sources_resolve(tmp_path, lkf_dir, monkeypatch):
+    from unlearning.data.lkf import resolve_lkf_source
+    from unlearning.errors import ConfigError
+
+    assert resolve_lkf_source("hub") is None  # nmndeep/LKF-<split>
+    assert resolve_lkf_source(str(lkf_dir)) == lkf_dir
+    assert resolve_lkf_source("someone/LKF-copy") == "someone/LKF-copy"  # another hub prefix
+    monkeypatch.setenv("UNLEARN_SWEEP_CACHE", str(tmp_path / "empty-cache"))
+    with pytest.raises(ConfigError, match="prepare tofu-mini --size tiny"):
+        resolve_lkf_source("lkf-mini-tiny")
