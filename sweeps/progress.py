@@ -6,8 +6,8 @@ constraints satisfied against the search's target, best first objective), no lin
 stays readable.
 
     progress = SweepProgress(objectives, total_trials=12, constraints=spec.constraints)
-    progress.references = target_metrics          # per search: what relative constraints compare against
-    progress.trial("a1_00000", "running"); progress.point("a1_00000", 1, {...}); progress.close()
+    progress.references["m.dv"] = refs            # per search: what its relative constraints compare against
+    progress.trial("a1_00000", "running"); progress.point("a1_00000", 1, {...}, search_id="m.dv"); progress.close()
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ class SweepProgress:
                  constraints: Sequence[Any] = ()):
         self.objectives = list(objectives)
         self.constraints = list(constraints)
-        self.references: Mapping[str, float] = {}
+        self.references: dict[str, Mapping[str, float]] = {}  # search id -> constraint references
+        self.search_of: dict[str, str] = {}                      # trial id -> search id
         self.total = total_trials
         self.console = console or Console()
         self.status: dict[str, str] = {}
@@ -71,13 +72,15 @@ class SweepProgress:
             self.reasons[trial_id] = reason
         c = self._counts()
         suffix = f": {reason}" if reason else ""
-        best = best_point(self.points.get(trial_id, []), self.objectives, self.constraints, self.references)
+        refs = self.references.get(self.search_of.get(trial_id, ""), {})
+        best = best_point(self.points.get(trial_id, []), self.objectives, self.constraints, refs)
         if status == "finished" and best is not None:
             suffix = f", best at epoch {best['epoch']:g}: {self._shown(best)}"
         self._refresh(f"trial {trial_id} {status}{suffix}  [{c['finished']} done, {c['running']} running, "
                       f"{c['failed']} failed of {self.total}]")
 
-    def point(self, trial_id: str, epoch: int | float, metrics: Mapping[str, float]) -> None:
+    def point(self, trial_id: str, epoch: int | float, metrics: Mapping[str, float], search_id: str = "") -> None:
+        self.search_of[trial_id] = search_id
         for o in self.objectives:
             v = metrics.get(o.name)
             if v is None or not math.isfinite(v):

@@ -10,8 +10,8 @@ every trial starts from), the resolved trial config and the last evaluation as a
 FAILED with the reason. `sweeps.tracking.Tracker` queues and retries whatever the
 store refuses; nothing here raises into Tune.
 
-    callback = SweepRecorder(plan, tracker, parent_ref, results_log, objectives=spec.objectives,
-                             target_metrics=shared.target_metrics)
+    callback = SweepRecorder({plan.search_id: (plan, shared.target_metrics), ...}, tracker, parent_ref,
+                             results_log, objectives=spec.objectives)
     ray.tune.RunConfig(callbacks=[callback])
 """
 
@@ -96,31 +96,39 @@ def log_target_point(tracker: Tracker, ref: RunRef, target_metrics: Mapping[str,
 
 
 class SweepRecorder(Callback):
-    """Records trials of one search (see the module docstring)."""
+    """Records the trials of every search of a sweep (see the module docstring); a trial's search is the one
+    named in its config (`config[SWEEP_KEY]["search_id"]`), `searches` maps it to (plan, target metrics)."""
 
-    def __init__(self, plan: Any, tracker: Tracker, parent: RunRef, results: ResultsLog,
-                 objectives: Sequence[Objective] = (), target_metrics: Mapping[str, Any] | None = None):
-        self.plan, self.tracker, self.parent, self.results = plan, tracker, parent, results
-        self.objectives, self.target_metrics = list(objectives), dict(target_metrics or {})
+    def __init__(self, searches: Mapping[str, tuple[Any, Mapping[str, Any] | None]], tracker: Tracker,
+                 parent: RunRef, results: ResultsLog, objectives: Sequence[Objective] = ()):
+        self.searches = {sid: (plan, dict(target or {})) for sid, (plan, target) in searches.items()}
+        self.tracker, self.parent, self.results = tracker, parent, results
+        self.objectives = list(objectives)
         self._runs: dict[str, RunRef] = {}
         self._failed: dict[str, str] = {}
         self._started: dict[str, float] = {}
         self.timings: dict[str, tuple[float, float]] = {}  # trial -> (driver wall s, work s inside the trial)
         self._work: dict[str, float] = {}
 
+    def _search(self, trial: Any) -> tuple[Any, dict[str, Any]]:
+        """(plan, target metrics) of the trial's search."""
+        return self.searches[trial.config[SWEEP_KEY]["search_id"]]
+
     def _run(self, trial: Any) -> RunRef:
         tid = trial.trial_id
         if tid not in self._runs:
-            self._runs[tid] = open_trial_run(self.tracker, self.parent, self.plan, tid, sampled_params(trial.config),
+            plan, target = self._search(trial)
+            self._runs[tid] = open_trial_run(self.tracker, self.parent, plan, tid, sampled_params(trial.config),
                                              extra_tags={"ray_trial_name": str(trial)})
-            log_target_point(self.tracker, self._runs[tid], self.target_metrics, self.objectives)
+            log_target_point(self.tracker, self._runs[tid], target, self.objectives)
         return self._runs[tid]
 
     def _status(self, trial: Any, status: str, reason: str | None = None) -> None:
         ref = self._run(trial)
+        plan, _ = self._search(trial)
         wall, work = self.timings.get(trial.trial_id, (None, None)) if status == "finished" else (None, None)
-        self.results.trial(trial.trial_id, status, search_id=self.plan.search_id, model=self.plan.model.name,
-                           variant=self.plan.variant, reason=reason, hparams=sampled_params(trial.config),
+        self.results.trial(trial.trial_id, status, search_id=plan.search_id, model=plan.model.name,
+                           variant=plan.variant, reason=reason, hparams=sampled_params(trial.config),
                            mlflow_run_id=ref.run_id, wall_s=wall, work_s=work)
         if ACTIVE_PROGRESS is not None:
             ACTIVE_PROGRESS.trial(trial.trial_id, status, reason)
@@ -145,15 +153,16 @@ class SweepRecorder(Callback):
                 self._work[trial.trial_id] = float(result["trial_seconds"])
             if result.get("node_id") and epoch == 1:  # where the trial ran (the Ray node id)
                 self.tracker.set_tags(ref, {"ray_node_id": result["node_id"]})
+            plan, _ = self._search(trial)
             point = Point(trial_id=trial.trial_id, epoch=epoch, step=step, metrics=numeric_metrics(result),
-                          hparams=sampled_params(trial.config), search_id=self.plan.search_id,
-                          model=self.plan.model.name, variant=self.plan.variant, mlflow_run_id=ref.run_id,
+                          hparams=sampled_params(trial.config), search_id=plan.search_id,
+                          model=plan.model.name, variant=plan.variant, mlflow_run_id=ref.run_id,
                           checkpoint=result.get("checkpoint_dir_name"))
             log_point(self.tracker, ref, point, self.objectives)
             self.results.point(point)
             metrics = point.metrics
             if ACTIVE_PROGRESS is not None:
-                ACTIVE_PROGRESS.point(trial.trial_id, epoch, metrics)
+                ACTIVE_PROGRESS.point(trial.trial_id, epoch, metrics, search_id=plan.search_id)
         except Exception as exc:  # noqa: BLE001
             log.warning("could not record a result of trial %s: %s", trial.trial_id, exc)
 

@@ -7,11 +7,11 @@
 
 Before anything is started or written: the machine fit (`sweeps.preflight`), the tracking store (within
 seconds), zoo models nobody prepared yet (trained once), the folder's driver lock. Per search (model x BalDRO
-variant): the driver prepares the shared work once (`sweeps.shared`), then a `ray.tune.Tuner` (`sweeps.tuning`:
-the searcher, the scheduler) runs `trainables.trial.run_trial` with the driver-side `SweepRecorder`
-(points.jsonl + MLflow). Tune state lives in `<sweep>/tune/<search id>`, so `resume=True` restores each search
-(`Tuner.restore`): finished trials are not re-run and the searcher keeps its state; unfinished trials continue
-from their last epoch checkpoint. Ctrl-C / SIGTERM stop the whole sweep cleanly (`sweeps.interrupts`). At the end
+variant): the driver prepares the shared work once (`sweeps.shared`); then ONE `ray.tune.Tuner` (`sweeps.tuning`:
+a searcher and a scheduler per search, sharing the trial slots, `sweeps.multiplex`) runs every search's
+`trainables.trial.run_trial` with the driver-side `SweepRecorder` (points.jsonl + MLflow). Tune state lives in
+`<sweep>/tune/sweep`, so `resume=True` restores it (`Tuner.restore`): finished trials are not re-run and every
+searcher keeps its state; unfinished trials continue from their last epoch checkpoint. Ctrl-C / SIGTERM stop the whole sweep cleanly (`sweeps.interrupts`). At the end
 the Pareto table is printed.
 """
 
@@ -83,24 +83,38 @@ def cluster_resources() -> dict[str, float]:
     return {"CPU": float(total.get("CPU", 0)), "GPU": float(total.get("GPU", 0))}
 
 
-def run_search(spec: Any, plan: Any, tracker: Any, parent: Any, results: Any, progress: Any, console: Console,
-               resume: bool, stop: Any) -> dict[str, tuple[float, float]]:
-    """One Tuner (or its restore) for one search of the sweep; returns per-trial (wall, work) seconds."""
+def run_searches(spec: Any, plans: list[Any], tracker: Any, parent: Any, results: Any, progress: Any,
+                 console: Console, resume: bool, stop: Any) -> dict[str, tuple[float, float]]:
+    """Every search of the sweep in one Tuner (or its restore); returns per-trial (wall, work) seconds.
+
+    The shared work of each search (`sweeps.shared`) is prepared first, one search after the other; then the
+    searches' trials share the cluster (`sweeps.multiplex`, `search.concurrent`)."""
     from sweeps import recorder as rec
     from sweeps.shared import prepare_shared
-    from sweeps.tuning import constraint_refs, make_tuner
+    from sweeps.tuning import constraint_refs, make_tuner, tune_path
     from sweeps.warm_start import warm_start_configs
 
-    shared = prepare_shared(spec, plan, log=lambda m: console.print(f"[dim]{m}[/dim]", soft_wrap=True))
-    results.reference(plan.model.name, "target", shared.target_metrics)
+    old = [p.search_id for p in plans if (spec.sweep_dir() / "tune" / p.search_id).is_dir()]
+    if resume and old and not tune_path(spec).is_dir():
+        raise ConfigError(str(spec.sweep_dir()), field="tune", value=f"tune/{old[0]}",
+                          fix="this sweep was started by an earlier unlearn-sweep (one Tune run per search), which "
+                              "this version cannot resume: run the spec again under a new name (--name)")
+    searches = []
+    for plan in plans:
+        console.print(f"search {plan.search_id}: {plan.label} on {plan.model.name}, {spec.budget.num_trials} trials",
+                      soft_wrap=True)
+        shared = prepare_shared(spec, plan, log=lambda m: console.print(f"[dim]{m}[/dim]", soft_wrap=True))
+        results.reference(plan.model.name, "target", shared.target_metrics)
+        progress.references[plan.search_id] = constraint_refs(spec, shared.target_metrics)  # a trial's best point
+        seeded = warm_start_configs(spec, plan)
+        if seeded:
+            console.print(f"warm start of {plan.search_id}: {len(seeded)} configuration(s) from "
+                          f"{', '.join(spec.search.warm_start)} first", soft_wrap=True)
+        searches.append((plan, shared, seeded))
     rec.ACTIVE_PROGRESS = progress
-    progress.references = constraint_refs(spec, shared.target_metrics)  # a trial's best point, as the searcher
-    recorder = rec.SweepRecorder(plan, tracker, parent, results, objectives=spec.objectives,
-                                 target_metrics=shared.target_metrics)
-    seeded = warm_start_configs(spec, plan)
-    if seeded:
-        console.print(f"warm start: {len(seeded)} configuration(s) from {', '.join(spec.search.warm_start)} first")
-    tuner = make_tuner(spec, plan, shared, recorder, cluster_resources(), resume, seeded)
+    recorder = rec.SweepRecorder({plan.search_id: (plan, shared.target_metrics) for plan, shared, _ in searches},
+                                 tracker, parent, results, objectives=spec.objectives)
+    tuner = make_tuner(spec, searches, recorder, cluster_resources(), resume)
     with stop.tuning():  # Ctrl-C / SIGTERM: Tune saves its state and leaves running trials to resume
         tuner.fit()
     return recorder.timings
@@ -208,14 +222,8 @@ def _drive(spec: Any, sweep_dir: Path, address: str | None, resume: bool, consol
         if resume:  # count the trials of the earlier runs too
             progress.status.update({t.trial_id: t.status for t in read_results(sweep_dir).trials.values()
                                     if t.status in ("finished", "failed")})
-        timings: dict[str, tuple[float, float]] = {}
         try:
-            for plan in plans:
-                console.print(f"search {plan.search_id}: {plan.label} on {plan.model.name}, "
-                              f"{spec.budget.num_trials} trials", soft_wrap=True)
-                timings |= run_search(spec, plan, tracker, parent, results, progress, console, resume, stop)
-                if stop.signal:
-                    break
+            timings = run_searches(spec, plans, tracker, parent, results, progress, console, resume, stop)
             if stop.signal:
                 _close_interrupted(sweep_dir, results, tracker, parent, stop.signal)
             else:

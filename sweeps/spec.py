@@ -22,7 +22,7 @@ What a run does is described in the train config's own words (the `unlearn-sweep
     constraints: ["model_utility >= 0.9 * target"]
     budget: {num_trials, max_concurrent, time_budget_s, max_failures}   # num_trials is per search
     resources: {cpus, gpus, workers}      # per worker; a trial has `workers` workers
-    search: {sampler: tpe, scheduler: none | moasha, reduction_factor, grace, warm_start, storage}
+    search: {sampler: tpe, scheduler: none | moasha, reduction_factor, grace, warm_start, concurrent, storage}
     tracking: {uri, experiment}           # MLflow; default sqlite:///<storage>/<name>/mlflow.db
     storage: runs/sweeps                  # local or shared (NFS) folder; the sweep lives in <storage>/<name>
     seed: 0
@@ -238,8 +238,14 @@ class SweepSpec(BaseModel):
         return self.data.source.startswith("tofu-mini")
 
     @property
+    def is_muse_mini(self) -> bool:
+        return self.data.benchmark == "muse" and self.data.source.startswith("muse-mini")
+
+    @property
     def benchmark_name(self) -> str:
-        """tofu-mini (the zoo's generated data) or tofu (real TOFU from the hub or a folder)."""
+        """tofu-mini (the zoo's generated data) or tofu (real TOFU from the hub or a folder); muse-mini or muse."""
+        if self.data.benchmark == "muse":
+            return "muse-mini" if self.is_muse_mini else "muse"
         return "tofu-mini" if self.is_tofu_mini else "tofu"
 
     @property
@@ -292,7 +298,11 @@ class SweepSpec(BaseModel):
         data["search"] = {**data.get("search", {}), "scheduler": "none"}
         data["data"] = {**data["data"], "limit": min(self.data.limit or 8, 8)}
         settings = dict(self.eval.settings)
-        settings["max_new_tokens"] = min(int(settings.get("max_new_tokens", 16)), 16)
+        if self.data.benchmark == "muse":
+            for key in ("knowmem_max_new_tokens", "verbmem_max_new_tokens"):
+                settings[key] = min(int(settings.get(key, 16)), 16)
+        else:
+            settings["max_new_tokens"] = min(int(settings.get("max_new_tokens", 16)), 16)
         data["eval"] = {**data["eval"], "settings": settings}
         data["smoke_test"] = True
         return parse_spec(data, where=f"{self._source or self.name} (smoke test)", source=self._source)

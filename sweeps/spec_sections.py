@@ -31,14 +31,14 @@ DEFAULT_OBJECTIVES = {
 
 
 def _family(benchmark: str) -> str:
-    return "muse" if benchmark == "muse" else "tofu"
+    return "muse" if benchmark.startswith("muse") else "tofu"  # MUSE and muse-mini
 
 
 def metric_names(benchmark: str) -> tuple[str, ...]:
     """Metrics an objective or constraint may name for a benchmark (the evaluator's + gibberish_rate)."""
     from unlearning.evaluation.config import MUSE_METRICS, ROBUST_METRICS, TOFU_METRICS
 
-    return (*(MUSE_METRICS if benchmark == "muse" else TOFU_METRICS + ROBUST_METRICS),
+    return (*(MUSE_METRICS if _family(benchmark) == "muse" else TOFU_METRICS + ROBUST_METRICS),
             *METRIC_ALIASES[_family(benchmark)])
 
 
@@ -218,10 +218,14 @@ class SearchSettings(_Section):
     scheduler: none, or moasha (multi-objective asynchronous successive halving: trials behind on the Pareto
     ranking at a rung stop; rungs at grace * reduction_factor**k epochs, up to the trial's epochs).
     warm_start: finished sweeps (folders) whose Pareto points are evaluated first (e.g. found on a smaller model).
+    concurrent: the sweep's searches (model x variant) share the trial slots at once, each holding about its
+    fair share (true, the default); false = in the spec's order, the next search starting when the one before
+    has proposed all its trials (`sweeps.multiplex`).
     storage: an Optuna RDB URL for clusters; null = sqlite:///<sweep dir>/optuna.db."""
 
     sampler: Literal["tpe", "gp", "nsga2", "random", "grid"] = "tpe"
     scheduler: Literal["none", "moasha"] = "none"
+    concurrent: bool = True
     reduction_factor: float = Field(3.0, gt=1)
     grace: float = Field(1.0, gt=0)
     warm_start: list[str] = Field(default_factory=list)

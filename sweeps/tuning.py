@@ -1,26 +1,30 @@
-"""One search as a Ray Tune run: the trainable, the searcher, the scheduler, the recorder, and their restore.
+"""A sweep as one Ray Tune run: the trainable, every search's searcher and scheduler, the recorder, their restore.
 
-    tuner = make_tuner(spec, plan, shared, recorder, resume=False)     # or Tuner.restore on resume
-    tuner.fit()
+    tuner = make_tuner(spec, [(plan, shared, seeded), ...], recorder, cluster_resources(), resume=False)
+    tuner.fit()                                               # or Tuner.restore of <sweep>/tune/sweep on resume
 
-* the trainable is `trainables.trial.run_trial` with the trial's resources; its constant config is the
-  search's base train config plus what the driver shared (`sweeps.shared`);
-* the searcher is `sweeps.searcher.OptunaSearcher` (sampler from `search.sampler`, warm start from
-  `search.warm_start`), its study in the sweep's Optuna storage;
-* with `search.scheduler: moasha`, `sweeps.scheduling.MOASHAScheduler` stops trials that fall behind on the
-  Pareto ranking at rungs grace * reduction_factor**k epochs (up to the search's longest trial), the
-  objectives and constraints on the same scale as everywhere (`sweeps.objectives`); its state is carried
-  across `Tuner.restore` by `MOASHAStateCallback`.
+* the trainable is `trainables.trial.run_trial` with the trial's resources; each trial's config carries its
+  search's constants (the search's base train config plus what the driver shared, `sweeps.shared`);
+* each search has its `sweeps.searcher.OptunaSearcher` (sampler from `search.sampler`, warm start from
+  `search.warm_start`), its study in the sweep's Optuna storage; `sweeps.multiplex.SearchMux` shares the
+  trial slots among them (`search.concurrent`);
+* with `search.scheduler: moasha`, each search has a `sweeps.scheduling.MOASHAScheduler` (behind
+  `PerSearchScheduler`) that stops trials falling behind on the Pareto ranking of their own search at rungs
+  grace * reduction_factor**k epochs (up to the search's longest trial), the objectives and constraints on the
+  same scale as everywhere (`sweeps.objectives`); their state is carried across `Tuner.restore` by
+  `MOASHAStateCallback`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from sweeps.objectives import Objective
 from sweeps.searcher import OptunaSearcher
-from trainables.trial import SWEEP_KEY, run_trial, sweep_constants, trial_resources
+from trainables.trial import run_trial, sweep_constants, trial_resources
+
+TUNE_NAME = "sweep"  # <sweep>/tune/sweep: the one Tune experiment of every search
 
 
 def constraint_refs(spec: Any, target: Mapping[str, float]) -> dict[str, float]:
@@ -28,8 +32,9 @@ def constraint_refs(spec: Any, target: Mapping[str, float]) -> dict[str, float]:
     return {c.metric: target[c.metric] for c in spec.constraints if c.relative_to == "target" and c.metric in target}
 
 
-def concurrency(spec: Any, total: Mapping[str, float]) -> int:
-    """Trials at once: the spec's max_concurrent, else as many as the cluster's CPUs/GPUs hold."""
+def concurrency(spec: Any, total: Mapping[str, float], searches: int = 1) -> int:
+    """Trials at once: the spec's max_concurrent, else as many as the cluster's CPUs/GPUs hold (never more than
+    the sweep's trials, `searches` x num_trials)."""
     res = spec.resources
     fits = []
     if res.cpus:
@@ -37,7 +42,7 @@ def concurrency(spec: Any, total: Mapping[str, float]) -> int:
     if res.gpus:
         fits.append(int(total["GPU"] // (res.gpus * res.workers)))
     n = max(1, min(fits) if fits else 1)
-    return min(n, spec.budget.max_concurrent or n, spec.budget.num_trials)
+    return min(n, spec.budget.max_concurrent or n, spec.budget.num_trials * searches)
 
 
 class SearchedValue:
@@ -61,19 +66,18 @@ class Violations:
         return [c.violation(result, self.refs) for c in self.constraints]
 
 
-def make_scheduler(spec: Any, plan: Any, refs: Mapping[str, float]) -> tuple[Any, list]:
-    """(scheduler, callbacks) of the search: FIFO, or MO-ASHA with the callback that keeps its state."""
+def make_scheduler(spec: Any, plan: Any, refs: Mapping[str, float]) -> Any | None:
+    """The early-stopping scheduler of one search: None (every trial runs its schedule), or MO-ASHA."""
     if spec.search.scheduler != "moasha":
-        return None, []
-    from sweeps.scheduling.moasha import MOASHAScheduler, MOASHAStateCallback
+        return None
+    from sweeps.scheduling.moasha import MOASHAScheduler
 
     epochs = plan.space.params.get("epochs")
     max_t = max(epochs.bounds()) if epochs is not None else plan.base["train"]["epochs"]
-    scheduler = MOASHAScheduler(
+    return MOASHAScheduler(
         objectives=[(SearchedValue(o), o.mode) for o in spec.objectives], time_attr="epoch",
         grace_period=spec.search.grace, reduction_factor=spec.search.reduction_factor, max_t=max_t,
         constraints=Violations(spec.constraints, refs) if spec.constraints else None)
-    return scheduler, [MOASHAStateCallback(scheduler)]
 
 
 def make_searcher(spec: Any, plan: Any, refs: Mapping[str, float], seeded: list[dict]) -> OptunaSearcher:
@@ -82,34 +86,55 @@ def make_searcher(spec: Any, plan: Any, refs: Mapping[str, float], seeded: list[
                           storage=spec.optuna_storage(), seeded=seeded)
 
 
-def make_tuner(spec: Any, plan: Any, shared: Any, recorder: Any, total: Mapping[str, float], resume: bool,
-               seeded: list[dict] | None = None) -> Any:
-    """The Tuner of one search (a restored one when `resume` and Tune's state exists)."""
+def tune_path(spec: Any) -> Path:
+    """Where the sweep's one Tune experiment keeps its state."""
+    return spec.sweep_dir() / "tune" / TUNE_NAME
+
+
+def make_tuner(spec: Any, searches: Sequence[tuple[Any, Any, list[dict]]], recorder: Any,
+               total: Mapping[str, float], resume: bool) -> Any:
+    """The sweep's Tuner over every search, `searches` = [(plan, shared, seeded configs)] (a restored one when
+    `resume` and Tune's state exists). The searchers, the schedulers and the recorder are rebuilt from the spec
+    either way; a restore then loads their saved state."""
     import ray.tune
 
-    tune_root = spec.sweep_dir() / "tune"
-    path = tune_root / plan.search_id
+    from sweeps.multiplex import SearchMux
+
     resources = {**spec.resources.model_dump(), "max_failures": spec.budget.max_failures}
     trainable = ray.tune.with_resources(run_trial, trial_resources(resources))
-    refs = constraint_refs(spec, shared.target_metrics)
-    scheduler, callbacks = make_scheduler(spec, plan, refs)
+    muxed, schedulers = {}, {}
+    for plan, shared, seeded in searches:
+        refs = constraint_refs(spec, shared.target_metrics)
+        consts = sweep_constants(plan.base, search_id=plan.search_id, sweep_dir=str(spec.sweep_dir()),
+                                 reference=shared.reference_dir, inputs_cache=shared.inputs_dir, resources=resources,
+                                 objective_names=[o.name for o in spec.objectives])
+        muxed[plan.search_id] = (make_searcher(spec, plan, refs, seeded), consts)
+        scheduler = make_scheduler(spec, plan, refs)
+        if scheduler is not None:
+            schedulers[plan.search_id] = scheduler
+    mux = SearchMux(muxed, num_trials=spec.budget.num_trials, concurrent=spec.search.concurrent)
+    callbacks: list[Any] = [recorder]
+    scheduler = None
+    if schedulers:
+        from sweeps.scheduling.moasha import MOASHAStateCallback
+        from sweeps.scheduling.per_search import PerSearchScheduler
+
+        scheduler = PerSearchScheduler(schedulers)
+        callbacks.append(MOASHAStateCallback(scheduler))
+    path = tune_path(spec)
     if resume and ray.tune.Tuner.can_restore(str(path)):
         return ray.tune.Tuner.restore(str(path), trainable, resume_unfinished=True, resume_errored=True)
-    consts = sweep_constants(plan.base, search_id=plan.search_id, sweep_dir=str(spec.sweep_dir()),
-                             reference=shared.reference_dir, inputs_cache=shared.inputs_dir, resources=resources,
-                             objective_names=[o.name for o in spec.objectives])
     return ray.tune.Tuner(
         trainable,
-        param_space={SWEEP_KEY: consts},
-        tune_config=ray.tune.TuneConfig(search_alg=make_searcher(spec, plan, refs, seeded or []),
-                                        scheduler=scheduler, num_samples=spec.budget.num_trials,
-                                        max_concurrent_trials=concurrency(spec, total), reuse_actors=True,
-                                        time_budget_s=spec.budget.time_budget_s,
+        param_space={},  # every trial's config comes from its search's searcher, constants included
+        tune_config=ray.tune.TuneConfig(search_alg=mux, scheduler=scheduler, num_samples=mux.total,
+                                        max_concurrent_trials=concurrency(spec, total, searches=len(muxed)),
+                                        reuse_actors=True, time_budget_s=spec.budget.time_budget_s,
                                         trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
         run_config=ray.tune.RunConfig(
-            name=plan.search_id, storage_path=str(Path(tune_root)),
+            name=TUNE_NAME, storage_path=str(path.parent),
             failure_config=ray.tune.FailureConfig(max_failures=spec.budget.max_failures),
-            callbacks=[recorder, *callbacks], verbose=0),
+            callbacks=callbacks, verbose=0),
     )
 
 

@@ -41,10 +41,10 @@ def test_the_finished_line_shows_the_best_feasible_point_not_the_last():
     objs = [Objective(name="forget_quality", mode="max", scale="log"), Objective(name="model_utility", mode="max")]
     progress = SweepProgress(objs, total_trials=1, console=Console(file=out, width=200, force_terminal=False),
                              constraints=[Constraint.model_validate("model_utility >= 0.9 * target")])
-    progress.references = {"model_utility": 0.8}                     # the constraint: model_utility >= 0.72
+    progress.references["s"] = {"model_utility": 0.8}                # the constraint: model_utility >= 0.72
     # epoch 3 has the highest forget_quality but has collapsed (infeasible); epoch 4 is later and worse
     for epoch, fq, mu in ((1, 1e-9, 0.79), (2, 1e-3, 0.75), (3, 0.5, 0.30), (4, 1e-5, 0.74)):
-        progress.point("t1", epoch, {"forget_quality": fq, "model_utility": mu})
+        progress.point("t1", epoch, {"forget_quality": fq, "model_utility": mu}, search_id="s")
     progress.trial("t1", "finished")
     progress.close()
     (line,) = out.getvalue().splitlines()
