@@ -140,8 +140,9 @@ class MethodSpec(_Section):
 
 
 class Budget(_Section):
-    """num_trials: trials per search (model x variant). max_concurrent: trials at once (null = as many as
-    the cluster's resources allow). time_budget_s: stop starting new trials after this. max_failures:
+    """num_trials: trials per search (model x variant). max_concurrent: trials at once, over all the sweep's
+    searches (null = as many as the cluster's resources allow). time_budget_s: the sweep's Tune run stops
+    after this many seconds (all searches together). max_failures:
     retries of a failed trial (Tune FailureConfig)."""
 
     num_trials: int = Field(12, ge=1)
