@@ -13,7 +13,8 @@ max|g - g_ref| / max|g_ref| over the seeds, and, for option cases, the same numb
 form's reference ("vs other form": what the check must be able to tell apart). PDU runs 3 micro-batches
 with its dual variable carried over, GRU 3 steps with its retain-gradient EMA carried over, SIBL 3 outer
 iterations on a tiny real Llama (inner retain steps, CG-corrected outer direction, dual variable; see
-fidelity_cases.run_sibl for why its CG cases sum the reference's NLL as sum(CE*mask)/n). The last line
+fidelity_cases.run_sibl for why its CG cases sum the reference's NLL as sum(CE*mask)/n), T3 3 head-training
+steps on a frozen tiny Llama, LUNAR its refusal direction and 3 regression steps of the chosen down_proj. The last line
 is the headline; "within float32 tolerance" means loss <= LOSS_TOL and gradient <= GRAD_TOL
 (tests/methods/fidelity_cases.py). Exit status 1 when a case is outside it.
 """

@@ -233,6 +233,96 @@ def run_sibl(case: Case, seed: int = 0, steps: int = 3, ce_form: str = "hf") -> 
     return worst
 
 
+def run_t3(case: Case, seed: int = 0, steps: int = 3) -> tuple[float, float]:
+    """A tiny real Llama as the frozen base: the T3 loss and the head's gradient against the reference's
+    classifier path, SGD on the head between 3 micro-batches (both sides' heads start equal)."""
+    import copy
+
+    from methods_oracle import make_llama
+
+    parts = make_parts(seed, V)
+    method = build_method("T3", **case.hparams)
+    model = method.prepare_model(make_llama(seed + 100, vocab=V))
+    proj = copy.deepcopy(model.head)
+    worst = (0.0, 0.0)
+    for _ in range(steps):
+        model.zero_grad(set_to_none=True)
+        proj.zero_grad(set_to_none=True)
+        out = method.loss(model, parts)
+        out.loss.backward()
+        expect = R.t3_loss(model.base, proj, parts)
+        expect.backward()
+        g = torch.cat([p.grad.reshape(-1) for p in model.head.parameters()])
+        gr = torch.cat([p.grad.reshape(-1) for p in proj.parameters()])
+        worst = (max(worst[0], _rel(out.loss.detach(), expect.detach())), max(worst[1], _rel(g, gr)))
+        _sgd(list(model.head.parameters()), [p.grad for p in model.head.parameters()], lr=0.05)
+        _sgd(list(proj.parameters()), [p.grad for p in proj.parameters()], lr=0.05)
+    return worst
+
+
+class _IdsTokenizer:
+    """Test double of a tokenizer for LUNAR's refusal prompts: "5 17 3" -> ids [5, 17, 3]; a word that is not a
+    number -> an id from its characters (so the "idk" sentences tokenise too)."""
+
+    pad_token_id = 0
+
+    def __call__(self, text, **_):
+        return {"input_ids": [int(t) if t.isdigit() else 2 + sum(map(ord, t)) % 40 for t in text.split()]}
+
+
+def run_lunar(case: Case, seed: int = 0, steps: int = 3) -> tuple[float, float]:
+    """A tiny real Llama; the refusal direction (prepare_model on a prompts file) against the reference's
+    candidate directions, then 3 micro-batches of the regression loss and the down_proj gradients against the
+    reference's estimated nets (SGD on both). The loss column is the worse of the loss and the direction."""
+    import copy
+    import json
+    import tempfile
+    import warnings
+    from types import SimpleNamespace
+
+    from methods_oracle import make_llama
+
+    gen = torch.Generator().manual_seed(seed + 7)
+    refusal = [torch.randint(1, V, (int(n),), generator=gen).tolist() for n in torch.randint(3, 9, (6,), generator=gen)]
+    parts = make_parts(seed, V)
+    rows = [{"input_ids": ids[m.bool()].tolist(), "labels": lab[m.bool()].tolist()}
+            for ids, m, lab in zip(parts["forget"]["input_ids"], parts["forget"]["attention_mask"], parts["forget"]["labels"])]
+    model = make_llama(seed + 100, vocab=V)
+    ref = copy.deepcopy(model).requires_grad_(False)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = f"{tmp}/harmful.json"
+        with open(path, "w") as f:
+            json.dump([" ".join(map(str, p)) for p in refusal], f)
+        method = build_method("LUNAR", direction_prompts=path, **case.hparams)
+        with warnings.catch_warnings():  # the last layer's direction fallback is announced; it is what is tested
+            warnings.simplefilter("ignore")
+            method.prepare_model(model, SimpleNamespace(forget=rows), _IdsTokenizer())
+    layers, coeffs = method.resolved, method.coeff_list
+    forget_prompts = [r["input_ids"][: next(i for i, v in enumerate(r["labels"]) if v != -100)] for r in rows]
+    candidates = R.lunar_candidate_directions(ref, refusal, forget_prompts)
+    directions = [R.lunar_direction(candidates, layer) for layer in layers]
+    worst_dir = _rel(method.directions, torch.stack(directions))
+    estimated = [ref.model.layers[layer].mlp.down_proj.weight.detach().clone().requires_grad_(True) for layer in layers]
+    trained = [model.model.layers[layer].mlp.down_proj.weight for layer in layers]
+    for n, p in model.named_parameters():
+        p.requires_grad_(any(p is t for t in trained))
+    worst = (worst_dir, 0.0)
+    for _ in range(steps):
+        model.zero_grad(set_to_none=True)
+        out = method.loss(model, parts, ref_model=ref)
+        out.loss.backward()
+        for w in estimated:
+            w.grad = None
+        expect = R.lunar_loss(ref, estimated, parts, layers, coeffs, directions)
+        expect.backward()
+        g = torch.cat([t.grad.reshape(-1) for t in trained])
+        gr = torch.cat([w.grad.reshape(-1) for w in estimated])
+        worst = (max(worst[0], _rel(out.loss.detach(), expect.detach())), max(worst[1], _rel(g, gr)))
+        _sgd(trained, [t.grad for t in trained], lr=0.5)
+        _sgd(estimated, [w.grad for w in estimated], lr=0.5)
+    return worst
+
+
 def _l(part, parts):
     return parts[part]["labels"]
 
@@ -307,6 +397,13 @@ CASES: list[Case] = [
          notes="+ CG correction (5 it.); reference NLL summed as sum(CE*mask)/n (see run_sibl)"),
     Case("SIBL", "reference", {"outer_update": "sgd"}, runner=lambda c, s=0: run_sibl(c, s, ce_form="masked_mean"),
          notes="the method's own SGD step; grad column = the weights after each of 3 steps"),
+    Case("T3", "reference", {}, runner=run_t3, notes="tiny Llama base, head trained 3 steps; grad = head"),
+    Case("T3", "reference", {"head_hidden_size": 24, "head_layers": 2, "head_activation": "gelu", "head_bias": True},
+         runner=run_t3, notes="2-layer GELU head with biases"),
+    Case("LUNAR", "reference", {"layers": [0], "coeffs": [2.0]}, runner=run_lunar,
+         notes="tiny Llama, layer 0: direction + 3 regression steps; grad = down_proj"),
+    Case("LUNAR", "reference", {"layers": [0, 1], "coeffs": [3.0]}, runner=run_lunar,
+         notes="layers 0 and 1 (the last: direction fallback; coeff padded with 2.0)"),
 ]
 
 

@@ -375,3 +375,131 @@ def masked_mean_nll(logits, labels):
                          reduction="none")
     mask = labels[:, 1:] != IGNORE
     return (ce * mask).sum() / mask.sum()
+
+
+# --------------------------------------------------------------------------------------------------
+# T3 (OU src/model/t3.py T3CausalLM + src/trainer/unlearn/t3.py), written on a base model and the head's proj
+
+
+def t3_mean_pool(hidden, attention_mask):
+    """``_mean_pool``: masked cumulative sum over the cumulative token count (clamped at 1)."""
+    mask = attention_mask.to(dtype=hidden.dtype).unsqueeze(-1)
+    return (hidden * mask).cumsum(dim=1) / mask.cumsum(dim=1).clamp_min(1)
+
+
+def t3_classifier_logits(base, proj, part):
+    """``forward(classifier_only=True)``: the decoder's last hidden state without gradients, mean-pooled,
+    [:, :-1], and the target token's logit through ``target_token_logits``."""
+    with torch.no_grad():
+        hidden = base.get_decoder()(input_ids=part["input_ids"], attention_mask=part["attention_mask"],
+                                    use_cache=False, return_dict=True).last_hidden_state
+    pooled = t3_mean_pool(hidden, part["attention_mask"])
+    shifted = part["labels"][:, 1:].contiguous()
+    safe = shifted.masked_fill(shifted == IGNORE, 0)
+    b, t, h = pooled[:, :-1, :].shape
+    x = pooled[:, :-1, :].contiguous().reshape(-1, h)
+    for layer in proj[:-1]:
+        x = layer(x)
+    selected = proj[-1].weight.index_select(0, safe.reshape(-1))
+    return (x * selected).sum(dim=-1).view(b, t)
+
+
+def t3_loss(base, proj, parts):
+    """T3.compute_loss: BCE sums of retain (label 1) and forget (label 0) scored positions over their count."""
+    loss_sum, total_valid = torch.tensor(0.0), torch.tensor(0.0)
+    for split in ("retain", "forget"):
+        logits = t3_classifier_logits(base, proj, parts[split]).flatten()
+        shifted = parts[split]["labels"][:, 1:].contiguous()
+        labels = torch.full_like(shifted, int(split == "retain"))
+        labels[shifted == IGNORE] = IGNORE
+        labels = labels.flatten()
+        valid = labels != IGNORE
+        if valid.any():
+            loss_sum = loss_sum + F.binary_cross_entropy_with_logits(logits[valid], labels[valid].to(logits.dtype),
+                                                                     reduction="sum")
+            total_valid = total_valid + valid.sum()
+    return loss_sum / total_valid.clamp_min(1)
+
+
+def t3_guided_logits(base, proj, input_ids, attention_mask, guidance_scale, base_temp):
+    """The non-classifier forward: base logits and hidden_states[-1], pooled, the full head, ``_guide_logits``."""
+    out = base(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True)
+    pooled = t3_mean_pool(out.hidden_states[-1], attention_mask)
+    b, t, h = pooled.shape
+    classifier = proj(pooled.view(-1, h)).view(b, t, -1)
+    return F.log_softmax(out.logits, dim=2) / base_temp + guidance_scale * F.logsigmoid(classifier)
+
+
+# --------------------------------------------------------------------------------------------------
+# LUNAR (OU src/trainer/unlearn/lunar.py), on a model whose blocks are ``model.model.layers``
+
+
+def lunar_candidate_directions(model, harmful, harmless):
+    """``get_mean_diff`` with positions [-1]: per block, the mean input activation at the last position over the
+    harmful prompts minus that over the harmless (forget) prompts, accumulated as ``cache += (1/n) * sum``.
+    Prompts are token-id lists fed one per batch (no padding)."""
+    blocks = model.model.layers
+
+    def means(prompts):
+        cache = torch.zeros(len(blocks), model.config.hidden_size)
+        handles = []
+        for layer in range(len(blocks)):
+            def hook(module, args, kwargs, layer=layer):
+                act = (args[0] if args else kwargs["hidden_states"]).clone()
+                cache[layer] += (1.0 / len(prompts)) * act[:, act.shape[1] - 1, :].sum(dim=0)
+            handles.append(blocks[layer].register_forward_pre_hook(hook, with_kwargs=True))
+        try:
+            with torch.no_grad():
+                for p in prompts:
+                    ids = torch.tensor([p])
+                    model(input_ids=ids, attention_mask=torch.ones_like(ids))
+        finally:
+            for h in handles:
+                h.remove()
+        return cache
+
+    return means(harmful) - means(harmless)
+
+
+def lunar_direction(candidates, layer):
+    """``compute_direction``: candidates[layer + 1], the last block when that is out of range."""
+    index = layer + 1 if layer + 1 < candidates.shape[0] else candidates.shape[0] - 1
+    return candidates[index]
+
+
+def lunar_trainset(model, rows, layer, direction, coeff, forget):
+    """``get_activations`` (one row per forward, its attended tokens only) + ``perturb_post_block_activations_
+    forget`` + ``prepare_trainset_raw``: (inputs = down_proj inputs, targets = post-block (+ coeff*direction on
+    forget) - post_attention_layernorm input), rows concatenated."""
+    block = model.model.layers[layer]
+    xs, ys = [], []
+    for ids, mask in zip(rows["input_ids"], rows["attention_mask"]):
+        ids = ids[mask.bool()].unsqueeze(0)
+        cache = {}
+        handles = [block.register_forward_hook(lambda m, a, out: cache.__setitem__("post", (out[0] if isinstance(out, tuple) else out).clone().detach())),
+                   block.post_attention_layernorm.register_forward_pre_hook(lambda m, a: cache.__setitem__("pre_ln", a[0].clone().detach())),
+                   block.mlp.down_proj.register_forward_pre_hook(lambda m, a: cache.__setitem__("x", a[0].clone().detach()))]
+        try:
+            with torch.no_grad():
+                model(input_ids=ids, attention_mask=torch.ones_like(ids))
+        finally:
+            for h in handles:
+                h.remove()
+        post = cache["post"]
+        if forget:
+            post += coeff * direction
+        xs.append(cache["x"].squeeze(0))
+        ys.append((post - cache["pre_ln"]).squeeze(0))
+    return torch.cat(xs), torch.cat(ys)
+
+
+def lunar_loss(model, estimated_weights, parts, layers, coeffs, directions):
+    """``train_multiple_layers`` on one batch holding the forget rows' then the retain rows' token vectors: the sum
+    over layers of ``MSELoss`` of the estimated down_proj (``EstimatedNet``: a bias-free Linear) on them."""
+    total = 0.0
+    for layer, weight, coeff, direction in zip(layers, estimated_weights, coeffs, directions):
+        xf, yf = lunar_trainset(model, parts["forget"], layer, direction, coeff, forget=True)
+        xr, yr = lunar_trainset(model, parts["retain"], layer, direction, coeff, forget=False)
+        inputs, targets = torch.cat([xf, xr]), torch.cat([yf, yr])
+        total = total + torch.nn.MSELoss()(F.linear(inputs, weight), targets)
+    return total

@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import copy
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
 
+from fidelity_cases import _IdsTokenizer
 from unlearning.errors import ConfigError
 from unlearning.methods import METHOD_ALIASES, METHODS, build_method
 
-EXTRA = {"JensUn": {"target_token_ids": [3, 4]}, "RMU": {"layer": 1}, "SIBL": {"inner_steps": 0, "cg_iters": 2, "outer_update": "optimizer"}}  # SIBL: no in-place step on the shared model
-NOT_WRAPPABLE = {"GRU", "SIBL"}  # rewrite the gradient / update the weights; BalDRO wrappers reweight a loss
+EXTRA = {"JensUn": {"target_token_ids": [3, 4]}, "RMU": {"layer": 1}, "LUNAR": {"layers": [0]},
+         "SIBL": {"inner_steps": 0, "cg_iters": 2, "outer_update": "optimizer"}}  # SIBL: no in-place step here
+# rewrite the gradient / update the weights / train a head / refit down_proj: BalDRO wrappers reweight a forget loss
+NOT_WRAPPABLE = {"GRU", "SIBL", "T3", "LUNAR"}
+
+
+def _rows(part):
+    return [{"input_ids": i[m.bool()].tolist(), "labels": lab[m.bool()].tolist()}
+            for i, m, lab in zip(part["input_ids"], part["attention_mask"], part["labels"])]
+
+
 CASES = [(n, None) for n in METHOD_ALIASES] + [(n, w) for n in METHODS for w in (None, "g", "dv")]
 
 
@@ -26,6 +38,9 @@ def test_loss_backward_finite(model, ref_model, batch, name, baldro):
             build_method(name, **kw)
         return
     method = build_method(name, generator=torch.Generator().manual_seed(0), **kw)
+    if hasattr(method, "prepare_model"):  # T3 wraps (and freezes) the model, LUNAR reads the forget prompts
+        model = method.prepare_model(copy.deepcopy(model), SimpleNamespace(forget=_rows(batch["forget"])),
+                                     _IdsTokenizer())
     out = method.loss(model, batch, ref_model=ref_model)
     assert out.loss.dim() == 0 and math.isfinite(float(out.loss.detach()))
     out.loss.backward()

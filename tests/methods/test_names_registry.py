@@ -61,6 +61,10 @@ SPEC_DEFAULTS = {
     "SIBL": {"retain_loss_eps": 0.1, "rho": 1.0, "inner_steps": 10, "eta_in": 1e-4, "eta_theta": 1e-4, "l1_coeff": 1e-4,
              "use_sparsity": True, "sparsity": 0.9, "sparsity_method": "layerwise_magnitude", "use_implicit": True,
              "cg_iters": 10, "cg_tol": 1e-3, "outer_update": "sgd"},
+    # configs/trainer/T3.yaml (method_args, head settings under the project's names) and Lunar.yaml
+    "T3": {"guidance_scale": 1.0, "base_temp": 1.0, "head_hidden_size": 100, "head_layers": 1, "head_activation": "id",
+           "head_bias": False, "seed": 0},
+    "LUNAR": {"layers": [7], "coeffs": [2.0], "direction_prompts": "idk", "clamp_layer": False},
 }
 
 

@@ -162,10 +162,10 @@ def test_failed_trials_are_recorded_and_the_sweep_completes(prepared_zoo, ray_lo
         assert parent.info.status == "FINISHED"
 
 
-@pytest.mark.parametrize("method", ["CEU", "PDU", "GRU", "SIBL"])
+@pytest.mark.parametrize("method", ["CEU", "PDU", "GRU", "SIBL", "T3", "LUNAR"])
 def test_open_unlearnings_newer_methods_run_in_a_sweep_with_their_preset(prepared_zoo, ray_local, tmp_path, method):
-    """CE-U, PDU, GRU and SIBL through the whole service with their search-space presets: every trial finishes with
-    forget quality and utility at each epoch, and the front is not empty."""
+    """CE-U, PDU, GRU, SIBL, T3 and LUNAR through the whole service with their search-space presets: every trial
+    finishes with forget quality and utility at each epoch, and the front is not empty."""
     from sweeps.pareto import sweep_fronts
     from sweeps.results import read_results
     from sweeps.service import run_sweep

@@ -28,7 +28,7 @@ def methods_table() -> Table:
     from unlearning.methods.names import CANONICAL_METHODS, METHOD_ALIASES
     from unlearning.methods.registry import method_defaults
 
-    table = Table(title="Methods (method.name; baldro: none | g | dv wraps any of them but GRU and SIBL)")
+    table = Table(title="Methods (method.name; baldro: none | g | dv wraps any of them but GRU, SIBL, T3 and LUNAR)")
     table.add_column("method")
     table.add_column("reference aliases")
     table.add_column("hyperparameters (defaults)")

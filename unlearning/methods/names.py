@@ -17,7 +17,7 @@ from typing import Any, Mapping
 from unlearning.errors import ConfigError
 
 CANONICAL_METHODS = ("GradAscent", "GradDiff", "IdkDPO", "NPO", "SimNPO", "RMU", "SatImp", "WGA", "TNPO",
-                     "UNDIAL", "JensUn", "CEU", "PDU", "GRU", "SIBL")
+                     "UNDIAL", "JensUn", "CEU", "PDU", "GRU", "SIBL", "T3", "LUNAR")
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,8 @@ HPARAM_ALIASES: dict[str, str] = {
     "npo_coeff": "gamma",
     "layer_id": "layer",
     "epsilon": "retain_loss_eps",
+    "layer_idx_list": "layers",
+    "coeff_list": "coeffs",
 }
 
 # every canonical hyperparameter of every method config and wrapper (checked against the dataclasses
@@ -71,7 +73,8 @@ CANONICAL_HPARAMS = frozenset({
     "beta_dv_retain", "retain_reduction", "group_ratio", "faithful_broadcast", "faithful_eps",
     "ignore_first_n_answer_tokens", "retain_loss_eps", "primal_dual", "dual_step_size", "gamma_gru",
     "forget_loss_type", "rho", "inner_steps", "eta_in", "eta_theta", "l1_coeff", "use_sparsity", "sparsity",
-    "sparsity_method", "use_implicit", "cg_iters", "cg_tol", "outer_update",
+    "sparsity_method", "use_implicit", "cg_iters", "cg_tol", "outer_update", "guidance_scale", "base_temp",
+    "head_hidden_size", "head_layers", "head_activation", "head_bias", "layers", "coeffs", "direction_prompts",
 })
 
 RETAIN_TYPE_ALIASES = {"nll": "NLL", "kl": "KL", "jsd": "JSD", "jensun": "JSD", "embed_diff": "EMBED_DIFF"}

@@ -25,6 +25,7 @@ from unlearning.methods.grad_diff import GradDiff
 from unlearning.methods.gru import GRU
 from unlearning.methods.idk_dpo import IdkDPO
 from unlearning.methods.jensun import JensUn
+from unlearning.methods.lunar import LUNAR
 from unlearning.methods.names import canonicalize, resolve_method_name
 from unlearning.methods.npo import NPO
 from unlearning.methods.pdu import PDU
@@ -32,12 +33,13 @@ from unlearning.methods.rmu import RMU
 from unlearning.methods.satimp import SatImp
 from unlearning.methods.sibl import SIBL
 from unlearning.methods.simnpo import SimNPO
+from unlearning.methods.t3 import T3
 from unlearning.methods.tnpo import TNPO
 from unlearning.methods.undial import UNDIAL
 from unlearning.methods.wga import WGA
 
 METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (
-    GradAscent, GradDiff, IdkDPO, NPO, SimNPO, RMU, SatImp, WGA, TNPO, UNDIAL, JensUn, CEU, PDU, GRU, SIBL)}
+    GradAscent, GradDiff, IdkDPO, NPO, SimNPO, RMU, SatImp, WGA, TNPO, UNDIAL, JensUn, CEU, PDU, GRU, SIBL, T3, LUNAR)}
 WRAPPER_CONFIGS = {"g": BalDROGConfig, "dv": BalDRODVConfig}
 
 

@@ -149,6 +149,9 @@ def run_train(config: TrainConfig, eval_hook: EvalHook | None = None, resume: bo
     data = run_inputs(config, bundle, method, source, cache_dir=inputs_cache, rank=_rank())
     say(f"data {config.data.forget_split}: {len(data.forget)} forget / {len(data.retain)} retain rows; "
         f"method {method!r}")
+    prepare = getattr(method, "prepare_model", None)  # T3 wraps the model (methods/t3.py), LUNAR reads the data
+    if prepare is not None:
+        model = prepare(model, data, tokenizer)
     ref_model = frozen_copy(model) if method.needs_ref_model else None
 
     history = unlearn(model, method, data, config.train, ref_model=ref_model,
