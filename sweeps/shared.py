@@ -32,6 +32,7 @@ def prepare_shared(spec: Any, plan: Any, log=print) -> SharedWork:
     from unlearning.evaluation.reference import reference_for
     from unlearning.evaluation.robust_eval import tofu_robustness, with_robustness
     from unlearning.evaluation.tofu_eval import TofuEvaluator
+    from unlearning.evaluation.wmdp_eval import LmEvalEvaluator, split_settings
     from unlearning.models.loading import load_bundle
     from unlearning.train.config import TrainConfig
     from unlearning.train.inputs import run_inputs
@@ -41,6 +42,7 @@ def prepare_shared(spec: Any, plan: Any, log=print) -> SharedWork:
     model = plan.model
     source = resolve_source(config.data.source, config.model.name)
     settings = {k: v for k, v in config.eval.settings.items() if k not in ("retain_model", "retain_logs")}
+    settings, lm_cfg = split_settings(settings)  # the lm-eval block (wmdp_eval.py), evaluated beside TOFU's
     cfg = parse_config(EvalConfig, settings, where="eval.settings")
     shared = spec.sweep_dir() / "shared" / model.name.replace("/", "__")
     shared.mkdir(parents=True, exist_ok=True)
@@ -60,6 +62,8 @@ def prepare_shared(spec: Any, plan: Any, log=print) -> SharedWork:
         ev = TofuEvaluator(bundle.tokenizer, bundle.template, cfg, source, reference=reference)
         ev = with_robustness(ev, tofu_robustness(ev, cfg, source, config.data.retain_split))  # attacked at epoch 0
         target = {k: v for k, v in flat_metrics(ev.evaluate(bundle.model, 0)).items() if v is not None}
+        if lm_cfg is not None:
+            target.update(LmEvalEvaluator(lm_cfg, bundle.tokenizer, source, cfg.forget_split).evaluate(bundle.model))
         target_file.write_text(json.dumps(target, indent=1) + "\n")
         log(f"target model {model.name} evaluated once (epoch 0)")
     return SharedWork(reference_dir=reference.source if reference is not None else None,

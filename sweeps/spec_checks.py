@@ -22,9 +22,26 @@ def did_you_mean(name: str, allowed: Any) -> str:
     return (f"did you mean '{close[0]}'? " if close else "") + f"use one of {sorted(allowed)}"
 
 
+def lm_eval_metrics(spec: Any) -> tuple[str, ...]:
+    """The metrics of `eval.settings.lm_eval` (lm-evaluation-harness tasks, `wmdp_eval.py`); () without it."""
+    from unlearning.evaluation.wmdp_eval import metric_names as lm_eval_names, split_settings, uses_wmdp_mini
+
+    try:
+        _, cfg = split_settings(spec.eval.settings, where="spec")
+        if cfg is None:
+            return ()
+        if uses_wmdp_mini(cfg) and not spec.is_tofu_mini:
+            raise ConfigError("spec", field="lm_eval.tasks", value=cfg.tasks,
+                              fix="wmdp-mini is derived from tofu-mini: use data.source tofu-mini, or name other "
+                                  "tasks (wmdp_bio, wmdp_cyber, mmlu)")
+        return lm_eval_names(cfg, where="spec")
+    except UserError as exc:
+        raise ConfigError("spec", field=f"eval.settings.{exc.field}", value=exc.value, fix=exc.fix) from None
+
+
 def check_objectives(spec: Any) -> None:
-    """Default objectives; names must be the evaluator's metrics (or gibberish_rate)."""
-    allowed = metric_names(spec.benchmark_name)
+    """Default objectives; names must be the evaluator's metrics (or gibberish_rate, or lm-eval's)."""
+    allowed = (*metric_names(spec.benchmark_name), *lm_eval_metrics(spec))
     if spec.objectives is None:
         spec.objectives = [Objective(**o) for o in DEFAULT_OBJECTIVES["tofu"]]
     if not spec.objectives:
@@ -51,7 +68,7 @@ def check_objectives(spec: Any) -> None:
 def check_eval(spec: Any) -> None:
     from unlearning.evaluation.config import EvalConfig, parse_config
 
-    settings = dict(spec.eval.settings)
+    settings = {k: v for k, v in spec.eval.settings.items() if k != "lm_eval"}  # checked by lm_eval_metrics
     if "forget_split" in settings and settings["forget_split"] != spec.data.forget_split:
         raise ConfigError("spec", field="eval.settings.forget_split", value=settings["forget_split"],
                           fix=f"the evaluator uses data.forget_split ({spec.data.forget_split}): remove it")
@@ -66,7 +83,8 @@ def check_eval(spec: Any) -> None:
         raise ConfigError("spec", field=f"eval.settings.{exc.field}", value=exc.value, fix=exc.fix) from None
     chosen = cfg.selected()
     needed = [o.name for o in spec.objectives or []] + [c.metric for c in (*spec.constraints, *spec.select.require)]
-    for name in needed:
+    lm_names = lm_eval_metrics(spec)
+    for name in (n for n in needed if n not in lm_names):
         source = eval_metric_for(name, "tofu")
         if source not in chosen:
             raise ConfigError("spec", field="eval.settings.metrics", value=list(chosen),

@@ -6,7 +6,8 @@ plus two reference keys: `retain_logs` (a retain model's TOFU_EVAL.json) or `ret
 once, then cached). For zoo models without either, the zoo's retain model of the forget split is used
 (tofu-mini/target + forget10 -> tofu-mini/retain90). The data, tokenisation and reference are prepared
 once; each call returns the flat {metric: aggregate} dict. Robustness metrics (`robust_eval.py`) selected in
-`metrics` are added, the relearning attack at the points `robustness.relearn.every` names.
+`metrics` are added, the relearning attack at the points `robustness.relearn.every` names. An `lm_eval:` block
+(`wmdp_eval.py`: WMDP / MMLU / wmdp-mini through lm-evaluation-harness) adds its `<task>_<metric>` entries.
 
     eval:
       enabled: true
@@ -21,6 +22,7 @@ from unlearning.evaluation.config import EvalConfig, parse_config
 from unlearning.evaluation.reference import reference_for
 from unlearning.evaluation.robust_eval import attack_schedule, tofu_robustness, with_robustness
 from unlearning.evaluation.tofu_eval import TofuEvaluator
+from unlearning.evaluation.wmdp_eval import LmEvalEvaluator, split_settings
 from unlearning.metrics.report import summarize, to_jsonable
 
 REFERENCE_KEYS = ("retain_logs", "retain_model")
@@ -53,7 +55,7 @@ def make_train_eval_hook(config: Any, bundle: Any) -> Callable[[Any, int], dict[
     """hook(model, epoch) -> {metric: aggregate} for the train config's model, data and eval settings."""
     from unlearning.train.run import resolve_dtype, resolve_source
 
-    settings = dict(config.eval.settings)
+    settings, lm_cfg = split_settings(config.eval.settings, where="train config: eval.settings")
     refs = {k: settings.pop(k, None) for k in REFERENCE_KEYS}
     settings.setdefault("forget_split", config.data.forget_split)
     settings.setdefault("max_length", config.data.max_length)
@@ -68,8 +70,10 @@ def make_train_eval_hook(config: Any, bundle: Any) -> Callable[[Any, int], dict[
     evaluator = TofuEvaluator(bundle.tokenizer, bundle.template, ev_cfg, source, reference, device=str(device))
     evaluator = with_robustness(evaluator, tofu_robustness(evaluator, ev_cfg, source, config.data.retain_split,
                                                            attack_at=train_attack_schedule(config, ev_cfg)))
+    mc = None if lm_cfg is None else LmEvalEvaluator(lm_cfg, bundle.tokenizer, source, ev_cfg.forget_split)
 
     def hook(model: Any, epoch: int) -> dict[str, Any]:
-        return to_jsonable(summarize(evaluator.evaluate(model, epoch)))
+        out = to_jsonable(summarize(evaluator.evaluate(model, epoch)))
+        return out if mc is None else {**out, **mc.evaluate(model)}
 
     return hook
