@@ -34,6 +34,8 @@ def lm_eval_metrics(spec: Any) -> tuple[str, ...]:
             raise ConfigError("spec", field="lm_eval.tasks", value=cfg.tasks,
                               fix="wmdp-mini is derived from tofu-mini: use data.source tofu-mini, or name other "
                                   "tasks (wmdp_bio, wmdp_cyber, mmlu)")
+        if cfg.include_path or cfg.data_files:  # absolute: trials run in other working directories
+            spec.eval.settings["lm_eval"] = cfg.model_dump(exclude_defaults=True)
         return lm_eval_names(cfg, where="spec")
     except UserError as exc:
         raise ConfigError("spec", field=f"eval.settings.{exc.field}", value=exc.value, fix=exc.fix) from None

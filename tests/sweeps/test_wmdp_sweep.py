@@ -8,6 +8,7 @@ metrics are objectives, recorded at every evaluation point and for the target (e
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -52,6 +53,20 @@ def test_preset_resolves_and_lm_eval_mistakes_are_one_line_spec_errors(tmp_path)
     refused(lambda r: r.update(data={"source": str(tmp_path), "forget_split": "forget10"},
                                models=[{"name": "org/model", "retain_model": "org/retain"}]),
             r"field 'eval.settings.lm_eval.tasks'.*derived from tofu-mini")
+
+    # lm-eval's registered tasks by name; a local copy's relative path is made absolute for the trials
+    local = tmp_path / "wmdp-bio.jsonl"
+    local.write_text(json.dumps({"question": "q?", "choices": ["a", "b", "c", "d"], "answer": 1}) + "\n")
+    raw = preset()
+    raw["eval"]["settings"]["lm_eval"] = {"tasks": ["wmdp_bio", "mmlu"],
+                                          "data_files": {"wmdp_bio": os.path.relpath(local)}}
+    raw["objectives"] = [{"name": "wmdp_bio_acc", "mode": "min"}, {"name": "mmlu_acc", "mode": "max"}]
+    del raw["select"]
+    path = tmp_path / "hub.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    [plan] = load_spec(path, check_models=False).searches()
+    assert plan.base["eval"]["settings"]["lm_eval"] == {"tasks": ["wmdp_bio", "mmlu"],
+                                                        "data_files": {"wmdp_bio": str(local.resolve())}}
 
 
 @pytest.mark.slow
