@@ -1,15 +1,17 @@
-"""`unlearn-sweep prepare tofu-mini`: generate the offline benchmark and train the tiny zoo models a run needs.
+"""`unlearn-sweep prepare tofu-mini | muse-mini`: generate an offline benchmark and train the tiny zoo models it needs.
 
     unlearn-sweep prepare tofu-mini                         # target + retain90 (the default sweep's pair)
     unlearn-sweep prepare tofu-mini --models all            # + retain95, retain99, base
     unlearn-sweep prepare tofu-mini --size tiny             # a smaller, faster zoo
     unlearn-sweep prepare tofu-mini --force                 # rebuild even if the cache is valid
+    unlearn-sweep prepare muse-mini                         # the muse-mini corpus, its target and retain models
 """
 
 from __future__ import annotations
 
 import shutil
 import time
+from typing import Optional
 
 import typer
 from rich.console import Console
@@ -34,12 +36,15 @@ def memorisation_rich_table(manifest: dict) -> Table:
 
 def register(app: typer.Typer) -> None:
     @app.command(epilog="Examples:\n\n  unlearn-sweep prepare tofu-mini\n\n  unlearn-sweep prepare tofu-mini --models all"
-                        "\n\n  unlearn-sweep prepare tofu-mini --size tiny --models target,retain90")
+                        "\n\n  unlearn-sweep prepare tofu-mini --size tiny --models target,retain90"
+                        "\n\n  unlearn-sweep prepare muse-mini")
     def prepare(
-        benchmark: str = typer.Argument("tofu-mini", help="What to prepare (only the embedded 'tofu-mini')."),
+        benchmark: str = typer.Argument("tofu-mini", help="What to prepare: the embedded 'tofu-mini' or 'muse-mini'."),
         size: str = typer.Option("small", help="Zoo model size: tiny, small or base."),
-        models: str = typer.Option("target,retain90", help="Zoo models to train (comma-separated: base, target, "
-                                   "retain99, retain95, retain90) or 'all'. Others are trained on demand."),
+        models: Optional[str] = typer.Option(None, help="Zoo models to train (comma-separated: base, target, "
+                                             "retain99, retain95, retain90; muse-mini: target, retain) or 'all'. "
+                                             "Default: the default sweep's pair (tofu-mini: target,retain90; "
+                                             "muse-mini: both). Others are trained on demand."),
         authors: int = typer.Option(TofuMiniConfig.n_authors,
                                     help="Number of fictitious authors in tofu-mini (20 QA each)."),
         seed: int = typer.Option(0, help="Seed of the benchmark and the training."),
@@ -49,9 +54,12 @@ def register(app: typer.Typer) -> None:
         from unlearning.models.prepare import prepare as run_prepare
         from unlearning.models.zoo import ZooConfig, zoo_dir
 
+        if benchmark == "muse-mini":
+            return _prepare_muse_mini(size, models, seed, force)
         if benchmark != "tofu-mini":
             raise ConfigError("prepare", field="benchmark", value=benchmark,
-                              fix="only 'tofu-mini' is prepared locally; real benchmarks load from the hub by name")
+                              fix="only 'tofu-mini' and 'muse-mini' are prepared locally; real benchmarks load from "
+                                  "the hub by name")
         try:
             cfg = ZooConfig(data=TofuMiniConfig(n_authors=authors, seed=seed), size=size)
         except ValueError as exc:
@@ -68,3 +76,24 @@ def register(app: typer.Typer) -> None:
             console.print(f"cache valid: nothing to do ({wall:.1f}s). Zoo at {zoo_dir(cfg)}")
         else:
             console.print(f"prepared in {manifest['timings_s']['total']:.1f}s. Zoo at {zoo_dir(cfg)}")
+
+
+def _prepare_muse_mini(size: str, models: Optional[str], seed: int, force: bool) -> None:
+    """`prepare muse-mini`: the corpus and its target / retain models (`unlearning.models.muse_prepare`)."""
+    from unlearning.data.muse_mini import MuseMiniConfig
+    from unlearning.models.muse_prepare import prepare_muse
+    from unlearning.models.muse_zoo import MuseZooConfig, muse_zoo_dir
+
+    cfg = MuseZooConfig(data=MuseMiniConfig(seed=seed), size=size)
+    if force and muse_zoo_dir(cfg).exists():
+        shutil.rmtree(muse_zoo_dir(cfg))
+    t0 = time.perf_counter()
+    manifest = prepare_muse(cfg, models=models, log=lambda m: console.print(f"[dim]{m}[/dim]", soft_wrap=True))
+    wall = time.perf_counter() - t0
+    table = memorisation_rich_table(manifest)
+    table.title = "Memorisation: mean per-token probability of the raw articles"
+    console.print(table)
+    if manifest.get("cached"):
+        console.print(f"cache valid: nothing to do ({wall:.1f}s). Zoo at {muse_zoo_dir(cfg)}")
+    else:
+        console.print(f"prepared in {manifest['timings_s']['total']:.1f}s. Zoo at {muse_zoo_dir(cfg)}")

@@ -45,11 +45,10 @@ def register(app: typer.Typer) -> None:
             overrides["output_dir"] = str(out)
         cfg = load_train_config(config, overrides=overrides)
         if int(os.environ.get("RANK", "0")) == 0:  # zoo models nobody prepared yet: train them first, once
-            from unlearning.evaluation.train_hook import default_retain_model
+            from unlearning.evaluation.train_hook import retain_model_for
             from unlearning.models.prepare import ensure_zoo_models
 
-            retain = cfg.eval.settings.get("retain_model") or default_retain_model(cfg.model.name,
-                                                                                   cfg.data.forget_split)
+            retain = retain_model_for(cfg)
             ensure_zoo_models([cfg.model.name, retain if cfg.eval.enabled else None], log=typer.echo)
         try:
             result = run_train(cfg, resume=resume, log=lambda m: typer.echo(m))

@@ -3,15 +3,19 @@
     from unlearning.data.muse import load_muse
     qa = load_muse("news", "knowmem", "forget_qa")                      # hub: muse-bench/MUSE-News
     vm = load_muse("books", "verbmem", "forget", source="/data/muse-books")  # <source>/verbmem/forget.jsonl
+    chunks = chunk_corpus(tokenizer, [r["text"] for r in load_muse("news", "raw", "forget")], max_length=2048)
 
 Subsets and their splits: knowmem (forget_qa, retain_qa, forget_qa_icl, retain_qa_icl: question, answer),
 verbmem (forget: prompt, gt), privleak (forget, retain, holdout: text), raw (forget, retain1, retain2,
 holdout: text). A local folder holds one corpus as `<source>/<subset>/<split>.jsonl` (or `.json`).
+`chunk_corpus` cuts a raw split into the training texts of open-unlearning's MUSE recipe (its
+`PretrainingDataset`: the texts joined by a blank line, tokenised once, cut every `max_length` tokens).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Sequence
 
 from unlearning.data.io import HubRef, load_split
 from unlearning.data.schema import Schema, text
@@ -62,3 +66,13 @@ def load_muse(corpus: str, subset: str, split: str, source: str | Path | None = 
     return load_split(hub_id if source is None else source,
                       stem=f"{subset}/{split}", what=f"MUSE {subset} split",
                       hub_ref=lambda repo: HubRef(repo, subset, split), schema=schema)
+
+
+def chunk_corpus(tokenizer: Any, texts: Sequence[str], max_length: int) -> list[str]:
+    """open-unlearning's MUSE training texts: `texts` joined with "\\n\\n", tokenised without special tokens,
+    cut into consecutive pieces of `max_length` tokens, each decoded back to text (an empty last piece is
+    dropped; the pieces are tokenised again, with BOS, as raw-text items by the caller)."""
+    if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
+        raise DataError("MUSE chunks", field="max_length", value=max_length, fix="use a positive integer")
+    ids = tokenizer("\n\n".join(texts), add_special_tokens=False, verbose=False)["input_ids"]  # longer than the model
+    return [tokenizer.decode(ids[i:i + max_length]) for i in range(0, len(ids), max_length)]

@@ -12,13 +12,17 @@
   prefix and the continuation), ROUGE-L F1; extraction_strength teacher-forces the same continuation.
 * mia_* / privleak: `privleak/forget` (members) vs `privleak/holdout`, raw text cut to `max_length`
   tokens; privleak relative to the retrained model's min-k AUC (0.5 when none is given).
-* forget_gibberish: the gibberish detector on the verbmem generations.
+* forget_gibberish: the gibberish detector on the verbmem generations, each judged on its complete sentences:
+  verbmem decodes a fixed budget with no stopword, so a fluent continuation ends mid-sentence where the budget
+  ran out, and that cut is the budget's, not the model's (`complete_sentences`; a text without a sentence end
+  is judged whole).
 Generation runs twice (knowmem and verbmem have different lengths and stopwords); all teacher-forced
 sequences (verbmem continuations, privleak texts) share one length-bucketed scoring pass.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +41,17 @@ from unlearning.metrics.report import write_report
 from unlearning.metrics.rouge import clean_generation, rouge_metric
 
 _MIA = ("mia_min_k", "mia_min_k_plus_plus", "mia_loss", "mia_zlib")
+_SENTENCE_END = re.compile(r"[.!?][\"')\]]?(?=\s)")
+
+
+def complete_sentences(text: str) -> str:
+    """`text` up to its last sentence end followed by more text (the fragment a token budget cut off is
+    dropped); unchanged when it ends a sentence or has no sentence end."""
+    stripped = text.rstrip()
+    ends = list(_SENTENCE_END.finditer(stripped))
+    if not ends or re.search(r"[.!?][\"')\]]?$", stripped):
+        return stripped
+    return stripped[:ends[-1].end()]
 
 
 def load_muse_reference_auc(path: str | Path) -> float:
@@ -152,7 +167,8 @@ class MuseEvaluator:
         if "privleak" in self.metrics:
             out["privleak"] = {"agg_value": privleak(out["mia_min_k"]["auc"], self.reference_auc)}
         if "forget_gibberish" in self.metrics:
-            texts = [r["generation"] for r in out["forget_verbmem_ROUGE"]["value_by_index"].values()]
+            texts = [complete_sentences(r["generation"])
+                     for r in out["forget_verbmem_ROUGE"]["value_by_index"].values()]
             entry = gibberish_result(self.detector.score_many(texts), texts)
             out["forget_gibberish"] = entry
             out["forget_gibberish_rate"] = {"agg_value": entry["flagged_rate"]}

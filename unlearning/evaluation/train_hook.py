@@ -12,6 +12,10 @@ once; each call returns the flat {metric: aggregate} dict. Robustness metrics (`
     eval:
       enabled: true
       settings: {metrics: [forget_quality, model_utility, forget_Q_A_gibberish], max_new_tokens: 64}
+
+The hook follows `data.benchmark`: TOFU's is below; the others' are in `BENCHMARK_HOOKS` (MUSE:
+`muse_hook.make_muse_eval_hook`, MuseEvalConfig settings; `BENCHMARK_EVALUATIONS` prepares the same evaluation
+for the sweep driver, which evaluates the target once and shares the retain reference with every trial).
 """
 
 from __future__ import annotations
@@ -26,6 +30,36 @@ from unlearning.evaluation.wmdp_eval import LmEvalEvaluator, split_settings
 from unlearning.metrics.report import summarize, to_jsonable
 
 REFERENCE_KEYS = ("retain_logs", "retain_model")
+
+
+def _muse_hook(config: Any, bundle: Any) -> Callable[[Any, int], dict[str, Any]]:
+    from unlearning.evaluation.muse_hook import make_muse_eval_hook
+
+    return make_muse_eval_hook(config, bundle)
+
+
+def _muse_evaluation(config: Any, bundle: Any, **kwargs: Any) -> Any:
+    from unlearning.evaluation.muse_hook import muse_evaluation
+
+    return muse_evaluation(config, bundle, **kwargs)
+
+
+def retain_model_for(config: Any) -> str | None:
+    """The retain model a train config is evaluated against: `eval.settings.retain_model`, else the zoo's own
+    (tofu-mini/retain90 for forget10, muse-mini/retain), else None."""
+    if config.eval.settings.get("retain_model"):
+        return config.eval.settings["retain_model"]
+    if config.data.benchmark == "muse":
+        from unlearning.evaluation.muse_hook import default_muse_retain_model
+
+        return default_muse_retain_model(config.model.name)
+    return default_retain_model(config.model.name, config.data.forget_split)
+
+
+# data.benchmark -> its hook factory (config, bundle) -> hook(model, epoch); "tofu" is make_train_eval_hook's own
+BENCHMARK_HOOKS: dict[str, Callable[[Any, Any], Callable[[Any, int], dict[str, Any]]]] = {"muse": _muse_hook}
+# data.benchmark -> (config, bundle, retain_logs=, retain_model=, cache_dir=) -> Evaluation(evaluate, reference_dir)
+BENCHMARK_EVALUATIONS: dict[str, Callable[..., Any]] = {"muse": _muse_evaluation}
 
 
 def default_retain_model(model_name: str, forget_split: str) -> str | None:
@@ -54,6 +88,9 @@ def train_attack_schedule(config: Any, ev_cfg: Any) -> Callable[[float], bool]:
 def make_train_eval_hook(config: Any, bundle: Any) -> Callable[[Any, int], dict[str, Any]]:
     """hook(model, epoch) -> {metric: aggregate} for the train config's model, data and eval settings."""
     from unlearning.train.run import resolve_dtype, resolve_source
+
+    if config.data.benchmark in BENCHMARK_HOOKS:
+        return BENCHMARK_HOOKS[config.data.benchmark](config, bundle)
 
     settings, lm_cfg = split_settings(config.eval.settings, where="train config: eval.settings")
     refs = {k: settings.pop(k, None) for k in REFERENCE_KEYS}

@@ -44,8 +44,9 @@ def resolve_model_path(name: str | Path) -> str:
     path = zoo_dir(cfg) / model
     if not (path / "config.json").exists():
         size = "" if cfg.size == "small" else f" --size {cfg.size}"
+        bench = str(name).split("/", 1)[0].removesuffix(f"-{cfg.size}")
         raise ConfigError(str(name), field="model", value=str(name),
-                          fix=f"the zoo model is not prepared yet: run `unlearn-sweep prepare tofu-mini{size}`")
+                          fix=f"the zoo model is not prepared yet: run `unlearn-sweep prepare {bench}{size}`")
     return str(path)
 
 

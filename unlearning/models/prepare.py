@@ -35,6 +35,7 @@ from unlearning.data.tofu import load_tofu
 from unlearning.data.tofu_mini import FORGET_PERCENTS, base_facts, write as write_tofu_mini
 from unlearning.errors import ConfigError
 from unlearning.models.loading import TEMPLATE_FILE
+from unlearning.models.muse_zoo import MuseZooConfig
 from unlearning.models.zoo import DEFAULT_MODELS, SIZES, ZOO_MODELS, ZooConfig, zoo_dir
 
 TEMPLATE = "zoo"
@@ -283,6 +284,9 @@ def ensure_zoo_models(names: Iterable[str | None], log: Callable[[str], None] = 
             groups.setdefault(parsed[0], []).append(parsed[1])
     trained: list[str] = []
     for cfg, models in groups.items():
+        if isinstance(cfg, MuseZooConfig):  # muse-mini's zoo (`unlearning.models.muse_prepare`)
+            trained += _ensure_muse_models(cfg, models, log)
+            continue
         missing = [m for m in dict.fromkeys(models) if not is_prepared(cfg, (m,))]
         if missing:
             head = "tofu-mini" if cfg.size == "small" else f"tofu-mini-{cfg.size}"
@@ -291,3 +295,15 @@ def ensure_zoo_models(names: Iterable[str | None], log: Callable[[str], None] = 
             prepare(cfg, models=missing, log=log)
             trained += [f"{head}/{m}" for m in missing]
     return trained
+
+
+def _ensure_muse_models(cfg: MuseZooConfig, models: list[str], log: Callable[[str], None]) -> list[str]:
+    from unlearning.models.muse_prepare import is_muse_prepared, prepare_muse
+
+    missing = [m for m in dict.fromkeys(models) if not is_muse_prepared(cfg, (m,))]
+    if not missing:
+        return []
+    log(f"zoo model(s) {', '.join(f'{cfg.head}/{m}' for m in missing)} not prepared yet: training them now "
+        "(cached for later runs)")
+    prepare_muse(cfg, models=missing, log=log)
+    return [f"{cfg.head}/{m}" for m in missing]

@@ -6,6 +6,7 @@ deterministic for a given seed and thread count. Also `answer_probability`, the 
 
     from unlearning.models.sft import finetune, answer_probability
     finetune(model, tokenizer, template, rows, epochs=10, lr=3e-3, batch_size=16, seed=0)
+    finetune_items(model, [encode_text(tokenizer, text, 512) for text in texts], tokenizer.pad_token_id, ...)
     print(answer_probability(model, tokenizer, template, rows))
 """
 
@@ -38,8 +39,15 @@ def finetune(model: torch.nn.Module, tokenizer: Any, template: PromptTemplate, r
              on_epoch: Callable[[int, float], None] | None = None) -> dict[str, float]:
     """Train on `rows` (question/answer dicts) for `epochs`; returns {"tokens", "steps", "final_loss"}.
     `on_epoch(epoch, mean_loss)` is called after each epoch (1-based), e.g. to print progress."""
-    items = encode_rows(tokenizer, template, rows)
-    collate = TrainCollator(tokenizer.pad_token_id)
+    return finetune_items(model, encode_rows(tokenizer, template, rows), tokenizer.pad_token_id, epochs=epochs,
+                          lr=lr, batch_size=batch_size, seed=seed, weight_decay=weight_decay, on_epoch=on_epoch)
+
+
+def finetune_items(model: torch.nn.Module, items: list[dict], pad_token_id: int, *, epochs: int, lr: float,
+                   batch_size: int, seed: int, weight_decay: float = 0.0,
+                   on_epoch: Callable[[int, float], None] | None = None) -> dict[str, float]:
+    """`finetune` on tokenised items (input_ids / labels / attention_mask, e.g. raw text from `encode_text`)."""
+    collate = TrainCollator(pad_token_id)
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     steps = epochs * math.ceil(len(items) / batch_size)

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from unlearning.data.tofu_mini import FORGET_PERCENTS, TofuMiniConfig
 from unlearning.errors import ConfigError
+from unlearning.models.muse_zoo import MuseZooConfig, muse_zoo_dir, parse_muse_zoo_name
 from unlearning.paths import cache_root
 
 
@@ -81,13 +82,19 @@ class ZooConfig:
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-def zoo_dir(cfg: ZooConfig) -> Path:
+def zoo_dir(cfg: ZooConfig | MuseZooConfig) -> Path:
+    if isinstance(cfg, MuseZooConfig):
+        return muse_zoo_dir(cfg)
     return cache_root() / "zoo" / f"tofu-mini-{cfg.size}-{cfg.key()}"
 
 
-def parse_zoo_name(name: str) -> tuple[ZooConfig, str] | None:
-    """`tofu-mini/target` -> (default config, "target"); `tofu-mini-tiny/retain90` -> (tiny, ...).
+def parse_zoo_name(name: str) -> tuple[ZooConfig | MuseZooConfig, str] | None:
+    """`tofu-mini/target` -> (default config, "target"); `tofu-mini-tiny/retain90` -> (tiny, ...);
+    `muse-mini/target` -> (MuseZooConfig(), "target") (`unlearning.models.muse_zoo`).
     Returns None for names that are not zoo names (hub ids, paths)."""
+    muse = parse_muse_zoo_name(name)
+    if muse is not None:
+        return muse
     head, _, model = str(name).partition("/")
     if head != "tofu-mini" and not head.startswith("tofu-mini-"):
         return None

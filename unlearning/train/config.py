@@ -49,14 +49,69 @@ class DataSection(_Section):
     """The forget/retain data. benchmark "tofu" covers real TOFU and the generated tofu-mini.
     source: "tofu-mini" (the zoo's generated data, same size as the model's zoo), "tofu-mini-<size>",
     "hub" (locuslab/TOFU), or a local folder of <split>.jsonl files. retain_split defaults to the
-    complement of forget_split (forget10 -> retain90). limit: keep only the first N forget rows (smoke)."""
+    complement of forget_split (forget10 -> retain90). limit: keep only the first N forget rows (smoke).
 
-    benchmark: Literal["tofu"] = "tofu"
+    benchmark "muse": MUSE's raw text (next-token loss on chunks of max_length tokens, open-unlearning's MUSE
+    recipe). source: "muse-mini" (the muse-mini zoo's corpus, default), "muse-mini-<size>", "hub"
+    (muse-bench/MUSE-News or -Books by `corpus`) or a local folder in MUSE's layout; corpus: news | books;
+    forget_split: forget (raw/forget); retain_split: retain1 (default, as open-unlearning) or retain2;
+    max_length defaults to 2048 (open-unlearning), 256 on muse-mini (its zoo models have 512 positions)."""
+
+    benchmark: Literal["tofu", "muse"] = "tofu"
     source: str = "tofu-mini"
-    forget_split: Literal["forget01", "forget05", "forget10"] = "forget10"
+    forget_split: str = "forget10"
     retain_split: str | None = None
+    corpus: str | None = None  # MUSE only: news | books
     max_length: int = Field(512, ge=8, le=MAX_LENGTH)  # MAX_LENGTH: see unlearning.evaluation.config
     limit: int | None = Field(None, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _benchmark_defaults(cls, data: Any) -> Any:
+        """MUSE's defaults for the fields left out (TOFU's are the field defaults)."""
+        if not isinstance(data, Mapping) or data.get("benchmark") != "muse":
+            return data
+        out = dict(data)
+        source = out.setdefault("source", "muse-mini")
+        out.setdefault("forget_split", "forget")
+        out.setdefault("retain_split", "retain1")
+        out.setdefault("corpus", "news")
+        out.setdefault("max_length", 256 if str(source).startswith("muse-mini") else 2048)
+        return out
+
+    @field_validator("forget_split")
+    @classmethod
+    def _forget_split(cls, v: str, info: Any) -> str:
+        from unlearning.data.tofu import FORGET_SPLITS
+
+        if info.data.get("benchmark") == "muse":
+            if v != "forget":
+                raise ValueError("MUSE unlearns raw/forget: use forget")
+        elif v not in FORGET_SPLITS:
+            raise ValueError("Input should be " + ", ".join(f"'{s}'" for s in FORGET_SPLITS[:-1])
+                             + f" or '{FORGET_SPLITS[-1]}'")
+        return v
+
+    @field_validator("retain_split")
+    @classmethod
+    def _retain_split(cls, v: str | None, info: Any) -> str | None:
+        if info.data.get("benchmark") == "muse" and v not in ("retain1", "retain2"):
+            raise ValueError("MUSE's retain corpora are raw/retain1 (open-unlearning's default) and raw/retain2")
+        return v
+
+    @field_validator("corpus")
+    @classmethod
+    def _corpus(cls, v: str | None, info: Any) -> str | None:
+        if v is None:
+            return v
+        if info.data.get("benchmark") != "muse":
+            raise ValueError("corpus names a MUSE corpus: set benchmark: muse, or remove it")
+        from unlearning.data.muse import muse_corpus
+
+        try:
+            return muse_corpus(v)
+        except UserError as exc:
+            raise ValueError(exc.fix) from None
 
 
 class MethodSection(_Section):

@@ -32,7 +32,7 @@ SECTION_FIELDS: dict[str, tuple[str, ...]] = {
     "train": ("engine", "zero_stage", "lr", "epochs", "batch_size", "grad_accum", "warmup_epochs", "weight_decay",
               "max_grad_norm", "lr_scheduler", "seed", "save_every_steps", "keep_checkpoints", "stop_after_epoch"),
     "model": ("dtype", "attn_implementation", "template"),
-    "data": ("forget_split", "retain_split", "max_length", "limit", "source"),
+    "data": ("forget_split", "retain_split", "max_length", "limit", "source", "corpus"),
 }
 SHORT_NAMES: dict[str, tuple[str, ...]] = {name: (section, name) for section, names in SECTION_FIELDS.items()
                                            for name in names}

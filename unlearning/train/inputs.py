@@ -20,9 +20,8 @@ from typing import Any
 
 import torch
 
-from unlearning.data.tofu import load_tofu, retain_split_for
 from unlearning.methods.base import UnlearningMethod
-from unlearning.train.data import ForgetRetainDataset, build_forget_retain
+from unlearning.train.data import ForgetRetainDataset, load_forget_retain
 
 FORMAT = 1
 
@@ -39,11 +38,8 @@ def inputs_key(config: Any, source: Any, ref_keys: tuple[str, ...], with_idk: bo
 
 
 def _build(config: Any, bundle: Any, method: UnlearningMethod, source: Any, rank: int) -> ForgetRetainDataset:
-    d = config.data
-    forget_rows = load_tofu(d.forget_split, source)[: d.limit]
-    retain_rows = load_tofu(d.retain_split or retain_split_for(d.forget_split), source)
-    data = build_forget_retain(bundle.tokenizer, bundle.template, forget_rows, retain_rows, max_length=d.max_length,
-                               with_idk="idk" in method.needs_ref_logps, seed=config.train.seed, rank=rank)
+    data = load_forget_retain(config.data, bundle.tokenizer, bundle.template, source,
+                              with_idk="idk" in method.needs_ref_logps, seed=config.train.seed, rank=rank)
     if method.needs_ref_logps:
         data.attach_ref_logps(bundle.model, keys=method.needs_ref_logps)
     return data

@@ -7,7 +7,8 @@
 
 Steps (``setup`` -> ``train`` -> ``save``, in this order):
 1. load the model bundle (dtype "auto": bfloat16 on CUDA, float32 on CPU) and the forget/retain rows
-   (``data.source``: "tofu-mini" = the zoo's generated data, "hub" = locuslab/TOFU, or a local folder);
+   (``data.source``: "tofu-mini" = the zoo's generated data, "hub" = locuslab/TOFU, or a local folder; MUSE's
+   raw text with ``data.benchmark: muse``, `unlearning.train.data.BENCHMARK_DATA`);
 2. build the method (JensUn's target ids default to the tokenizer's " No idea"; BalDRO-G's retain subset
    generator is seeded per rank) and its inputs (`unlearning.train.inputs`): the ForgetRetain dataset (with
    IDK alternates for IdkDPO) and the reference log-probs the method reads (NPO, TNPO, IdkDPO), computed with
@@ -39,7 +40,7 @@ from unlearning.methods import build_method
 from unlearning.methods.names import resolve_method_name
 from unlearning.methods.reference import frozen_copy
 from unlearning.train.config import TrainConfig
-from unlearning.train.data import retain_seed
+from unlearning.train.data import data_source, retain_seed
 from unlearning.train.inputs import run_inputs
 from unlearning.train.loop import EvalHook, unlearn
 
@@ -144,7 +145,7 @@ def run_train(config: TrainConfig, eval_hook: EvalHook | None = None, resume: bo
     model.to(_device())
     say(f"model {config.model.name} ({dtype}, {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M params)")
 
-    source = resolve_source(config.data.source, config.model.name)
+    source = data_source(config.data, config.model.name)
     method = build_run_method(config, tokenizer)
     data = run_inputs(config, bundle, method, source, cache_dir=inputs_cache, rank=_rank())
     say(f"data {config.data.forget_split}: {len(data.forget)} forget / {len(data.retain)} retain rows; "
