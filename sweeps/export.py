@@ -164,10 +164,12 @@ def open_unlearning_command(spec, plan, cfg: Mapping[str, Any], task_name: str) 
     (the embedded zoo's models and tofu-mini are not on the hub)."""
     from sweeps.plans import variant_label
 
-    if spec.is_tofu_mini:
-        return ("none: the model and tofu-mini are the embedded zoo's (not on the hub); the same config on a hub "
-                "model (data.source: hub) prints its open-unlearning command line")
+    if spec.is_tofu_mini or spec.is_muse_mini:
+        return (f"none: the model and {spec.benchmark_name} are the embedded zoo's (not on the hub); the same config "
+                "on a hub model (data.source: hub) prints its open-unlearning command line")
     data = spec.data
+    if data.benchmark == "muse":
+        return _muse_command(plan, cfg, task_name)
     model_cfg, weights = _ou_model(plan.model.name)
     pct = int(data.forget_split[-2:])
     parts = ["python src/train.py --config-name=unlearn.yaml", "experiment=unlearn/tofu/default",
@@ -185,6 +187,25 @@ def open_unlearning_command(spec, plan, cfg: Mapping[str, Any], task_name: str) 
     args = reference_method_args(plan.method, plan.variant, cfg["method"]["hparams"])
     parts += [f"trainer.method_args.{k}={_hydra_value(v)}" for k, v in args.items()]
     return " ".join(parts)
+
+
+def _muse_command(plan, cfg: Mapping[str, Any], task_name: str) -> str:
+    """open-unlearning's MUSE experiment (configs/experiment/unlearn/muse) for a MUSE config."""
+    from sweeps.plans import variant_label
+
+    data = cfg["data"]
+    split = {"news": "News", "books": "Books"}[data["corpus"]]
+    parts = ["python src/train.py --config-name=unlearn.yaml", "experiment=unlearn/muse/default",
+             f"data_split={split}", f"forget_split={data['forget_split']}", f"retain_split={data['retain_split']}",
+             f"trainer={variant_label(plan.method, plan.variant)}", f"task_name={task_name}",
+             f"model.model_args.pretrained_model_name_or_path={plan.model.name}"]
+    if plan.model.retain_logs:
+        parts.append(f"retain_logs_path={plan.model.retain_logs}")
+    for key, hydra in OU_TRAIN_ARGS.items():
+        if key in cfg["train"]:
+            parts.append(f"{hydra}={_hydra_value(cfg['train'][key])}")
+    args = reference_method_args(plan.method, plan.variant, cfg["method"]["hparams"])
+    return " ".join(parts + [f"trainer.method_args.{k}={_hydra_value(v)}" for k, v in args.items()])
 
 
 # --------------------------------------------------------------------------------------------------

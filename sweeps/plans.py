@@ -104,7 +104,8 @@ def base_config(spec: Any, model: Any, variant: str) -> dict[str, Any]:
     """The complete train config of one search (see the module docstring); ConfigError naming the spec field."""
     method = spec.method.base
     settings = dict(spec.eval.settings)
-    settings["forget_split"] = spec.data.forget_split
+    if spec.data.benchmark == "tofu":  # MUSE's evaluator reads its splits from the data section
+        settings["forget_split"] = spec.data.forget_split
     if model.retain_logs or model.retain_model:
         key = "retain_logs" if model.retain_logs else "retain_model"
         settings[key] = model.retain_logs or model.retain_model

@@ -71,9 +71,9 @@ def _offline() -> bool:
 
 
 def _check_benchmark(spec: Any, where: str) -> None:
-    """A local TOFU source must hold the forget split."""
+    """A local TOFU source must hold the forget split (a MUSE one `raw/<forget split>`)."""
     d = spec.data
-    if spec.is_tofu_mini or d.source == "hub":
+    if spec.is_tofu_mini or spec.is_muse_mini or d.source == "hub":
         return
     from unlearning.data.io import find_split_file, resolve_source
     from unlearning.errors import DataError
@@ -81,7 +81,9 @@ def _check_benchmark(spec: Any, where: str) -> None:
     try:
         src = resolve_source(d.source)
         if isinstance(src, Path):
-            find_split_file(src, d.forget_split, "TOFU split")
+            muse = d.benchmark == "muse"
+            find_split_file(src, f"raw/{d.forget_split}" if muse else d.forget_split,
+                            "MUSE raw split" if muse else "TOFU split")
     except DataError as exc:
         raise ConfigError(where, field="data.source", value=d.source, fix=exc.fix) from None
 

@@ -40,6 +40,8 @@ def prepare_shared(spec: Any, plan: Any, log=print) -> SharedWork:
 
     config = TrainConfig.model_validate(plan.base)
     model = plan.model
+    if config.data.benchmark != "tofu":  # MUSE, ...: the benchmark's own evaluation (train_hook's table)
+        return _prepare_shared_benchmark(spec, plan, config, log)
     source = resolve_source(config.data.source, config.model.name)
     settings = {k: v for k, v in config.eval.settings.items() if k not in ("retain_model", "retain_logs")}
     settings, lm_cfg = split_settings(settings)  # the lm-eval block (wmdp_eval.py), evaluated beside TOFU's
@@ -68,3 +70,34 @@ def prepare_shared(spec: Any, plan: Any, log=print) -> SharedWork:
         log(f"target model {model.name} evaluated once (epoch 0)")
     return SharedWork(reference_dir=reference.source if reference is not None else None,
                       inputs_dir=str(inputs_dir), target_metrics=target)
+
+
+def _prepare_shared_benchmark(spec: Any, plan: Any, config: Any, log=print) -> SharedWork:
+    """The same shared work for a benchmark of `train_hook.BENCHMARK_EVALUATIONS` (MUSE): its retain reference
+    (cached in `<sweep>/shared/<model>/reference_cache`), the inputs, the target's evaluation (epoch 0)."""
+    from unlearning.evaluation.train_hook import BENCHMARK_EVALUATIONS
+    from unlearning.models.loading import load_bundle
+    from unlearning.train.data import data_source
+    from unlearning.train.inputs import run_inputs
+    from unlearning.train.run import build_run_method, resolve_dtype
+
+    model = plan.model
+    shared = spec.sweep_dir() / "shared" / model.name.replace("/", "__")
+    shared.mkdir(parents=True, exist_ok=True)
+    bundle = load_bundle(config.model.name, dtype=resolve_dtype(config.model.dtype), template=config.model.template)
+    evaluation = BENCHMARK_EVALUATIONS[config.data.benchmark](
+        config, bundle, retain_logs=model.retain_logs, retain_model=model.retain_model,
+        cache_dir=shared / "reference_cache")
+    if model.retain_logs or model.retain_model:
+        log(f"retain reference for {model.name}: {model.retain_logs or model.retain_model}")
+    inputs_dir = spec.sweep_dir() / "shared" / "inputs"
+    run_inputs(config, bundle, build_run_method(config, bundle.tokenizer), data_source(config.data, model.name),
+               cache_dir=inputs_dir)
+    target_file = shared / "target_metrics.json"
+    if target_file.is_file():
+        target = json.loads(target_file.read_text())
+    else:
+        target = {k: v for k, v in evaluation.evaluate(bundle.model).items() if v is not None}
+        target_file.write_text(json.dumps(target, indent=1) + "\n")
+        log(f"target model {model.name} evaluated once (epoch 0)")
+    return SharedWork(reference_dir=evaluation.reference_dir, inputs_dir=str(inputs_dir), target_metrics=target)

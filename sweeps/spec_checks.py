@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
+from sweeps.muse_checks import check_muse_eval, check_muse_model_refs
 from sweeps.objectives import Objective
 from sweeps.spec_sections import DEFAULT_OBJECTIVES, eval_metric_for, metric_names
 from unlearning.errors import ConfigError, UserError
@@ -45,7 +46,8 @@ def check_objectives(spec: Any) -> None:
     """Default objectives; names must be the evaluator's metrics (or gibberish_rate, or lm-eval's)."""
     allowed = (*metric_names(spec.benchmark_name), *lm_eval_metrics(spec))
     if spec.objectives is None:
-        spec.objectives = [Objective(**o) for o in DEFAULT_OBJECTIVES["tofu"]]
+        family = "muse" if spec.data.benchmark == "muse" else "tofu"
+        spec.objectives = [Objective(**o) for o in DEFAULT_OBJECTIVES[family]]
     if not spec.objectives:
         raise ConfigError("spec", field="objectives", value=[], fix="give at least one objective")
     seen: set[str] = set()
@@ -62,13 +64,16 @@ def check_objectives(spec: Any) -> None:
                 raise ConfigError("spec", field=f"{where}.{i}.metric", value=con.metric,
                                   fix=f"unknown metric; {did_you_mean(con.metric, allowed)}")
             if con.relative_to == "retain" and not all(m.retain_model or m.retain_logs or spec.is_tofu_mini
-                                                        for m in spec.models):
+                                                        or spec.is_muse_mini for m in spec.models):
                 raise ConfigError("spec", field=f"{where}.{i}.relative_to", value="retain",
                                   fix="give every model a retain_model (or retain_logs), or compare to target")
 
 
 def check_eval(spec: Any) -> None:
     from unlearning.evaluation.config import EvalConfig, parse_config
+
+    if spec.data.benchmark == "muse":
+        return check_muse_eval(spec)
 
     settings = {k: v for k, v in spec.eval.settings.items() if k != "lm_eval"}  # checked by lm_eval_metrics
     if "forget_split" in settings and settings["forget_split"] != spec.data.forget_split:
@@ -95,6 +100,8 @@ def check_eval(spec: Any) -> None:
 def check_model_refs(spec: Any, i: int, m: Any) -> None:
     from unlearning.models.zoo import parse_zoo_name
 
+    if spec.data.benchmark == "muse":
+        return check_muse_model_refs(spec, i, m)
     try:
         zoo = parse_zoo_name(m.name)
     except UserError as exc:
@@ -125,7 +132,7 @@ def check_retain_reference(spec: Any) -> None:
     """forget_quality and privleak compare with the retain model: on real TOFU (tofu-mini derives it from
     the zoo) every model needs retain_model or retain_logs when an objective or constraint uses one of them.
     Without it they evaluate to null and the search optimises nothing, hours later."""
-    if spec.is_tofu_mini:
+    if spec.is_tofu_mini or spec.is_muse_mini:
         return
     uses = [f"objective '{o.name}'" for o in spec.objectives or [] if o.name in RETAIN_METRICS]
     uses += [f"constraint '{c}'" for c in (*spec.constraints, *spec.select.require) if c.metric in RETAIN_METRICS]

@@ -164,12 +164,19 @@ def test_missing_local_model_folder(tmp_path):
     assert [m.name for m in load_spec(write(tmp_path, data)).models] == data["models"]
 
 
-def test_muse_is_refused_until_the_train_config_covers_it(tmp_path):
-    """The train config's data section is TOFU-style; a MUSE sweep is refused at the spec, naming the field."""
+def test_muse_specs_use_muse_fields(tmp_path):
+    """A MUSE sweep names MUSE's splits (a TOFU split is refused at the spec, naming the field) and metrics
+    (tests/sweeps/test_muse_spec.py covers the rest)."""
     data = base(tmp_path)
     data["data"] = {"benchmark": "muse", "source": "hub", "forget_split": "forget10"}
     data["models"] = [{"name": "org/muse-model", "retain_model": "org/muse-retain"}]
-    with pytest.raises(ConfigError, match=r"field 'data.benchmark'.*'tofu'"):
+    with pytest.raises(ConfigError, match=r"field 'data.forget_split'.*use forget"):
+        load_spec(write(tmp_path, data), check_models=False)
+    data["data"] = {"benchmark": "muse", "source": "hub"}
+    spec = load_spec(write(tmp_path, data), check_models=False)
+    assert spec.benchmark_name == "muse" and spec.objectives[0].name == "forget_verbmem_ROUGE"  # MUSE's defaults
+    data["objectives"] = [{"name": "forget_quality"}]
+    with pytest.raises(ConfigError, match=r"field 'objectives.0.name'.*forget_knowmem_ROUGE"):
         load_spec(write(tmp_path, data), check_models=False)
 
 
