@@ -73,7 +73,7 @@ def _offline() -> bool:
 def _check_benchmark(spec: Any, where: str) -> None:
     """A local TOFU source must hold the forget split (a MUSE one `raw/<forget split>`)."""
     d = spec.data
-    if spec.is_tofu_mini or spec.is_muse_mini or d.source == "hub":
+    if spec.is_tofu_mini or spec.is_muse_mini or d.source == "hub" or spec.benchmark_name == "lkf-mini":
         return
     from unlearning.data.io import find_split_file, resolve_source
     from unlearning.errors import DataError
@@ -83,7 +83,7 @@ def _check_benchmark(spec: Any, where: str) -> None:
         if isinstance(src, Path):
             muse = d.benchmark == "muse"
             find_split_file(src, f"raw/{d.forget_split}" if muse else d.forget_split,
-                            "MUSE raw split" if muse else "TOFU split")
+                            "MUSE raw split" if muse else "LKF split" if d.benchmark == "lkf" else "TOFU split")
     except DataError as exc:
         raise ConfigError(where, field="data.source", value=d.source, fix=exc.fix) from None
 

@@ -243,7 +243,10 @@ class SweepSpec(BaseModel):
 
     @property
     def benchmark_name(self) -> str:
-        """tofu-mini (the zoo's generated data) or tofu (real TOFU from the hub or a folder); muse-mini or muse."""
+        """tofu-mini (the zoo's generated data) or tofu (real TOFU from the hub or a folder); muse-mini or muse;
+        lkf-mini (made from tofu-mini's facts) or lkf."""
+        if self.data.benchmark == "lkf":
+            return "lkf-mini" if self.data.source.startswith("lkf-mini") else "lkf"
         if self.data.benchmark == "muse":
             return "muse-mini" if self.is_muse_mini else "muse"
         return "tofu-mini" if self.is_tofu_mini else "tofu"

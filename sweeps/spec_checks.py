@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
+from sweeps.lkf_checks import check_lkf_eval, check_lkf_model_refs
 from sweeps.muse_checks import check_muse_eval, check_muse_model_refs
 from sweeps.objectives import Objective
 from sweeps.spec_sections import DEFAULT_OBJECTIVES, eval_metric_for, metric_names
@@ -46,7 +47,7 @@ def check_objectives(spec: Any) -> None:
     """Default objectives; names must be the evaluator's metrics (or gibberish_rate, or lm-eval's)."""
     allowed = (*metric_names(spec.benchmark_name), *lm_eval_metrics(spec))
     if spec.objectives is None:
-        family = "muse" if spec.data.benchmark == "muse" else "tofu"
+        family = spec.data.benchmark if spec.data.benchmark in ("muse", "lkf") else "tofu"
         spec.objectives = [Objective(**o) for o in DEFAULT_OBJECTIVES[family]]
     if not spec.objectives:
         raise ConfigError("spec", field="objectives", value=[], fix="give at least one objective")
@@ -74,6 +75,8 @@ def check_eval(spec: Any) -> None:
 
     if spec.data.benchmark == "muse":
         return check_muse_eval(spec)
+    if spec.data.benchmark == "lkf":
+        return check_lkf_eval(spec)
 
     settings = {k: v for k, v in spec.eval.settings.items() if k != "lm_eval"}  # checked by lm_eval_metrics
     if "forget_split" in settings and settings["forget_split"] != spec.data.forget_split:
@@ -102,6 +105,8 @@ def check_model_refs(spec: Any, i: int, m: Any) -> None:
 
     if spec.data.benchmark == "muse":
         return check_muse_model_refs(spec, i, m)
+    if spec.data.benchmark == "lkf":
+        return check_lkf_model_refs(spec, i, m)
     try:
         zoo = parse_zoo_name(m.name)
     except UserError as exc:

@@ -27,19 +27,24 @@ DEFAULT_OBJECTIVES = {
     "muse": [{"name": "forget_verbmem_ROUGE", "mode": "min"},
              {"name": "retain_knowmem_ROUGE", "mode": "max"},
              {"name": "gibberish_rate", "mode": "min"}],
+    "lkf": [{"name": "forget_Q_A_ROUGE_worst", "mode": "min"},
+            {"name": "retain_Q_A_ROUGE", "mode": "max"},
+            {"name": "gibberish_rate", "mode": "min"}],
 }
 
 
 def _family(benchmark: str) -> str:
+    if benchmark.startswith("lkf"):
+        return "lkf"  # LKF and lkf-mini
     return "muse" if benchmark.startswith("muse") else "tofu"  # MUSE and muse-mini
 
 
 def metric_names(benchmark: str) -> tuple[str, ...]:
     """Metrics an objective or constraint may name for a benchmark (the evaluator's + gibberish_rate)."""
-    from unlearning.evaluation.config import MUSE_METRICS, ROBUST_METRICS, TOFU_METRICS
+    from unlearning.evaluation.config import LKF_METRICS, MUSE_METRICS, ROBUST_METRICS, TOFU_METRICS
 
-    return (*(MUSE_METRICS if _family(benchmark) == "muse" else TOFU_METRICS + ROBUST_METRICS),
-            *METRIC_ALIASES[_family(benchmark)])
+    own = {"muse": MUSE_METRICS, "lkf": LKF_METRICS}.get(_family(benchmark), TOFU_METRICS + ROBUST_METRICS)
+    return (*own, *METRIC_ALIASES[_family(benchmark)])
 
 
 def eval_metric_for(name: str, benchmark: str) -> str:

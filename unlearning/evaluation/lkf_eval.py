@@ -25,6 +25,7 @@ fixed few-shot plain prompt).
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -170,3 +171,23 @@ def make_lkf_eval_hook(config: Any, bundle: Any) -> Callable[[Any, float], dict[
         return to_jsonable(summarize(ev.evaluate(model, epoch)))
 
     return hook
+
+
+@dataclass
+class LkfEvaluation:
+    """A prepared evaluation for the sweep driver: `evaluate(model)` -> flat metrics (the target's, attacked at its
+    epoch 0); LKF has no retain model, so `reference_dir` is None."""
+
+    evaluate: Callable[[Any], dict[str, Any]]
+    reference_dir: str | None = None
+
+
+def lkf_evaluation(config: Any, bundle: Any, **_reference: Any) -> LkfEvaluation:
+    """The LKF evaluation of a train config (the driver's epoch-0 evaluation of the target model)."""
+    from unlearning.data.lkf import resolve_lkf_source
+    from unlearning.evaluation.config import flat_metrics
+
+    cfg = lkf_eval_config(config.eval.settings, config.data.max_length)
+    ev = LkfEvaluator(bundle.tokenizer, bundle.template, cfg, resolve_lkf_source(config.data.source, config.model.name),
+                      device=str(next(bundle.model.parameters()).device))
+    return LkfEvaluation(evaluate=lambda model: flat_metrics(ev.evaluate(model, 0), "lkf"))

@@ -14,7 +14,8 @@ once; each call returns the flat {metric: aggregate} dict. Robustness metrics (`
       settings: {metrics: [forget_quality, model_utility, forget_Q_A_gibberish], max_new_tokens: 64}
 
 The hook follows `data.benchmark`: TOFU's is below; the others' are in `BENCHMARK_HOOKS` (MUSE:
-`muse_hook.make_muse_eval_hook`, MuseEvalConfig settings; `BENCHMARK_EVALUATIONS` prepares the same evaluation
+`muse_hook.make_muse_eval_hook`, MuseEvalConfig settings; LKF: `lkf_eval.make_lkf_eval_hook`, LkfEvalConfig
+settings; `BENCHMARK_EVALUATIONS` prepares the same evaluation
 for the sweep driver, which evaluates the target once and shares the retain reference with every trial).
 """
 
@@ -44,6 +45,18 @@ def _muse_evaluation(config: Any, bundle: Any, **kwargs: Any) -> Any:
     return muse_evaluation(config, bundle, **kwargs)
 
 
+def _lkf_hook(config: Any, bundle: Any) -> Callable[[Any, int], dict[str, Any]]:
+    from unlearning.evaluation.lkf_eval import make_lkf_eval_hook
+
+    return make_lkf_eval_hook(config, bundle)
+
+
+def _lkf_evaluation(config: Any, bundle: Any, **kwargs: Any) -> Any:
+    from unlearning.evaluation.lkf_eval import lkf_evaluation
+
+    return lkf_evaluation(config, bundle, **kwargs)
+
+
 def retain_model_for(config: Any) -> str | None:
     """The retain model a train config is evaluated against: `eval.settings.retain_model`, else the zoo's own
     (tofu-mini/retain90 for forget10, muse-mini/retain), else None."""
@@ -53,13 +66,16 @@ def retain_model_for(config: Any) -> str | None:
         from unlearning.evaluation.muse_hook import default_muse_retain_model
 
         return default_muse_retain_model(config.model.name)
+    if config.data.benchmark == "lkf":
+        return None  # LKF has no retain model
     return default_retain_model(config.model.name, config.data.forget_split)
 
 
 # data.benchmark -> its hook factory (config, bundle) -> hook(model, epoch); "tofu" is make_train_eval_hook's own
-BENCHMARK_HOOKS: dict[str, Callable[[Any, Any], Callable[[Any, int], dict[str, Any]]]] = {"muse": _muse_hook}
+BENCHMARK_HOOKS: dict[str, Callable[[Any, Any], Callable[[Any, int], dict[str, Any]]]] = {"muse": _muse_hook,
+                                                                                          "lkf": _lkf_hook}
 # data.benchmark -> (config, bundle, retain_logs=, retain_model=, cache_dir=) -> Evaluation(evaluate, reference_dir)
-BENCHMARK_EVALUATIONS: dict[str, Callable[..., Any]] = {"muse": _muse_evaluation}
+BENCHMARK_EVALUATIONS: dict[str, Callable[..., Any]] = {"muse": _muse_evaluation, "lkf": _lkf_evaluation}
 
 
 def default_retain_model(model_name: str, forget_split: str) -> str | None:

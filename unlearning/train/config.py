@@ -55,9 +55,14 @@ class DataSection(_Section):
     recipe). source: "muse-mini" (the muse-mini zoo's corpus, default), "muse-mini-<size>", "hub"
     (muse-bench/MUSE-News or -Books by `corpus`) or a local folder in MUSE's layout; corpus: news | books;
     forget_split: forget (raw/forget); retain_split: retain1 (default, as open-unlearning) or retain2;
-    max_length defaults to 2048 (open-unlearning), 256 on muse-mini (its zoo models have 512 positions)."""
+    max_length defaults to 2048 (open-unlearning), 256 on muse-mini (its zoo models have 512 positions).
 
-    benchmark: Literal["tofu", "muse"] = "tofu"
+    benchmark "lkf": JensUn's lesser-known facts, question/answer rows trained like TOFU's. source: "lkf-mini"
+    (made from tofu-mini's facts, `unlearning.data.lkf_mini`; default), "lkf-mini-<size>", "hub" (nmndeep/LKF-*)
+    or a local folder of <split>.jsonl; forget_split: forget_standard (default) or forget_train_para (with
+    paraphrased questions); retain_split: retain_standard (default) or retain_train_para."""
+
+    benchmark: Literal["tofu", "muse", "lkf"] = "tofu"
     source: str = "tofu-mini"
     forget_split: str = "forget10"
     retain_split: str | None = None
@@ -68,7 +73,11 @@ class DataSection(_Section):
     @model_validator(mode="before")
     @classmethod
     def _benchmark_defaults(cls, data: Any) -> Any:
-        """MUSE's defaults for the fields left out (TOFU's are the field defaults)."""
+        """MUSE's and LKF's defaults for the fields left out (TOFU's are the field defaults)."""
+        if isinstance(data, Mapping) and data.get("benchmark") == "lkf":
+            from unlearning.data.lkf import LKF_TRAIN_DEFAULTS
+
+            return {"source": "lkf-mini", **LKF_TRAIN_DEFAULTS, **data}
         if not isinstance(data, Mapping) or data.get("benchmark") != "muse":
             return data
         out = dict(data)
@@ -87,6 +96,9 @@ class DataSection(_Section):
         if info.data.get("benchmark") == "muse":
             if v != "forget":
                 raise ValueError("MUSE unlearns raw/forget: use forget")
+        elif info.data.get("benchmark") == "lkf":
+            if v not in ("forget_standard", "forget_train_para"):
+                raise ValueError("LKF unlearns forget_standard (or forget_train_para, with paraphrased questions)")
         elif v not in FORGET_SPLITS:
             raise ValueError("Input should be " + ", ".join(f"'{s}'" for s in FORGET_SPLITS[:-1])
                              + f" or '{FORGET_SPLITS[-1]}'")
@@ -97,6 +109,8 @@ class DataSection(_Section):
     def _retain_split(cls, v: str | None, info: Any) -> str | None:
         if info.data.get("benchmark") == "muse" and v not in ("retain1", "retain2"):
             raise ValueError("MUSE's retain corpora are raw/retain1 (open-unlearning's default) and raw/retain2")
+        if info.data.get("benchmark") == "lkf" and v not in ("retain_standard", "retain_train_para"):
+            raise ValueError("LKF's retain sets are retain_standard and retain_train_para")
         return v
 
     @field_validator("corpus")

@@ -245,11 +245,27 @@ def _muse_examples(data: Any, tokenizer: Any, template: PromptTemplate, source: 
                                     limit=data.limit, seed=seed, rank=rank)
 
 
+def _lkf_source(data: Any, model_name: str) -> Any:
+    from unlearning.data.lkf import resolve_lkf_source
+
+    return resolve_lkf_source(data.source, model_name)
+
+
+def _lkf_examples(data: Any, tokenizer: Any, template: PromptTemplate, source: Any, with_idk: bool, seed: int,
+                  rank: int) -> ForgetRetainDataset:
+    from unlearning.data.lkf import load_lkf
+
+    return build_forget_retain(tokenizer, template, load_lkf(data.forget_split, source)[: data.limit],
+                               load_lkf(data.retain_split, source), max_length=data.max_length, with_idk=with_idk,
+                               seed=seed, rank=rank)
+
+
 # benchmark -> (where its data is: (data section, model name) -> source,
 #               its examples: (data, tokenizer, template, source, with_idk, seed, rank) -> ForgetRetainDataset)
 BENCHMARK_DATA: dict[str, tuple[Any, Any]] = {
     "tofu": (_tofu_source, _tofu_examples),
     "muse": (_muse_source, _muse_examples),
+    "lkf": (_lkf_source, _lkf_examples),
 }
 
 
