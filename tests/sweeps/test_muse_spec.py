@@ -95,17 +95,17 @@ def test_export_writes_a_replayable_muse_config(tmp_path):
     spec = spec_of(tmp_path)
     plan = spec.searches()[0]
     metrics = {"forget_verbmem_ROUGE": 0.3, "forget_knowmem_ROUGE": 0.2, "retain_knowmem_ROUGE": 0.5}
-    point = Point(trial_id="a_00001", epoch=4, metrics=metrics, hparams={"lr": 1e-3, "alpha": 3.0},
+    point = Point(trial_id="a_00001", epoch=2, metrics=metrics, hparams={"lr": 1e-3, "alpha": 3.0},
                   search_id=plan.search_id, model="muse-mini/target")
-    (path,) = export([point], "a_00001:4", tmp_path / "final", spec)
+    (path,) = export([point], "a_00001:2", tmp_path / "final", spec)
     cfg = load_train_config(path)
     assert cfg.data.benchmark == "muse" and cfg.train.lr == 1e-3 and cfg.method.hparams["alpha"] == 3.0
-    assert (cfg.train.epochs, cfg.train.stop_after_epoch) == (6, 4)
+    assert (cfg.train.epochs, cfg.train.stop_after_epoch) == (spec.searches()[0].base["train"]["epochs"], 2)
     assert cfg.provenance["open_unlearning_command"].startswith("none: the model and muse-mini")
     hub = spec_of(tmp_path, data={"benchmark": "muse", "source": "hub", "corpus": "books"},
                   models=["muse-bench/MUSE-Books_target"])
     point.search_id = hub.searches()[0].search_id
-    (path,) = export([point], "a_00001:4", tmp_path / "hub", hub)
+    (path,) = export([point], "a_00001:2", tmp_path / "hub", hub)
     command = load_train_config(path).provenance["open_unlearning_command"]
     for part in ("experiment=unlearn/muse/default", "data_split=Books", "retain_split=retain1", "trainer=NPO",
                  "trainer.args.learning_rate=0.001", "trainer.method_args.alpha=3.0"):
