@@ -8,7 +8,7 @@ Sections (every key is optional except model.name and method.name; unknown keys 
 field path and the allowed keys, bad values with the field path and what is expected, all on one line):
 
     model:  {name, dtype: auto|float32|bfloat16, attn_implementation, template}
-    data:   {benchmark: tofu, source, forget_split, retain_split, max_length, limit}
+    data:   {benchmark: tofu|muse, source, forget_split, retain_split, corpus, max_length, limit}
     method: {name, baldro: null|g|dv, hparams: {...}}        # hparams checked against the method
     train:  {engine: deepspeed|torch, zero_stage, lr, epochs, batch_size, grad_accum,
              warmup_epochs, weight_decay, max_grad_norm, lr_scheduler: linear|constant, seed,
