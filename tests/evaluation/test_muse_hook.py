@@ -100,3 +100,21 @@ def test_gibberish_judges_complete_sentences():
     assert complete_sentences("A whole answer.") == "A whole answer."
     assert complete_sentences("no sentence end at all") == "no sentence end at all"
     assert complete_sentences('He said "yes." Then the') == 'He said "yes."'
+
+
+def test_eval_command_scores_muse_mini_against_a_retain_model(setup, tmp_path, monkeypatch):
+    """`unlearn-sweep eval MODEL --benchmark muse-mini --retain-model RETAIN`: MUSE_EVAL.json with privleak relative
+    to the retain model's AUC (computed once, cached); the retain model scored against itself gives 0."""
+    from unlearn_sweep.commands.eval import run_eval
+    from unlearning.metrics.report import read_summary
+
+    monkeypatch.setenv("UNLEARN_SWEEP_CACHE", str(tmp_path / "cache"))
+    corpus, folders = setup
+    kw = dict(benchmark="muse-mini", data=str(corpus), retain_model=str(folders["retain"]), max_new_tokens=4,
+              metrics="forget_verbmem_ROUGE,privleak", log=lambda m: None)
+    res = run_eval(str(folders["target"]), out=tmp_path / "target", **kw)
+    assert read_summary(tmp_path / "target", benchmark="MUSE")["privleak"] == res["privleak"]["agg_value"]
+    assert run_eval(str(folders["retain"]), out=tmp_path / "retain", **kw)["privleak"]["agg_value"] == \
+        pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(Exception, match="either retain_logs or retain_model"):
+        run_eval(str(folders["target"]), out=tmp_path / "x", **{**kw, "retain_logs": str(tmp_path / "retain")})

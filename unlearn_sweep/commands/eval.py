@@ -4,6 +4,7 @@
     unlearn-sweep eval runs/npo/model --benchmark tofu --data ../shared/data/tofu/normalized --template llama2-chat \\
         --retain-logs ../shared/data/tofu/reference_eval_logs/tofu_Llama-2-7b-chat-hf_retain90 --out runs/eval_npo
     unlearn-sweep eval muse-bench/MUSE-News_target --benchmark muse-news --data /data/muse-news --out runs/muse
+    unlearn-sweep eval muse-mini/target --benchmark muse-mini --retain-model muse-mini/retain --out runs/muse_mini
 
 Writes `<out>/TOFU_EVAL.json` + `TOFU_SUMMARY.json` (or MUSE_*) and prints the headline numbers.
 """
@@ -18,7 +19,7 @@ import typer
 
 from unlearning.errors import ConfigError
 
-BENCHMARKS = ("tofu-mini", "tofu", "muse-news", "muse-books")
+BENCHMARKS = ("tofu-mini", "tofu", "muse-news", "muse-books", "muse-mini")
 HEADLINE = {
     "tofu": ["forget_quality", "model_utility", "forget_truth_ratio", "privleak", "extraction_strength",
              "forget_Q_A_ROUGE", "forget_Q_A_gibberish", "forget_Q_A_gibberish_rate"],
@@ -34,6 +35,8 @@ EXAMPLES = """Examples:
   unlearn-sweep eval tofu-mini/target --metrics forget_quality,model_utility --max-new-tokens 64 --out runs/quick
 
   unlearn-sweep eval muse-bench/MUSE-News_target --benchmark muse-news --data /data/muse-news --out runs/muse
+
+  unlearn-sweep eval muse-mini/target --benchmark muse-mini --retain-model muse-mini/retain --out runs/muse_mini
 """
 
 
@@ -52,6 +55,18 @@ def tofu_mini_source(model: str) -> Path:
     return data
 
 
+def muse_mini_source(model: str) -> Path:
+    """The muse-mini corpus of the model's zoo (or the default one); error when not prepared."""
+    from unlearning.models.muse_zoo import muse_data_dir, parse_muse_zoo_name
+
+    parsed = parse_muse_zoo_name(model)
+    data = muse_data_dir(parsed[0].size if parsed else "small")
+    if not (data / "raw" / "forget.jsonl").is_file():
+        raise ConfigError("eval", field="benchmark", value="muse-mini",
+                          fix="muse-mini is not generated yet: run `unlearn-sweep prepare muse-mini` (or pass --data DIR)")
+    return data
+
+
 def run_eval(model: str, *, benchmark: str = "tofu-mini", out: Path, data: Optional[str] = None,
              forget_split: str = "forget10", retain_logs: Optional[str] = None, retain_model: Optional[str] = None,
              metrics: Optional[str] = None, max_new_tokens: Optional[int] = None, question_key: str = "question",
@@ -60,7 +75,8 @@ def run_eval(model: str, *, benchmark: str = "tofu-mini", out: Path, data: Optio
              log=print) -> dict[str, Any]:
     """Evaluate `model` and write its logs to `out`; returns the results dict (OU layout)."""
     from unlearning.evaluation.config import EvalConfig, MuseEvalConfig, parse_config
-    from unlearning.evaluation.muse_eval import MuseEvaluator, load_muse_reference_auc
+    from unlearning.evaluation.muse_eval import MuseEvaluator
+    from unlearning.evaluation.muse_reference import muse_reference
     from unlearning.evaluation.reference import reference_for
     from unlearning.evaluation.tofu_eval import TofuEvaluator, summary_table
     from unlearning.models.loading import load_bundle
@@ -80,13 +96,13 @@ def run_eval(model: str, *, benchmark: str = "tofu-mini", out: Path, data: Optio
             common["knowmem_max_new_tokens"] = common["verbmem_max_new_tokens"] = max_new_tokens
         common["gibberish"]["max_length"] = 512
         cfg = parse_config(MuseEvalConfig, common, where="unlearn-sweep eval")
-        if retain_model is not None:
-            raise ConfigError("eval", field="retain_model", value=retain_model,
-                              fix="for MUSE pass the retrained model's MUSE_EVAL.json with --retain-logs")
-        ref_auc = load_muse_reference_auc(retain_logs) if retain_logs else None
+        corpus = "news" if benchmark == "muse-mini" else benchmark.split("-", 1)[1]
+        muse_source = data or (muse_mini_source(model) if benchmark == "muse-mini" else None)
+        ref_auc, _ = muse_reference(cfg, corpus, muse_source, retain_logs=retain_logs, retain_model=retain_model,
+                                    dtype=dtype, device=device, template=template)  # the retain AUC, cached
         bundle = load_bundle(model, dtype=dtype, device=device, template=template)
-        evaluator = MuseEvaluator(bundle.tokenizer, bundle.template, cfg, corpus=benchmark.split("-", 1)[1],
-                                  source=data, reference_auc=ref_auc, device=device)
+        evaluator = MuseEvaluator(bundle.tokenizer, bundle.template, cfg, corpus=corpus, source=muse_source,
+                                  reference_auc=ref_auc, device=device)
         kind = "muse"
     else:
         source: str | Path = data or (tofu_mini_source(model) if benchmark == "tofu-mini" else "locuslab/TOFU")
@@ -118,7 +134,8 @@ def register(app: typer.Typer) -> None:
         benchmark: str = typer.Option("tofu-mini", help=f"One of {', '.join(BENCHMARKS)}."),
         data: Optional[str] = typer.Option(None, help="Local data folder (default: the zoo's tofu-mini, or the hub)."),
         forget_split: str = typer.Option("forget10", help="TOFU forget split: forget01, forget05 or forget10."),
-        retain_logs: Optional[str] = typer.Option(None, help="Retain model's TOFU_EVAL.json (file or folder)."),
+        retain_logs: Optional[str] = typer.Option(None, help="Retain model's TOFU_EVAL.json / MUSE_EVAL.json (file "
+                                                 "or folder)."),
         retain_model: Optional[str] = typer.Option(None, help="Retain model to evaluate once (cached) as reference."),
         metrics: Optional[str] = typer.Option(None, help="Comma-separated subset of metrics (default: all)."),
         max_new_tokens: Optional[int] = typer.Option(None, help="Greedy generation length (TOFU default 200)."),
