@@ -164,12 +164,15 @@ def open_unlearning_command(spec, plan, cfg: Mapping[str, Any], task_name: str) 
     (the embedded zoo's models and tofu-mini are not on the hub)."""
     from sweeps.plans import variant_label
 
-    if spec.is_tofu_mini or spec.is_muse_mini:
+    if spec.is_tofu_mini or spec.is_muse_mini or spec.benchmark_name == "lkf-mini":
         return (f"none: the model and {spec.benchmark_name} are the embedded zoo's (not on the hub); the same config "
                 "on a hub model (data.source: hub) prints its open-unlearning command line")
     data = spec.data
     if data.benchmark == "muse":
         return _muse_command(plan, cfg, task_name)
+    if data.benchmark == "lkf":  # JensUn's fork has LKF experiments (configs/experiment/unlearn/lkf/), not this mapping
+        return ("none: LKF runs in JensUn's open-unlearning fork (configs/experiment/unlearn/lkf/), whose settings "
+                "this export does not map; replay the config with `unlearn-sweep train`")
     model_cfg, weights = _ou_model(plan.model.name)
     pct = int(data.forget_split[-2:])
     parts = ["python src/train.py --config-name=unlearn.yaml", "experiment=unlearn/tofu/default",

@@ -71,10 +71,12 @@ def test_lkf_train_config_defaults_and_split_errors():
 def test_lkf_mini_sweep_searches_worst_case_and_relearning_objectives(prepared_zoo, tmp_path):
     from mlflow import MlflowClient
 
+    from sweeps.export import export
     from sweeps.pareto import sweep_fronts
     from sweeps.results import read_results
     from sweeps.service import LOOPBACK_ENV, run_sweep
     from sweeps.spec import load_spec
+    from unlearning.train.config import load_train_config
 
     for k, v in LOOPBACK_ENV.items():
         os.environ.setdefault(k, v)
@@ -116,6 +118,13 @@ def test_lkf_mini_sweep_searches_worst_case_and_relearning_objectives(prepared_z
                for p in points if p.epoch == 2)
     front = sweep_fronts(spec, results)["tofu-mini/target"].front  # (sweep_fronts: the spec's own objectives)
     assert front and all(p.epoch == 2 for p in front)  # only attacked points have every objective
+    # the knee exports as an LKF train config that `unlearn-sweep train` replays (measured: the same numbers)
+    knee = sweep_fronts(spec, results)["tofu-mini/target"].knee
+    [path] = export(results, "knee", tmp_path / "export", spec)
+    exported = load_train_config(path)
+    assert (exported.data.benchmark, exported.data.source, exported.data.forget_split) == (
+        "lkf", "lkf-mini", "forget_standard") and knee is not None
+    assert "JensUn" in path.read_text() or "embedded" in path.read_text()
     client = MlflowClient(f"sqlite:///{sweep_dir / 'mlflow.db'}")
     runs = [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])
             if r.data.tags.get("run_role") == "trial"]
