@@ -2,7 +2,7 @@
 
     python benchmarks/bench_search.py                                   # every searcher, 5 seeds, 100% budget
     python benchmarks/bench_search.py --seeds 2 --searchers random,tpe  # a quick look (a minute or two)
-    python benchmarks/bench_search.py --landscape runs/landscape-v1 --grid NPO --budget 0.5
+    python benchmarks/bench_search.py --landscape runs/landscape --grid NPO --budget 0.5   # a full landscape
     python benchmarks/bench_search.py --live                            # + one live sweep of the winner (minutes)
 
 What it measures: how much of the grid's Pareto front a searcher finds for a fraction of the grid's compute.
@@ -78,7 +78,7 @@ from search_replay import (
 )
 
 DEFAULT_LANDSCAPE = REPO / "runs" / "landscape"
-FALLBACK_LANDSCAPE = REPO / "runs" / "landscape-v1"
+FALLBACK_LANDSCAPE = REPO / "benchmarks" / "data" / "landscape-drnpo"  # committed: the DrNPO grid, reduced
 DEFAULT_SPEC = REPO / "sweeps" / "tofu-mini.yaml"
 SAVING_GOAL = 0.40
 
@@ -88,7 +88,8 @@ SAVING_GOAL = 0.40
 
 
 def landscape_folder(arg: Path | None) -> Path:
-    """--landscape, or runs/landscape (falling back to runs/landscape-v1 with a message when it has no runs yet)."""
+    """--landscape, or runs/landscape (falling back to the committed DrNPO grid, benchmarks/data/landscape-drnpo,
+    with a message, when it has no runs yet: a fresh clone replays without re-running the grid)."""
     if arg is not None:
         if not (arg / "runs.jsonl").is_file():
             raise SystemExit(f"{arg}: no runs.jsonl (run benchmarks/bench_landscape.py --out {arg} first)")
@@ -96,7 +97,8 @@ def landscape_folder(arg: Path | None) -> Path:
     if (DEFAULT_LANDSCAPE / "runs.jsonl").is_file():
         return DEFAULT_LANDSCAPE
     if (FALLBACK_LANDSCAPE / "runs.jsonl").is_file():
-        print(f"note: {DEFAULT_LANDSCAPE} has no runs.jsonl yet; using {FALLBACK_LANDSCAPE} (an older landscape)")
+        print(f"note: {DEFAULT_LANDSCAPE.relative_to(REPO)} has no runs.jsonl; replaying the committed grid "
+              f"{FALLBACK_LANDSCAPE.relative_to(REPO)}")
         return FALLBACK_LANDSCAPE
     raise SystemExit(f"no landscape: neither {DEFAULT_LANDSCAPE} nor {FALLBACK_LANDSCAPE} has runs.jsonl "
                      "(python benchmarks/bench_landscape.py writes it)")
