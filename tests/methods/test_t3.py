@@ -73,6 +73,22 @@ def test_save_and_load_round_trip(tmp_path) -> None:
     assert torch.equal(a, b)
 
 
+def test_a_saved_t3_folder_loads_as_the_guided_model(tmp_path) -> None:
+    """What `unlearn-sweep eval` / `train`'s evaluation load: `load_model` on the folder T3 saved gives the guided
+    model (not the bare base), with the same logits."""
+    from unlearning.models.loading import load_model
+
+    model, part = _t3(scale=2.0), make_batch(seed=0)["forget"]
+    model.eval()
+    model.save_pretrained(tmp_path)
+    loaded = load_model(tmp_path)
+    assert isinstance(loaded, T3Model)
+    with torch.no_grad():
+        a = model(input_ids=part["input_ids"], attention_mask=part["attention_mask"]).logits
+        b = loaded(input_ids=part["input_ids"], attention_mask=part["attention_mask"]).logits
+    assert torch.equal(a, b)
+
+
 def test_only_the_head_trains_and_bad_settings_are_one_line_errors() -> None:
     model = _t3()
     assert all(not p.requires_grad for p in model.base.parameters())

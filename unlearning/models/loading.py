@@ -8,6 +8,7 @@
 Zoo names resolve to folders in the cache (see `unlearning.models.zoo`); anything else goes to
 `AutoModelForCausalLM.from_pretrained`, which reads a local folder or the hub (set `HF_HUB_OFFLINE=1`
 to refuse network access). Tokenizers without a pad token get pad := eos (as open-unlearning does).
+A folder saved by the T3 method (the base model plus `t3_head.pt`) loads as the guided T3 model.
 """
 
 from __future__ import annotations
@@ -93,7 +94,13 @@ def load_model(name: str | Path, dtype: str = "float32", attn_implementation: st
     except OSError as exc:
         raise ConfigError(str(name), field="model", value=str(name),
                           fix=f"give a local model folder, a zoo name or a reachable hub id ({exc})") from None
-    return model.to(device)
+    model = model.to(device)
+    if Path(path).is_dir():  # a model unlearnt by T3: the base plus its guidance head, decoded through both
+        from unlearning.methods.t3 import HEAD_FILE, load_t3
+
+        if (Path(path) / HEAD_FILE).is_file():
+            return load_t3(path, model)
+    return model
 
 
 def load_bundle(name: str | Path, dtype: str = "float32", attn_implementation: str | None = None,
