@@ -49,7 +49,7 @@ SETTINGS = {
     "PDU": (4e-4, {}),
     "GRU": (6e-4, {}),
     # SIBL steps with its own SGD (eta_theta), not the loop's lr; 4 outer iterations, CG-corrected
-    "SIBL": (6e-4, {"eta_theta": 0.03, "inner_steps": 2, "cg_iters": 3}),
+    "SIBL": (6e-4, {"eta_theta": 0.02, "inner_steps": 2, "cg_iters": 3}),
 }
 
 
