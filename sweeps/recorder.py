@@ -80,10 +80,12 @@ def experiment_description(spec: Any) -> str:
 
 
 def log_point(tracker: Tracker, ref: RunRef, point: Point, objectives: Sequence[Objective] = ()) -> None:
-    """One evaluation point's metrics at its MLflow step (the trial's optimizer step), `epoch` beside them."""
+    """One evaluation point's metrics at its MLflow step (the trial's optimizer step), `epoch` beside them; once
+    per step: a trial resumed from a checkpoint older than its last report (the driver stopped between the report
+    and Tune's next state snapshot) reports that point again, and MLflow keeps the first."""
     step = point.step if point.step is not None else int(point.epoch)
     metrics = tracked_metrics({k: v for k, v in point.metrics.items() if v is not None}, objectives)
-    tracker.log_metrics(ref, {**metrics, "epoch": point.epoch}, step=step)
+    tracker.log_metrics(ref, {**metrics, "epoch": point.epoch}, step=step, once_key="epoch")
 
 
 def log_target_point(tracker: Tracker, ref: RunRef, target_metrics: Mapping[str, Any] | None,

@@ -149,3 +149,25 @@ def test_synced_sweep_shows_the_objectives_in_mlflow(finished_sweep, sqlite_uri)
     sync_tracking(spec, sweep_dir, Tracker(sqlite_uri, spec.experiment_name()))
     (run,) = runs_of(tr, "tags.trial_id = 'dv1'")
     assert [m.step for m in tr.client.get_metric_history(run.info.run_id, "forget_quality")].count(0) == 1
+
+
+def test_a_point_reported_again_after_a_resume_is_logged_once(sqlite_uri):
+    """A trial resumed from a checkpoint older than its last report reports that point again: MLflow keeps one
+    value per step (the recorder's `log_point`, and the target's step 0)."""
+    from sweeps.objectives import Objective
+    from sweeps.recorder import log_point, log_target_point
+    from sweeps.results import Point
+
+    tr = Tracker(sqlite_uri, "unlearn/test")
+    child = tr.child_run(tr.parent_run("s"), "t1")
+    objectives = [Objective(name="forget_quality", mode="max", scale="log")]
+    for _ in range(2):   # the first run of the trial, then its resume
+        log_target_point(tr, child, {"forget_quality": 1e-12, "model_utility": 0.8}, objectives)
+        for epoch, step, fq in ((1, 4, 1e-6), (2, 8, 1e-3)):
+            log_point(tr, child, Point(trial_id="t1", epoch=epoch, step=step,
+                                       metrics={"forget_quality": fq, "model_utility": 0.8 - 0.01 * epoch}),
+                      objectives)
+    assert tr.flush()
+    history = tr.client.get_metric_history(child.run_id, "forget_quality")
+    assert sorted((m.step, m.value) for m in history) == [(0, 1e-12), (4, 1e-6), (8, 1e-3)]
+    assert sorted(m.step for m in tr.client.get_metric_history(child.run_id, "forget_quality_log10")) == [0, 4, 8]
