@@ -29,6 +29,7 @@ class SweepProgress:
         self.constraints = list(constraints)
         self.references: dict[str, Mapping[str, float]] = {}  # search id -> constraint references
         self.search_of: dict[str, str] = {}                      # trial id -> search id
+        self.search_names: dict[str, str] = {}                   # search id -> its name in the lines (DrNPO)
         self.total = total_trials
         self.console = console or Console()
         self.status: dict[str, str] = {}
@@ -66,7 +67,9 @@ class SweepProgress:
     def _shown(self, metrics: Mapping[str, float]) -> str:
         return ", ".join(f"{o.name}={metrics[o.name]:.4g}" for o in self.objectives if o.name in metrics)
 
-    def trial(self, trial_id: str, status: str, reason: str | None = None) -> None:
+    def trial(self, trial_id: str, status: str, reason: str | None = None, search_id: str = "") -> None:
+        if search_id:
+            self.search_of[trial_id] = search_id
         self.status[trial_id] = status
         if reason:
             self.reasons[trial_id] = reason
@@ -76,11 +79,14 @@ class SweepProgress:
         best = best_point(self.points.get(trial_id, []), self.objectives, self.constraints, refs)
         if status == "finished" and best is not None:
             suffix = f", best at epoch {best['epoch']:g}: {self._shown(best)}"
-        self._refresh(f"trial {trial_id} {status}{suffix}  [{c['finished']} done, {c['running']} running, "
+        name = self.search_names.get(self.search_of.get(trial_id, ""))
+        self._refresh(f"trial {trial_id}{f' ({name})' if name else ''} {status}{suffix}  [{c['finished']} done, "
+                      f"{c['running']} running, "
                       f"{c['failed']} failed of {self.total}]")
 
     def point(self, trial_id: str, epoch: int | float, metrics: Mapping[str, float], search_id: str = "") -> None:
-        self.search_of[trial_id] = search_id
+        if search_id:
+            self.search_of[trial_id] = search_id
         for o in self.objectives:
             v = metrics.get(o.name)
             if v is None or not math.isfinite(v):

@@ -133,7 +133,7 @@ class SweepRecorder(Callback):
                            variant=plan.variant, reason=reason, hparams=sampled_params(trial.config),
                            mlflow_run_id=ref.run_id, wall_s=wall, work_s=work)
         if ACTIVE_PROGRESS is not None:
-            ACTIVE_PROGRESS.trial(trial.trial_id, status, reason)
+            ACTIVE_PROGRESS.trial(trial.trial_id, status, reason, search_id=plan.search_id)
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._started.setdefault(trial.trial_id, time.time())

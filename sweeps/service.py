@@ -99,6 +99,8 @@ def run_searches(spec: Any, plans: list[Any], tracker: Any, parent: Any, results
         raise ConfigError(str(spec.sweep_dir()), field="tune", value=f"tune/{old[0]}",
                           fix="this sweep was started by an earlier unlearn-sweep (one Tune run per search), which "
                               "this version cannot resume: run the spec again under a new name (--name)")
+    labels = [p.label for p in plans]  # how the progress lines name a trial's search: its label when unique
+    progress.search_names.update({p.search_id: p.label if labels.count(p.label) == 1 else p.search_id for p in plans})
     searches = []
     for plan in plans:
         console.print(f"search {plan.search_id}: {plan.label} on {plan.model.name}, {spec.budget.num_trials} trials",

@@ -20,7 +20,8 @@ def test_one_line_per_trial_event_with_the_best_point():
     objs = [Objective(name="forget_quality", mode="max", scale="log"), Objective(name="model_utility", mode="max")]
     progress = SweepProgress(objs, total_trials=3, console=Console(file=out, width=40, force_terminal=False))
     progress.status["old"] = "finished"  # a trial of an earlier run of a resumed sweep
-    progress.trial("t1", "running")
+    progress.search_names["m.dv"] = "DrNPO"
+    progress.trial("t1", "running", search_id="m.dv")
     for epoch, fq in ((1, 1e-9), (2, 0.2)):
         progress.point("t1", epoch, {"forget_quality": fq, "model_utility": 0.8 - 0.01 * epoch})
     progress.trial("t1", "finished")
@@ -28,9 +29,9 @@ def test_one_line_per_trial_event_with_the_best_point():
     progress.close()
     lines = out.getvalue().splitlines()
     assert lines == [
-        "trial t1 running  [1 done, 1 running, 0 failed of 3]",
-        "trial t1 finished, best at epoch 2: forget_quality=0.2, model_utility=0.78  [2 done, 0 running, 0 failed "
-        "of 3]",
+        "trial t1 (DrNPO) running  [1 done, 1 running, 0 failed of 3]",
+        "trial t1 (DrNPO) finished, best at epoch 2: forget_quality=0.2, model_utility=0.78  [2 done, 0 running, 0 "
+        "failed of 3]",
         "trial t2 failed: loss became NaN at step 3  [2 done, 0 running, 1 failed of 3]",
     ]
     assert progress.best["forget_quality"] == (0.2, "t1:2")
