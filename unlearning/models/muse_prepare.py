@@ -16,24 +16,22 @@ Steps (each skipped when its output is in the cache; a file lock makes concurren
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import asdict
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from unlearning.data.muse import load_muse
 from unlearning.data.muse_mini import write as write_muse_mini
-from unlearning.errors import ConfigError
 from unlearning.models.muse_zoo import (
     MUSE_TRAIN_SPLITS,
     MUSE_ZOO_MODELS,
     MuseZooConfig,
     muse_zoo_dir,
 )
+from unlearning.models.zoo_build import (build_locked, is_complete, on_disk, pick_models, read_manifest,
+                                         train_in_workers, worker_layout, write_manifest)
 
-MANIFEST = "manifest.json"
 MAX_LENGTH = 512  # the zoo models' positions; an article is ~250 tokens
 MEMORISATION_SPLITS = ("forget", "retain2", "holdout")
 
@@ -107,61 +105,34 @@ def text_probability(root: Path, name: str, texts: Sequence[str]) -> float:
     return float(torch.exp(-avg_nll(logits, batch["labels"])).mean())
 
 
-def _read_manifest(root: Path, cfg: MuseZooConfig) -> dict | None:
-    try:
-        data = json.loads((root / MANIFEST).read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    return data if data.get("key") == cfg.key() else None
-
-
 def prepared_muse_models(cfg: MuseZooConfig) -> list[str]:
-    root = muse_zoo_dir(cfg)
-    return [m for m in MUSE_ZOO_MODELS if (root / m / "config.json").exists()]
+    return on_disk(muse_zoo_dir(cfg), MUSE_ZOO_MODELS)
 
 
 def is_muse_prepared(cfg: MuseZooConfig, models: Iterable[str] = MUSE_ZOO_MODELS) -> bool:
-    manifest = _read_manifest(muse_zoo_dir(cfg), cfg)
-    have = set(prepared_muse_models(cfg))
-    return manifest is not None and all(m in have and m in manifest.get("memorisation", {}) for m in models)
+    return is_complete(muse_zoo_dir(cfg), cfg.key(), MUSE_ZOO_MODELS, models)
 
 
 def resolve_muse_models(models: Iterable[str] | str | None) -> tuple[str, ...]:
     """None or "all" -> both models; else the named ones (ConfigError on a bad name)."""
-    if models is None:
-        return MUSE_ZOO_MODELS
-    names = [m.strip() for m in models.split(",")] if isinstance(models, str) else [str(m) for m in models]
-    if names == ["all"]:
-        return MUSE_ZOO_MODELS
-    bad = [m for m in names if m not in MUSE_ZOO_MODELS]
-    if bad or not names:
-        raise ConfigError("prepare", field="models", value=",".join(names),
-                          fix=f"muse-mini models are {', '.join(MUSE_ZOO_MODELS)} (comma-separated) or 'all'")
-    return tuple(dict.fromkeys(names))
+    return pick_models(models, MUSE_ZOO_MODELS, MUSE_ZOO_MODELS,
+                       fix=f"muse-mini models are {', '.join(MUSE_ZOO_MODELS)} (comma-separated) or 'all'")
 
 
 def prepare_muse(cfg: MuseZooConfig, models: Sequence[str] | str | None = None,
                  log: Callable[[str], None] = lambda m: print(m, flush=True), workers: int | None = None) -> dict:
     """Build (or reuse) the muse-mini models `models` of `cfg`; returns the manifest (`cached`: nothing trained)."""
-    from filelock import FileLock
-
     wanted = resolve_muse_models(models)
-    root = muse_zoo_dir(cfg)
-    if is_muse_prepared(cfg, wanted):
-        return {**_read_manifest(root, cfg), "cached": True}
-    root.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(root / ".prepare.lock")):
-        if is_muse_prepared(cfg, wanted):
-            return {**_read_manifest(root, cfg), "cached": True}
-        return _prepare_locked(cfg, wanted, log, workers)
+    return build_locked(muse_zoo_dir(cfg), cfg.key(), lambda: is_muse_prepared(cfg, wanted),
+                        lambda: _prepare_locked(cfg, wanted, log, workers))
 
 
 def _prepare_locked(cfg: MuseZooConfig, wanted: tuple[str, ...], log: Callable[[str], None],
                     workers: int | None) -> dict:
     root = muse_zoo_dir(cfg)
     t_start = time.perf_counter()
-    manifest = _read_manifest(root, cfg) or {"key": cfg.key(), "config": asdict(cfg), "timings_s": {},
-                                            "memorisation": {}}
+    manifest = read_manifest(root, cfg.key()) or {"key": cfg.key(), "config": asdict(cfg), "timings_s": {},
+                                                  "memorisation": {}}
     timings, data_dir = manifest["timings_s"], root / "data"
     if not (root / "tokenizer" / "tokenizer.json").exists():
         from unlearning.models.tokenizer import train_bpe_tokenizer
@@ -175,33 +146,15 @@ def _prepare_locked(cfg: MuseZooConfig, wanted: tuple[str, ...], log: Callable[[
         log(f"muse-mini and its tokenizer ({len(tok)} tokens) written in {timings['data+tokenizer']:.1f}s")
     todo = [m for m in wanted if not (root / m / "config.json").exists()]
     if todo:
-        n_cpu = os.cpu_count() or 1
-        workers = workers or min(n_cpu, len(todo))
-        threads = max(1, n_cpu // workers)
-        log(f"training muse-mini {', '.join(todo)} ({cfg.size} tiny Llamas, {workers} at a time, "
+        n, _ = worker_layout(todo, workers)
+        log(f"training muse-mini {', '.join(todo)} ({cfg.size} tiny Llamas, {n} at a time, "
             f"{cfg.train.epochs} epochs)")
-        t = time.perf_counter()
-        pool = get_context("spawn").Pool(processes=workers)
-        try:
-            jobs = {m: pool.apply_async(_train_one, (str(root), json.dumps(asdict(cfg)), m, threads)) for m in todo}
-            for m, job in jobs.items():
-                stats = job.get()
-                timings[m] = stats["seconds"]
-                log(f"{m} trained in {stats['seconds']:.1f}s (final loss {stats['final_loss']:.3f})")
-            pool.close()
-        except BaseException:  # Ctrl-C / SIGTERM / a failed worker: no worker goes on training into the cache
-            pool.terminate()
-            raise
-        finally:
-            pool.join()
-        timings["training_wall"] = time.perf_counter() - t
+        train_in_workers(_train_one, root, json.dumps(asdict(cfg)), todo, workers, log, timings)
     texts = {s: _texts(data_dir, (s,)) for s in MEMORISATION_SPLITS}
     for m in wanted:
         if m not in manifest["memorisation"]:
             manifest["memorisation"][m] = {s: round(text_probability(root, m, ts), 4) for s, ts in texts.items()}
     timings["total"] = time.perf_counter() - t_start
     manifest.update(models=prepared_muse_models(cfg))
-    tmp = root / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-    os.replace(tmp, root / MANIFEST)
+    write_manifest(root, manifest)
     return {**manifest, "cached": False}

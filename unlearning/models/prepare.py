@@ -24,25 +24,23 @@ SIGTERM stops the worker processes at once (a model is saved only when its train
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import asdict
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from unlearning.data.tofu import load_tofu
 from unlearning.data.tofu_mini import FORGET_PERCENTS, base_facts, write as write_tofu_mini
-from unlearning.errors import ConfigError
 from unlearning.models.loading import TEMPLATE_FILE
 from unlearning.models.muse_zoo import MuseZooConfig
 from unlearning.models.zoo import DEFAULT_MODELS, SIZES, ZOO_MODELS, ZooConfig, zoo_dir
+from unlearning.models.zoo_build import (build_locked, is_complete, on_disk, pick_models, read_manifest,
+                                         train_in_workers, worker_layout, write_manifest)
 
 TEMPLATE = "zoo"
 FORGET_SPLITS = tuple(f"forget{p:02d}" for p in FORGET_PERCENTS)
 # what each model is trained on besides the general facts (None: the general facts alone)
 TRAIN_SPLIT = {"base": None, "target": "full", **{f"retain{100 - p}": f"retain{100 - p}" for p in FORGET_PERCENTS}}
-MANIFEST = "manifest.json"
 
 
 def _log_default(msg: str) -> None:
@@ -165,61 +163,34 @@ def memorisation_row(root: Path, name: str, splits: dict[str, list[dict]] | None
 
 def prepared_models(cfg: ZooConfig) -> list[str]:
     """The zoo models of `cfg` whose weights are in the cache."""
-    root = zoo_dir(cfg)
-    return [m for m in ZOO_MODELS if (root / m / "config.json").exists()]
-
-
-def _read_manifest(root: Path, cfg: ZooConfig) -> dict | None:
-    try:
-        data = json.loads((root / MANIFEST).read_text())
-    except (OSError, json.JSONDecodeError):
-        return None
-    return data if data.get("key") == cfg.key() else None
+    return on_disk(zoo_dir(cfg), ZOO_MODELS)
 
 
 def is_prepared(cfg: ZooConfig, models: Iterable[str] = DEFAULT_MODELS) -> bool:
-    manifest = _read_manifest(zoo_dir(cfg), cfg)
-    have = set(prepared_models(cfg))
-    return manifest is not None and all(m in have and m in manifest.get("memorisation", {}) for m in models)
+    return is_complete(zoo_dir(cfg), cfg.key(), ZOO_MODELS, models)
 
 
 def resolve_models(models: Iterable[str] | str | None) -> tuple[str, ...]:
     """`None` -> the default pair; "all" -> every zoo model; else the named ones (ConfigError on a bad name)."""
-    if models is None:
-        return DEFAULT_MODELS
-    names = [m.strip() for m in models.split(",")] if isinstance(models, str) else [str(m) for m in models]
-    if names == ["all"]:
-        return ZOO_MODELS
-    bad = [m for m in names if m not in ZOO_MODELS]
-    if bad or not names:
-        raise ConfigError("prepare", field="models", value=",".join(names),
-                          fix=f"name zoo models from {', '.join(ZOO_MODELS)} (comma-separated) or 'all'")
-    return tuple(dict.fromkeys(names))
+    return pick_models(models, DEFAULT_MODELS, ZOO_MODELS,
+                       fix=f"name zoo models from {', '.join(ZOO_MODELS)} (comma-separated) or 'all'")
 
 
 def prepare(cfg: ZooConfig, models: Sequence[str] | str | None = None, log: Callable[[str], None] = _log_default,
             workers: int | None = None) -> dict:
     """Build (or reuse) the zoo models `models` of `cfg` (default: target + retain90); returns the manifest
     (timings, memorisation table of every prepared model, `cached`: nothing had to be trained)."""
-    from filelock import FileLock
-
     wanted = resolve_models(models)
-    root = zoo_dir(cfg)
-    if is_prepared(cfg, wanted):
-        return {**_read_manifest(root, cfg), "cached": True}
-    root.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(root / ".prepare.lock")):  # another process may be preparing the same zoo
-        if is_prepared(cfg, wanted):
-            return {**_read_manifest(root, cfg), "cached": True}
-        return _prepare_locked(cfg, wanted, log, workers)
+    return build_locked(zoo_dir(cfg), cfg.key(), lambda: is_prepared(cfg, wanted),
+                        lambda: _prepare_locked(cfg, wanted, log, workers))
 
 
 def _prepare_locked(cfg: ZooConfig, wanted: tuple[str, ...], log: Callable[[str], None],
                     workers: int | None) -> dict:
     root = zoo_dir(cfg)
     t_start = time.perf_counter()
-    manifest = _read_manifest(root, cfg) or {"key": cfg.key(), "config": asdict(cfg), "timings_s": {},
-                                            "memorisation": {}}
+    manifest = read_manifest(root, cfg.key()) or {"key": cfg.key(), "config": asdict(cfg), "timings_s": {},
+                                                  "memorisation": {}}
     timings = manifest["timings_s"]
     data_dir = root / "data"
     if not (root / "tokenizer" / "tokenizer.json").exists():
@@ -235,27 +206,10 @@ def _prepare_locked(cfg: ZooConfig, wanted: tuple[str, ...], log: Callable[[str]
 
     todo = [m for m in wanted if not (root / m / "config.json").exists()]
     if todo:
-        n_cpu = os.cpu_count() or 1
-        workers = workers or min(n_cpu, len(todo))
-        threads = max(1, n_cpu // workers)
-        cfg_json = json.dumps(asdict(cfg))
-        log(f"training {', '.join(todo)} on {cfg.size} tiny Llamas ({workers} at a time, {threads} thread(s) each; "
+        n, threads = worker_layout(todo, workers)
+        log(f"training {', '.join(todo)} on {cfg.size} tiny Llamas ({n} at a time, {threads} thread(s) each; "
             f"{cfg.train.epochs} epochs)")
-        t = time.perf_counter()
-        pool = get_context("spawn").Pool(processes=workers)
-        try:
-            jobs = {m: pool.apply_async(_train_one, (str(root), cfg_json, m, threads)) for m in todo}
-            for m, job in jobs.items():
-                stats = job.get()
-                timings[m] = stats["seconds"]
-                log(f"{m} trained in {stats['seconds']:.1f}s (final loss {stats['final_loss']:.3f})")
-            pool.close()
-        except BaseException:  # Ctrl-C / SIGTERM / a failed worker: no worker goes on training into the cache
-            pool.terminate()
-            raise
-        finally:
-            pool.join()
-        timings["training_wall"] = time.perf_counter() - t
+        train_in_workers(_train_one, root, json.dumps(asdict(cfg)), todo, workers, log, timings)
 
     t = time.perf_counter()
     splits = {s: _rows(data_dir, s) for s in (*FORGET_SPLITS, "retain_perturbed")}
@@ -266,9 +220,7 @@ def _prepare_locked(cfg: ZooConfig, wanted: tuple[str, ...], log: Callable[[str]
     timings["memorisation_table"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t_start
     manifest.update(models=prepared_models(cfg))
-    tmp = root / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-    os.replace(tmp, root / MANIFEST)
+    write_manifest(root, manifest)
     return {**manifest, "cached": False}
 
 
