@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sweeps.spec_sections import eval_metric_for
+from sweeps.spec_sections import check_selected_metrics
 from unlearning.errors import ConfigError, UserError
 
 
 def check_lkf_eval(spec: Any) -> None:
     """eval.settings validate as LKF settings and select every metric the objectives and conditions read."""
-    from unlearning.evaluation.config import LkfEvalConfig, parse_config
+    from unlearning.evaluation.config import LkfEvalConfig
 
     settings = dict(spec.eval.settings)
     for key in ("retain_model", "retain_logs", "forget_split"):
@@ -27,17 +27,7 @@ def check_lkf_eval(spec: Any) -> None:
             raise ConfigError("spec", field=f"eval.settings.{key}", value=settings[key],
                               fix="LKF is evaluated on forget_eval_para / retain_eval_para without a retain model: "
                                   "remove it")
-    try:
-        cfg = parse_config(LkfEvalConfig, settings, where="eval")
-    except UserError as exc:
-        raise ConfigError("spec", field=f"eval.settings.{exc.field}", value=exc.value, fix=exc.fix) from None
-    chosen = cfg.selected()
-    needed = [o.name for o in spec.objectives or []] + [c.metric for c in (*spec.constraints, *spec.select.require)]
-    for name in needed:
-        source = eval_metric_for(name, "lkf")
-        if source not in chosen:
-            raise ConfigError("spec", field="eval.settings.metrics", value=list(chosen),
-                              fix=f"add '{source}': the objective/constraint '{name}' needs it")
+    check_selected_metrics(spec, LkfEvalConfig, settings, "lkf")
 
 
 def check_lkf_model_refs(spec: Any, i: int, m: Any) -> None:

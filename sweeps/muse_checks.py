@@ -12,30 +12,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from sweeps.spec_sections import eval_metric_for
+from sweeps.spec_sections import check_selected_metrics
 from unlearning.errors import ConfigError, UserError
 
 
 def check_muse_eval(spec: Any) -> None:
     """eval.settings validate as MUSE settings and select every metric the objectives and conditions read."""
-    from unlearning.evaluation.config import MuseEvalConfig, parse_config
+    from unlearning.evaluation.config import MuseEvalConfig
 
     settings = dict(spec.eval.settings)
     for key in ("retain_model", "retain_logs"):
         if key in settings:
             raise ConfigError("spec", field=f"eval.settings.{key}", value=settings[key],
                               fix=f"give the retain reference per model: models: [{{name: ..., {key}: ...}}]")
-    try:
-        cfg = parse_config(MuseEvalConfig, settings, where="eval")
-    except UserError as exc:
-        raise ConfigError("spec", field=f"eval.settings.{exc.field}", value=exc.value, fix=exc.fix) from None
-    chosen = cfg.selected()
-    needed = [o.name for o in spec.objectives or []] + [c.metric for c in (*spec.constraints, *spec.select.require)]
-    for name in needed:
-        source = eval_metric_for(name, "muse")
-        if source not in chosen:
-            raise ConfigError("spec", field="eval.settings.metrics", value=list(chosen),
-                              fix=f"add '{source}': the objective/constraint '{name}' needs it")
+    check_selected_metrics(spec, MuseEvalConfig, settings, "muse")
 
 
 def check_muse_model_refs(spec: Any, i: int, m: Any) -> None:

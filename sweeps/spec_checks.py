@@ -13,7 +13,7 @@ from typing import Any
 from sweeps.lkf_checks import check_lkf_eval, check_lkf_model_refs
 from sweeps.muse_checks import check_muse_eval, check_muse_model_refs
 from sweeps.objectives import Objective
-from sweeps.spec_sections import DEFAULT_OBJECTIVES, eval_metric_for, metric_names
+from sweeps.spec_sections import DEFAULT_OBJECTIVES, check_selected_metrics, metric_names
 from unlearning.errors import ConfigError, UserError
 
 RETAIN_METRICS = ("forget_quality", "privleak")  # computed against the retain model's statistics
@@ -71,7 +71,7 @@ def check_objectives(spec: Any) -> None:
 
 
 def check_eval(spec: Any) -> None:
-    from unlearning.evaluation.config import EvalConfig, parse_config
+    from unlearning.evaluation.config import EvalConfig
 
     if spec.data.benchmark == "muse":
         return check_muse_eval(spec)
@@ -87,18 +87,7 @@ def check_eval(spec: Any) -> None:
         if key in settings:
             raise ConfigError("spec", field=f"eval.settings.{key}", value=settings[key],
                               fix=f"give the retain reference per model: models: [{{name: ..., {key}: ...}}]")
-    try:
-        cfg = parse_config(EvalConfig, settings, where="eval")
-    except UserError as exc:
-        raise ConfigError("spec", field=f"eval.settings.{exc.field}", value=exc.value, fix=exc.fix) from None
-    chosen = cfg.selected()
-    needed = [o.name for o in spec.objectives or []] + [c.metric for c in (*spec.constraints, *spec.select.require)]
-    lm_names = lm_eval_metrics(spec)
-    for name in (n for n in needed if n not in lm_names):
-        source = eval_metric_for(name, "tofu")
-        if source not in chosen:
-            raise ConfigError("spec", field="eval.settings.metrics", value=list(chosen),
-                              fix=f"add '{source}': the objective/constraint '{name}' needs it")
+    check_selected_metrics(spec, EvalConfig, settings, "tofu", skip=lm_eval_metrics(spec))
 
 def check_model_refs(spec: Any, i: int, m: Any) -> None:
     from unlearning.models.zoo import parse_zoo_name

@@ -52,6 +52,27 @@ def eval_metric_for(name: str, benchmark: str) -> str:
     return METRIC_ALIASES[_family(benchmark)].get(name, (name,))[0]
 
 
+def check_selected_metrics(spec: Any, config_cls: Any, settings: Mapping[str, Any], benchmark: str,
+                           skip: frozenset[str] | set[str] = frozenset()) -> None:
+    """`settings` (eval.settings) validate as `config_cls` (the benchmark's evaluation settings) and select every
+    metric that the spec's objectives, constraints and select.require read (names in `skip` come from
+    elsewhere, e.g. lm-eval); one-line ConfigErrors naming the eval.settings field."""
+    from unlearning.errors import UserError
+    from unlearning.evaluation.config import parse_config
+
+    try:
+        cfg = parse_config(config_cls, dict(settings), where="eval")
+    except UserError as exc:
+        raise ConfigError("spec", field=f"eval.settings.{exc.field}", value=exc.value, fix=exc.fix) from None
+    chosen = cfg.selected()
+    needed = [o.name for o in spec.objectives or []] + [c.metric for c in (*spec.constraints, *spec.select.require)]
+    for name in (n for n in needed if n not in skip):
+        source = eval_metric_for(name, benchmark)
+        if source not in chosen:
+            raise ConfigError("spec", field="eval.settings.metrics", value=list(chosen),
+                              fix=f"add '{source}': the objective/constraint '{name}' needs it")
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
