@@ -1,5 +1,6 @@
 """Fixtures of the sweep-service tests: a migrated SQLite MLflow store (built once, copied per test), a
-points.jsonl of a small finished sweep, and a private local Ray for the real-Tuner tests (`local_ray`)."""
+points.jsonl of a small finished sweep, a private local Ray for the real-Tuner tests (`local_ray`), and the
+service's own loopback Ray settings for the end-to-end sweeps (`ray_local`: `run_sweep` starts Ray itself)."""
 
 from __future__ import annotations
 
@@ -43,3 +44,17 @@ def local_ray():
     yield ray
     ray.shutdown()
     shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    """The service's loopback Ray settings for the end-to-end sweeps (`run_sweep` starts and stops its Ray);
+    whatever Ray is left is shut down after the module."""
+    from sweeps.service import LOOPBACK_ENV
+
+    for k, v in LOOPBACK_ENV.items():
+        os.environ.setdefault(k, v)
+    import ray
+
+    yield
+    ray.shutdown()

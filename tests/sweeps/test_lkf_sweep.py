@@ -9,7 +9,6 @@ The preset's shape (sweeps/lkf-mini.yaml) cut to 2 trials of 2 epochs: real Ray,
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import pytest
@@ -68,18 +67,16 @@ def test_lkf_train_config_defaults_and_split_errors():
 
 
 @pytest.mark.slow
-def test_lkf_mini_sweep_searches_worst_case_and_relearning_objectives(prepared_zoo, tmp_path):
+def test_lkf_mini_sweep_searches_worst_case_and_relearning_objectives(prepared_zoo, ray_local, tmp_path):
     from mlflow import MlflowClient
 
     from sweeps.export import export
     from sweeps.pareto import sweep_fronts
     from sweeps.results import read_results
-    from sweeps.service import LOOPBACK_ENV, run_sweep
+    from sweeps.service import run_sweep
     from sweeps.spec import load_spec
     from unlearning.train.config import load_train_config
 
-    for k, v in LOOPBACK_ENV.items():
-        os.environ.setdefault(k, v)
     raw = preset()
     raw.update(name="lkf-e2e", storage=str(tmp_path / "sweeps"), tracking={},
                budget={"num_trials": 2, "max_concurrent": 2, "max_failures": 0})

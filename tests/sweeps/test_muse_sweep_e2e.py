@@ -9,7 +9,6 @@ preset's recipe (a grid of two learning rates) run two at a time.
 
 from __future__ import annotations
 
-import os
 
 import pytest
 import yaml
@@ -23,18 +22,6 @@ def muse_zoo():
     from unlearning.models.muse_zoo import MuseZooConfig
 
     return prepare_muse(MuseZooConfig())
-
-
-@pytest.fixture(scope="module")
-def ray_local():
-    from sweeps.service import LOOPBACK_ENV
-
-    for k, v in LOOPBACK_ENV.items():
-        os.environ.setdefault(k, v)
-    import ray
-
-    yield
-    ray.shutdown()
 
 
 def test_muse_mini_sweep_trades_forgetting_for_retain_knowledge_and_its_knee_replays(muse_zoo, ray_local, tmp_path):

@@ -48,18 +48,6 @@ def write_spec(tmp_path: Path, spec: dict) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def ray_local():
-    from sweeps.service import LOOPBACK_ENV
-
-    for k, v in LOOPBACK_ENV.items():
-        os.environ.setdefault(k, v)
-    import ray
-
-    yield
-    ray.shutdown()
-
-
 def mlflow_runs(sweep_dir: Path):
     from mlflow import MlflowClient
 

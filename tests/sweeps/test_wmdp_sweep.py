@@ -8,7 +8,6 @@ metrics are objectives, recorded at every evaluation point and for the target (e
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -22,16 +21,14 @@ def preset() -> dict:
     return yaml.safe_load((REPO / "sweeps" / "wmdp-mini.yaml").read_text())
 
 
-def test_wmdp_mini_sweep_unlearns_forget_facts_and_records_lm_eval_metrics(prepared_zoo, tmp_path):
+def test_wmdp_mini_sweep_unlearns_forget_facts_and_records_lm_eval_metrics(prepared_zoo, ray_local, tmp_path):
     from mlflow import MlflowClient
 
     from sweeps.pareto import pareto_front
     from sweeps.results import read_results
-    from sweeps.service import LOOPBACK_ENV, run_sweep
+    from sweeps.service import run_sweep
     from sweeps.spec import load_spec
 
-    for k, v in LOOPBACK_ENV.items():
-        os.environ.setdefault(k, v)
     raw = preset()
     raw.update(name="wmdp-e2e", storage=str(tmp_path / "sweeps"), tracking={},
                budget={"num_trials": 2, "max_concurrent": 2, "max_failures": 0})
