@@ -79,18 +79,10 @@ def parse_muse_zoo_name(name: str) -> tuple[MuseZooConfig, str] | None:
     """`muse-mini/target` -> (default config, "target"); `muse-mini-tiny/retain` -> (tiny, ...); None for other
     names; ConfigError for a muse-mini name with an unknown size or model."""
     from unlearning.models.zoo import SIZES
+    from unlearning.models.zoo_names import split_zoo_name
 
-    head, _, model = str(name).partition("/")
-    if head != MUSE_ZOO and not head.startswith(f"{MUSE_ZOO}-"):
-        return None
-    size = "small" if head == MUSE_ZOO else head[len(MUSE_ZOO) + 1:]
-    if size not in SIZES:
-        raise ConfigError(str(name), field="model", value=name,
-                          fix=f"zoo sizes are {sorted(SIZES)}, e.g. muse-mini-tiny/target")
-    if model not in MUSE_ZOO_MODELS:
-        raise ConfigError(str(name), field="model", value=name,
-                          fix=f"muse-mini models are {list(MUSE_ZOO_MODELS)}, e.g. muse-mini/target")
-    return MuseZooConfig(size=size), model
+    parts = split_zoo_name(name, MUSE_ZOO, "small", SIZES, MUSE_ZOO_MODELS)
+    return None if parts is None else (MuseZooConfig(size=parts[0]), parts[1])
 
 
 def muse_data_dir(size: str = "small") -> Path:

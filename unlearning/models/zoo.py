@@ -95,17 +95,10 @@ def parse_zoo_name(name: str) -> tuple[ZooConfig | MuseZooConfig, str] | None:
     muse = parse_muse_zoo_name(name)
     if muse is not None:
         return muse
-    head, _, model = str(name).partition("/")
-    if head != "tofu-mini" and not head.startswith("tofu-mini-"):
-        return None
-    size = DEFAULT_SIZE if head == "tofu-mini" else head[len("tofu-mini-"):]
-    if size not in SIZES:
-        raise ConfigError(str(name), field="model", value=name,
-                          fix=f"zoo sizes are {sorted(SIZES)}, e.g. tofu-mini-tiny/target")
-    if model not in ZOO_MODELS:
-        raise ConfigError(str(name), field="model", value=name,
-                          fix=f"zoo models are {list(ZOO_MODELS)}, e.g. tofu-mini/target")
-    return ZooConfig(size=size), model
+    from unlearning.models.zoo_names import split_zoo_name
+
+    parts = split_zoo_name(name, "tofu-mini", DEFAULT_SIZE, SIZES, ZOO_MODELS)
+    return None if parts is None else (ZooConfig(size=parts[0]), parts[1])
 
 
 def zoo_data_dir(size: str = DEFAULT_SIZE) -> Path:
