@@ -86,9 +86,6 @@ class SearchMux(Searcher):
             else:
                 return None  # every open search is waiting
 
-    def search_of(self, trial_id: str) -> str | None:
-        return self.owner.get(trial_id)
-
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         sid = self.owner.get(trial_id)
         if sid is not None:
