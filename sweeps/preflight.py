@@ -1,14 +1,18 @@
 """Checks of a validated spec against the machine it is about to run on, before anything is started or written.
 
     from sweeps.preflight import preflight
-    preflight(spec, address=None)        # local run: CPUs, GPUs, writable folders; ConfigError (one line) if not
+    preflight(spec, address=None)        # local run: CPUs, GPUs, writable folders, data and models there;
+                                         # ConfigError (one line naming the spec field) if not
 
 `sweeps.service.run_sweep` calls it first, so a sweep that cannot run here fails before Ray starts, before zoo
 models are trained and before the sweep folder (or its spec.yaml) is written. A local Ray is sized to the
 spec (`init_ray`), so the post-connect `Resources.check_fits` can never fail locally: the CPU and GPU checks
 are done here against what this process may use. On a cluster (`address` given) the nodes' resources are
 only known after connecting, which the post-connect check covers; what can be checked without starting
-anything (the storage folder when it is local) is still checked here.
+anything (the storage folder when it is local) is still checked here. What the trials would load is checked too,
+so that it fails here and not in every trial after Ray started: a data folder and its forget split, generated
+mini data of an explicit size (`tofu-mini-tiny`), and offline (HF_HUB_OFFLINE=1) hub models, hub datasets and
+lm-eval tasks' hub datasets that are not in the local cache.
 """
 
 from __future__ import annotations
@@ -65,9 +69,10 @@ def _sqlite_path(uri: str) -> Path | None:
     return Path(path) if path.startswith("/") else None
 
 
-def _offline() -> bool:
-    return any(os.environ.get(v, "").strip().lower() in {"1", "true", "yes", "on"}
-               for v in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+def _offline(datasets: bool = False) -> bool:
+    """Hugging Face offline mode (for models; `datasets`: also HF_DATASETS_OFFLINE)."""
+    names = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE") + (("HF_DATASETS_OFFLINE",) if datasets else ())
+    return any(os.environ.get(v, "").strip().lower() in {"1", "true", "yes", "on"} for v in names)
 
 
 def _check_benchmark(spec: Any, where: str) -> None:
@@ -86,6 +91,107 @@ def _check_benchmark(spec: Any, where: str) -> None:
                             "MUSE raw split" if muse else "LKF split" if d.benchmark == "lkf" else "TOFU split")
     except DataError as exc:
         raise ConfigError(where, field="data.source", value=d.source, fix=exc.fix) from None
+
+
+def _check_generated_data(spec: Any, where: str) -> None:
+    """A generated source of an explicit size (`tofu-mini-tiny`) must exist, or come from the zoo models the driver
+    trains before Ray starts (`ensure_zoo_models`); otherwise every trial failed on it after Ray had started."""
+    from sweeps.spec_checks import MINI_SOURCES
+    from unlearning.models.muse_zoo import muse_data_dir
+    from unlearning.models.zoo import parse_zoo_name, zoo_data_dir
+
+    d = spec.data
+    mini = MINI_SOURCES[d.benchmark]
+    if not d.source.startswith(f"{mini}-"):
+        return
+    size = d.source[len(mini) + 1:]
+    zoo = "muse-mini" if d.benchmark == "muse" else "tofu-mini"  # lkf-mini is made from tofu-mini's data
+    if (muse_data_dir(size) if zoo == "muse-mini" else zoo_data_dir(size)).is_dir():
+        return
+    names = [n for m in spec.models for n in (m.name, m.retain_model) if n and n.startswith(zoo)]
+    if any(parse_zoo_name(n)[0].size == size for n in names):
+        return  # trained (with its data) before Ray starts
+    raise ConfigError(where, field="data.source", value=d.source,
+                      fix=f"{zoo}-{size} is not generated on this machine and no model of the spec comes from that "
+                          f"zoo: run `unlearn-sweep prepare {zoo} --size {size}`, or use data.source {mini} (the data "
+                          "of the models' own zoo)")
+
+
+def _hub_dataset_missing(repo_id: str) -> bool:
+    """True when offline mode is on and neither the hub cache nor the datasets cache holds `repo_id`."""
+    if not _offline(datasets=True):
+        return False
+    try:
+        from huggingface_hub.constants import HF_HUB_CACHE
+
+        owner, name = repo_id.split("/", 1)
+        hub = Path(HF_HUB_CACHE) / f"datasets--{owner}--{name}"
+        home = Path(os.environ.get("HF_HOME") or Path.home() / ".cache" / "huggingface")
+        cached = Path(os.environ.get("HF_DATASETS_CACHE") or home / "datasets")
+        return not hub.is_dir() and not any(cached.glob(f"{owner}___{name.lower()}*"))
+    except Exception:  # noqa: BLE001 - an odd id or cache layout: leave it to the loader
+        return False
+
+
+def _check_hub_data(spec: Any, where: str) -> None:
+    """A hub data source must be in the local cache when offline mode is on (else every trial fails to load it)."""
+    from unlearning.data.io import _HUB_ID
+
+    d = spec.data
+    if d.source == "hub":
+        if d.benchmark == "lkf":
+            return  # several nmndeep/LKF-* datasets, found by the loader
+        from unlearning.data.muse import MUSE_HUB_IDS
+        from unlearning.data.tofu import TOFU_HUB_ID
+
+        repo = MUSE_HUB_IDS[d.corpus] if d.benchmark == "muse" else TOFU_HUB_ID
+    elif _HUB_ID.match(d.source) and not Path(d.source).expanduser().exists():
+        repo = d.source
+    else:
+        return
+    if _hub_dataset_missing(repo):
+        raise ConfigError(where, field="data.source", value=d.source,
+                          fix=f"offline mode is on (HF_HUB_OFFLINE=1) and the hub dataset {repo} is not in the local "
+                              f"cache: download it first (HF_HUB_OFFLINE=0 huggingface-cli download --repo-type "
+                              f"dataset {repo}) or give a local folder")
+
+
+def _check_lm_eval_data(spec: Any, where: str) -> None:
+    """lm-eval's hub tasks (wmdp_bio, mmlu, ...: their `dataset_path`) must be cached when offline mode is on
+    (the names were checked with the spec; wmdp-mini's tasks and `data_files` are local)."""
+    if "lm_eval" not in spec.eval.settings:
+        return
+    from unlearning.evaluation.wmdp_eval import (WMDP_MINI_GROUPS, WMDP_MINI_TASKS, _entry_config, split_settings,
+                                                 task_manager)
+
+    _, cfg = split_settings(spec.eval.settings, where="spec")
+    if cfg is None or not _offline(datasets=True):
+        return
+    tm = task_manager(cfg)
+    for task in cfg.tasks:
+        if task in WMDP_MINI_TASKS or task in WMDP_MINI_GROUPS or task in cfg.data_files:
+            continue
+        todo, seen, paths = [task], set(), set()
+        while todo and len(seen) < 500:  # a group's members, down to the tasks that name a dataset
+            name = todo.pop()
+            entry = tm.task_index.get(name) if name not in seen else None
+            seen.add(name)
+            if entry is None:
+                continue
+            entry_cfg = _entry_config(entry)
+            members = entry_cfg.get("task")
+            todo += [m for m in members if isinstance(m, str)] if isinstance(members, list) else []
+            if getattr(entry.kind, "name", "") == "TAG":  # a tag's members are the tasks that carry it
+                todo += sorted(entry.tags or ())
+            if isinstance(entry_cfg.get("dataset_path"), str):
+                paths.add(entry_cfg["dataset_path"])
+        for repo in sorted(paths):
+            if "/" in repo and not Path(repo).expanduser().exists() and _hub_dataset_missing(repo):
+                raise ConfigError(where, field="eval.settings.lm_eval.tasks", value=task,
+                                  fix=f"offline mode is on (HF_HUB_OFFLINE=1) and the task's hub dataset {repo} is "
+                                      f"not in the local cache: download it first (HF_HUB_OFFLINE=0 huggingface-cli "
+                                      f"download --repo-type dataset {repo}), or use wmdp-mini's local tasks "
+                                      "(wmdp_mini, mmlu_mini)")
 
 
 def _hub_model_missing(name: str) -> bool:
@@ -119,6 +225,7 @@ def preflight(spec: Any, address: str | None = None) -> None:
     where = spec.source_path or spec.name
     res = spec.resources
     _check_benchmark(spec, where)
+    _check_generated_data(spec, where)
     sweep_dir = Path(spec.storage).expanduser() / spec.name
     _writable_folder(sweep_dir, where, "storage", f"the sweep folder {sweep_dir}")
     if spec.tracking.uri:  # the default sqlite lives in the sweep folder, checked above
@@ -132,6 +239,8 @@ def preflight(spec: Any, address: str | None = None) -> None:
     if address:
         return  # the cluster's CPUs and GPUs are known once connected: Resources.check_fits after ray.init
     _check_models_loadable(spec, where)  # this machine's cache only matters for a local run
+    _check_hub_data(spec, where)
+    _check_lm_eval_data(spec, where)
     cores = usable_cpus()
     need_cpus = res.cpus * res.workers
     if need_cpus > cores + 1e-9:

@@ -44,7 +44,8 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from search_spaces.loader import RESERVED_KEYS, SearchSpace, default_preset, field_key, parse_space
 from sweeps.objectives import Constraint, Objective
 from sweeps.plans import SearchPlan, applies, build_plans, check_field_value, variant_label
-from sweeps.spec_checks import check_eval, check_model_refs, check_objectives, check_retain_reference
+from sweeps.spec_checks import (check_data_source, check_eval, check_model_refs, check_objectives,
+                                check_retain_reference)
 from sweeps.spec_errors import spec_error
 from sweeps.spec_sections import (DEFAULT_OBJECTIVES, MAX_SEED, Budget, MethodSpec, ModelSpec, Resources,
                                   SearchSettings, Selection, TrackingSpec, at_most, eval_metric_for, metric_names)
@@ -141,6 +142,7 @@ class SweepSpec(BaseModel):
 
     @model_validator(mode="after")
     def _resolve(self) -> "SweepSpec":
+        check_data_source(self)  # first: the retain reference and the zoo size depend on it
         method, variants = self.method.base, self.method.variants
         label = "/".join(variant_label(method, v) for v in variants)
         fixed = self._check_fixed(label)

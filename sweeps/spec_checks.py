@@ -2,12 +2,14 @@
 the evaluation settings, the models and their retain references. `sweeps.spec.SweepSpec` runs them once, when
 it is validated; each raises a one-line `ConfigError` naming the spec field.
 
+    check_data_source(spec)      # first: a typo in data.source must not surface as a missing retain model
     check_objectives(spec); check_eval(spec); check_model_refs(spec, 0, spec.models[0]); check_retain_reference(spec)
 """
 
 from __future__ import annotations
 
 import difflib
+from pathlib import Path
 from typing import Any
 
 from sweeps.lkf_checks import check_lkf_eval, check_lkf_model_refs
@@ -17,6 +19,7 @@ from sweeps.spec_sections import DEFAULT_OBJECTIVES, check_selected_metrics, met
 from unlearning.errors import ConfigError, UserError
 
 RETAIN_METRICS = ("forget_quality", "privleak")  # computed against the retain model's statistics
+MINI_SOURCES = {"tofu": "tofu-mini", "muse": "muse-mini", "lkf": "lkf-mini"}  # each benchmark's generated data
 
 
 def did_you_mean(name: str, allowed: Any) -> str:
@@ -41,6 +44,46 @@ def lm_eval_metrics(spec: Any) -> tuple[str, ...]:
         return lm_eval_names(cfg, where="spec")
     except UserError as exc:
         raise ConfigError("spec", field=f"eval.settings.{exc.field}", value=exc.value, fix=exc.fix) from None
+
+
+def check_data_source(spec: Any) -> None:
+    """data.source is its benchmark's generated data (`tofu-mini` or `tofu-mini-<zoo size>`; muse-mini, lkf-mini
+    likewise), `hub`, an existing local folder, or a hub dataset id (owner/name). Checked before anything that
+    depends on it: on an unknown source the retain model is not derived, and a bad size only failed in the
+    trials, after Ray had started."""
+    from unlearning.models.zoo import SIZES
+
+    d = spec.data
+    src, mini = str(d.source), MINI_SOURCES[d.benchmark]
+    names = [mini, *(f"{mini}-{s}" for s in SIZES), "hub"]
+    usage = (f"give {mini} (the zoo's generated data), {mini}-<size> ({', '.join(sorted(SIZES))}), hub, a folder "
+             "of <split>.jsonl files, or a hub dataset id (owner/name)")
+
+    def fail(fix: str) -> None:
+        raise ConfigError("spec", field="data.source", value=src, fix=fix)
+
+    if src == "hub" or src == mini:
+        return
+    if src.startswith(f"{mini}-"):
+        if src[len(mini) + 1:] not in SIZES:
+            close = difflib.get_close_matches(src, names[1:-1], n=1)
+            fail((f"did you mean '{close[0]}'? " if close else "") + f"{mini} sizes are {sorted(SIZES)} "
+                 f"(e.g. {mini}-tiny); {mini} alone takes the size of the model's zoo")
+        return
+    other = next((b for b, m in MINI_SOURCES.items() if m != mini and (src == m or src.startswith(f"{m}-"))), None)
+    if other is not None:
+        fail(f"{MINI_SOURCES[other]} is the {other} benchmark's data: set data.benchmark: {other}, or use {mini}")
+    from unlearning.data.io import _HUB_ID
+
+    path = Path(src).expanduser()
+    if path.is_dir():
+        return
+    if path.exists():
+        fail(f"{src} is a file: give the folder that holds the <split>.jsonl files")
+    if _HUB_ID.match(src) and not src.startswith((".", "~")):
+        return  # a hub dataset id (offline, `sweeps.preflight` requires it cached)
+    close = difflib.get_close_matches(src, names, n=1, cutoff=0.7)
+    fail(("did you mean '" + close[0] + "'? " if close else "no such folder; ") + usage)
 
 
 def check_objectives(spec: Any) -> None:

@@ -11,7 +11,10 @@ bytes): keep it that way (`test_the_non_utf8_fixture_is_still_not_utf8`).
 
 The cases run in-process through `unlearn_sweep.cli.main` (the console entry `unlearn-sweep`, with sys.argv patched),
 with `sweeps.preflight.preflight` wrapped so that a spec that passes every check stops with
-`ValidationPassed` instead of starting a sweep; a few run as a real `python -m unlearn_sweep.cli` subprocess.
+`ValidationPassed` instead of starting a sweep (and Ray must not be initialised); a few run as a real
+`python -m unlearn_sweep.cli` subprocess (no Ray session in its RAY_TMPDIR). Cases 58-65 are the values that
+used to fail only after Ray had started (data source, zoo size and model, data folder, hub data and lm-eval tasks
+not cached offline): each names its spec field.
 """
 
 from __future__ import annotations
@@ -43,13 +46,19 @@ def expected(case: Path) -> str:
 
 
 def machine_skip(case: Path) -> str | None:
-    """Cases about this machine's limits that do not hold on a bigger one."""
-    from sweeps.preflight import cuda_devices, usable_cpus
+    """Cases about this machine's limits (or caches) that do not hold on a bigger (or better stocked) one."""
+    from sweeps.preflight import _hub_dataset_missing, cuda_devices, usable_cpus
+    from unlearning.models.zoo import zoo_data_dir
 
     if "gpus-on-cpu-host" in case.name and cuda_devices() > 0:
         return "this host has a CUDA device"
     if "cpus-64" in case.name and usable_cpus() >= 64:
         return "this host has 64 CPUs or more"
+    if "size-not-generated" in case.name and zoo_data_dir("tiny").is_dir():
+        return "this host has generated tofu-mini-tiny"
+    for name, repo in (("hub-dataset-not-cached", "locuslab/TOFU"), ("lm-eval-task-not-cached", "cais/wmdp")):
+        if name in case.name and not _hub_dataset_missing(repo):
+            return f"this host has {repo} in its Hugging Face cache"
     return None
 
 
@@ -137,22 +146,26 @@ def test_malformed_spec_is_one_line_exit_2_and_writes_nothing(case, tmp_path, mo
     assert "Traceback" not in out + err
     assert out.strip() == "", out
     assert list(work.iterdir()) == [], f"{case.name} wrote {list(work.rglob('*'))}"
+    assert "ray" not in sys.modules or not sys.modules["ray"].is_initialized(), f"{case.name} started Ray"
 
 
 SUBPROCESS_CASES = [c for c in CASES if c.name.split("-", 1)[1] in (
-    "non-utf8.yaml", "duplicate-key.yaml", "gpus-on-cpu-host.yaml", "tofu-without-retain-reference.yaml")]
+    "non-utf8.yaml", "duplicate-key.yaml", "gpus-on-cpu-host.yaml", "tofu-without-retain-reference.yaml",
+    "data-source-size-typo.yaml")]
 
 
 @pytest.mark.parametrize("case", SUBPROCESS_CASES, ids=[c.stem for c in SUBPROCESS_CASES])
 def test_console_entry_behaves_the_same(case, tmp_path):
-    """The same through a real process (`python -m unlearn_sweep.cli run FILE`), as a user's shell runs it."""
+    """The same through a real process (`python -m unlearn_sweep.cli run FILE`), as a user's shell runs it; Ray's
+    temp folder (RAY_TMPDIR) is this test's, so a Ray that started would leave its session there."""
     reason = machine_skip(case)
     if reason:
         pytest.skip(reason)
-    assert len(SUBPROCESS_CASES) == 4
+    assert len(SUBPROCESS_CASES) == 5
     work = tmp_path / "work"
     work.mkdir()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+           "RAY_TMPDIR": str(tmp_path / "ray")}
     proc = subprocess.run([sys.executable, "-m", "unlearn_sweep.cli", "run", str(case)], cwd=work, env=env,
                           capture_output=True, text=True, timeout=300)
     lines = proc.stderr.strip().splitlines()
@@ -160,6 +173,7 @@ def test_console_entry_behaves_the_same(case, tmp_path):
     assert len(lines) == 1 and f"field '{expected(case)}'" in lines[0], proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr
     assert list(work.iterdir()) == []
+    assert not (tmp_path / "ray").exists(), "Ray started"
 
 
 def test_the_corpus_mistakes_are_the_only_ones(tmp_path, monkeypatch, capsys, guarded):
