@@ -82,6 +82,7 @@ class Case:
     option: str = ""                            # the hparam that selects this form, if any
     notes: str = field(default="")
     vocab: int = V
+    loop: dict[str, int] = field(default_factory=dict)   # multi-step runners: grad_accum, micro_batches, epochs
 
 
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -127,57 +128,115 @@ def _sgd(params, grads, lr=0.5):
             p.sub_(lr * g)
 
 
-def run_pdu(case: Case, seed: int = 0, steps: int = 3) -> tuple[float, float]:
-    """Several micro-batches with the dual variable carried over; SGD on both sides between them."""
-    parts, model, ref = _setup(seed)
+# configs/trainer/PDU.yaml @ d3d7cf9e6b3c125d16687d4232680d8d83548f1a (retain_loss_eps is ??? there: 0 here)
+PDU_YAML = {"gamma": 1.0, "alpha": 1.0, "retain_loss_eps": 0.0, "primal_dual": True, "dual_step_size": 1.0,
+            "dual_update_upon": "step", "dual_warmup_epochs": 5}
+
+
+def _setup_micro(seed: int, m: int):
+    """m distinct micro-batches on one LogitsModel (part names forget0, retain0, forget1, ...)."""
+    batches = [make_parts(seed + 17 * j) for j in range(m)]
+    named_parts = {f"{name}{j}": b[name] for j, b in enumerate(batches) for name in ("forget", "retain")}
+    gen = torch.Generator().manual_seed(seed + 100)
+    model, ref = LogitsModel(named_parts, gen), LogitsModel(named_parts, gen)
+    ref.requires_grad_(False)
+    return batches, model, ref
+
+
+def _logits(named: dict[str, torch.Tensor], part: str) -> torch.Tensor:
+    return named["shared"] + named[f"logits.{part}"]
+
+
+def _flat_grads(params) -> torch.Tensor:
+    return torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params])
+
+
+def pdu_trajectory(case: Case, seed: int = 0) -> tuple[tuple[float, float], list[tuple[str, float]]]:
+    """The training loop's order of calls on both sides: ``epochs`` x ``micro_batches`` distinct micro-batches in
+    optimizer steps of ``grad_accum`` (each loss / grad_accum, gradients accumulated, SGD per step), and at each
+    epoch end the loop's ``end_epoch`` hook (no grad, the epoch's micro-batches) against the reference's
+    DualOptimizationCallback.on_epoch_end. Returns ((worst rel loss or dual difference, worst rel step-gradient
+    difference), the project's dual value after every micro-batch ("m") and epoch end ("e"))."""
+    loop = {"grad_accum": 1, "micro_batches": 3, "epochs": 1, **case.loop}
+    ga, m = loop["grad_accum"], loop["micro_batches"]
+    batches, model, _ = _setup_micro(seed, m)
     method = build_method(case.method, **case.hparams)
-    hp = {"gamma": 1.0, "alpha": 1.0, "retain_loss_eps": 0.0, "primal_dual": False, "dual_step_size": 1.0,
-          **case.hparams}
-    oracle = R.PDUReference(hp["gamma"], hp["alpha"], hp["retain_loss_eps"], hp["primal_dual"], hp["dual_step_size"])
+    hp = {**PDU_YAML, **case.hparams}
+    oracle = R.PDUReference(hp["gamma"], hp["alpha"], hp["retain_loss_eps"], hp["primal_dual"], hp["dual_step_size"],
+                            hp["dual_update_upon"], hp["dual_warmup_epochs"])
     named, leaves = _leaves(model)
-    worst = (0.0, 0.0)
-    for _ in range(steps):
-        model.zero_grad(set_to_none=True)
-        out = method.loss(model, parts)
-        out.loss.backward()
-        theta = _views(named)
-        expect = oracle(R.pdu_forget(theta["forget"].logits), R.hf_loss(theta["retain"].logits, parts["retain"]["labels"]))
-        for x in leaves:
-            x.grad = None
-        expect.backward()
-        g = [p.grad if p.grad is not None else torch.zeros_like(p) for p in model.parameters()]
-        gr = [x.grad if x.grad is not None else torch.zeros_like(x) for x in leaves]
-        worst = (max(worst[0], _rel(out.loss.detach(), expect.detach())),
-                 max(worst[1], _rel(torch.cat([t.reshape(-1) for t in g]), torch.cat([t.reshape(-1) for t in gr]))))
-        _sgd(list(model.parameters()), g)
-        _sgd(leaves, gr)
-    return worst
+    worst, trace = [0.0, 0.0], []
+
+    def dual_diff() -> float:
+        return _rel(torch.tensor(method.dual_alpha), torch.tensor(float(oracle.preferences[1])).clamp(min=1e-30))
+
+    for epoch in range(loop["epochs"]):
+        for start in range(0, m, ga):
+            group = list(range(start, min(start + ga, m)))
+            model.zero_grad(set_to_none=True)
+            for x in leaves:
+                x.grad = None
+            for j in group:
+                batch = batches[j]
+                out = method.loss(model, batch)
+                (out.loss / len(group)).backward()
+                expect = oracle(R.pdu_forget(_logits(named, f"forget{j}"), batch["forget"]["labels"]),
+                                R.hf_loss(_logits(named, f"retain{j}"), batch["retain"]["labels"]))
+                (expect / len(group)).backward()
+                worst[0] = max(worst[0], _rel(out.loss.detach(), expect.detach()), dual_diff())
+                trace.append(("m", method.dual_alpha))
+            g, gr = _flat_grads(model.parameters()), _flat_grads(leaves)
+            worst[1] = max(worst[1], _rel(g, gr))
+            _sgd(list(model.parameters()), [p.grad if p.grad is not None else torch.zeros_like(p)
+                                            for p in model.parameters()])
+            _sgd(leaves, [x.grad if x.grad is not None else torch.zeros_like(x) for x in leaves])
+        with torch.no_grad():
+            method.end_epoch(model, epoch + 1, iter(batches))
+            oracle.on_epoch_end(epoch + 1, [R.hf_loss(_logits(named, f"retain{j}"), b["retain"]["labels"])
+                                            for j, b in enumerate(batches)])
+        worst[0] = max(worst[0], dual_diff())
+        trace.append(("e", method.dual_alpha))
+    return (worst[0], worst[1]), trace
+
+
+def run_pdu(case: Case, seed: int = 0) -> tuple[float, float]:
+    """PDU through :func:`pdu_trajectory` (dual variable, warm-up and epoch updates carried over)."""
+    return pdu_trajectory(case, seed)[0]
 
 
 def run_gru(case: Case, seed: int = 0, steps: int = 3) -> tuple[float, float]:
-    """Several steps: the retain EMA and the projection carry over; SGD on both sides along the direction."""
-    parts, model, ref = _setup(seed)
+    """``steps`` optimizer steps of ``grad_accum`` distinct micro-batches: the method with the loop's
+    ``begin_micro_batch`` calls and each loss / grad_accum backpropagated, against the reference's store_grads /
+    projection / restore_gradients; the step's accumulated gradient is compared, then SGD on both sides."""
+    ga = case.loop.get("grad_accum", 1)
+    batches, model, ref = _setup_micro(seed, ga * steps)
     method = build_method(case.method, **case.hparams)
-    oracle = R.GRUReference(case.hparams.get("gamma_gru", 0.8))
-    npo = case.hparams.get("forget_loss_type") == "NPO"
+    kind = case.hparams.get("forget_loss_type", "GradAscent")
+    oracle = R.GRUReference(case.hparams.get("gamma_gru", 0.8), ga, kind)
     named, leaves = _leaves(model)
-    fixed = _views({n: p.detach() for n, p in ref.named_parameters()})
+    fixed = {n: p.detach() for n, p in ref.named_parameters()}
     worst = (0.0, 0.0)
-    for _ in range(steps):
+    for s in range(steps):
         model.zero_grad(set_to_none=True)
-        out = method.loss(model, parts, ref_model=ref)
-        out.loss.backward()
-        theta = _views(named)
-        f_labels = parts["forget"]["labels"]
-        forget = (R.dpo(None, None, None, theta["forget"].logits, fixed["forget"].logits, f_labels,
-                        case.hparams.get("beta", 0.1)) if npo else R.grad_ascent(theta["forget"].logits, f_labels))
-        retain = R.hf_loss(theta["retain"].logits, parts["retain"]["labels"])
-        direction = oracle(leaves, forget, retain)
-        g = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in model.parameters()])
-        worst = (max(worst[0], _rel(out.loss.detach(), forget.detach())), max(worst[1], _rel(g, direction)))
+        for k in range(ga):
+            j = s * ga + k
+            batch = batches[j]
+            method.begin_micro_batch(k, ga)
+            out = method.loss(model, batch, ref_model=ref)
+            (out.loss / ga).backward()
+            f_labels = batch["forget"]["labels"]
+            forget = (R.dpo(None, None, None, _logits(named, f"forget{j}"), _logits(fixed, f"forget{j}"), f_labels,
+                            case.hparams.get("beta", 0.1)) if kind == "NPO"
+                      else R.grad_ascent(_logits(named, f"forget{j}"), f_labels))
+            retain = R.hf_loss(_logits(named, f"retain{j}"), batch["retain"]["labels"])
+            oracle.training_step(leaves, forget, retain)
+            worst = (max(worst[0], _rel(out.loss.detach(), forget.detach())), worst[1])
+        g, direction = _flat_grads(model.parameters()), _flat_grads(leaves)
+        worst = (worst[0], max(worst[1], _rel(g, direction)))
         _sgd(list(model.parameters()), [p.grad if p.grad is not None else torch.zeros_like(p) for p in model.parameters()])
-        sizes = [x.numel() for x in leaves]
-        _sgd(leaves, [c.view(x.shape) for c, x in zip(direction.split(sizes), leaves)])
+        _sgd(leaves, [x.grad if x.grad is not None else torch.zeros_like(x) for x in leaves])
+        for x in leaves:   # the trainer's zero_grad after the optimizer step
+            x.grad = None
     return worst
 
 
@@ -386,11 +445,22 @@ CASES: list[Case] = [
          option="faithful_eps=false", vocab=JENSUN_VOCAB, notes=f"V={JENSUN_VOCAB}"),
     Case("CEU", "reference", {"ignore_first_n_answer_tokens": 1},
          lambda th, fx, p: R.ceu(th["forget"].logits, _l("forget", p), 1)),
-    Case("PDU", "reference", {"primal_dual": True, "retain_loss_eps": 2.0, "dual_step_size": 0.5, "gamma": 0.7},
-         runner=run_pdu, notes="3 micro-batches, dual variable carried"),
-    Case("GRU", "reference", {"gamma_gru": 0.8}, runner=run_gru, notes="3 steps, GradAscent forget"),
+    Case("PDU", "reference", {"retain_loss_eps": 2.0, "dual_step_size": 0.5, "gamma": 0.7, "dual_warmup_epochs": 0},
+         runner=run_pdu, notes="step dual, no warm-up; 3 micro-batches, grad_accum 1"),
+    Case("PDU", "reference", {"retain_loss_eps": 2.0, "dual_step_size": 0.5, "dual_warmup_epochs": 1},
+         runner=run_pdu, loop={"grad_accum": 2, "micro_batches": 4, "epochs": 3},
+         notes="step dual after 1 warm-up epoch; 3 epochs x 4 micro-batches, grad_accum 2"),
+    Case("PDU", "reference", {"retain_loss_eps": 2.0, "dual_step_size": 0.5, "dual_warmup_epochs": 1,
+                              "dual_update_upon": "epoch"}, runner=run_pdu,
+         loop={"grad_accum": 2, "micro_batches": 4, "epochs": 3},
+         notes="epoch dual after 1 warm-up epoch; 3 epochs x 4 micro-batches, grad_accum 2"),
+    Case("PDU", "reference", {"retain_loss_eps": 2.0}, runner=run_pdu, loop={"micro_batches": 2, "epochs": 6},
+         notes="PDU.yaml defaults (5 warm-up epochs, step dual); 6 epochs x 2 micro-batches"),
+    Case("GRU", "reference", {"gamma_gru": 0.8}, runner=run_gru, notes="3 steps, GradAscent forget, grad_accum 1"),
+    Case("GRU", "reference", {"gamma_gru": 0.8}, runner=run_gru, loop={"grad_accum": 4},
+         notes="3 steps, GradAscent forget, grad_accum 4 (accumulated gradient projected)"),
     Case("GRU", "reference", {"gamma_gru": 0.9, "forget_loss_type": "NPO"}, runner=run_gru,
-         notes="3 steps, NPO forget"),
+         notes="3 steps, NPO forget, grad_accum 1"),
     Case("SIBL", "reference", {"outer_update": "optimizer", "use_implicit": False}, runner=run_sibl,
          notes="tiny Llama, 3 outer steps (K=2, dual carried), no CG; grad = masked outer direction"),
     Case("SIBL", "reference", {"outer_update": "optimizer"}, runner=lambda c, s=0: run_sibl(c, s, ce_form="masked_mean"),

@@ -224,43 +224,94 @@ def ceu(logits, labels, ignore_first_n=1):
     return F.cross_entropy(input=v_logits, target=F.softmax(target, dim=-1))
 
 
-def pdu_forget(logits):
-    """OU PDU compute_loss: squared (max - mean) logit margin over all flattened positions."""
+def pdu_forget(logits, labels):
+    """Copied from locuslab/open-unlearning src/trainer/unlearn/pdu.py @ d3d7cf9e6b3c125d16687d4232680d8d83548f1a
+    (PDU.compute_loss, masked since 0e57336 "masked loss PDU (#147)"): squared (max - mean) logit margin per
+    flattened position, averaged over the positions whose *unshifted* label is not -100."""
+    logits = logits.reshape(-1, logits.size(-1))
+    maxLogits = logits.max(dim=-1)[0]
+    averageLogits = logits.mean(dim=-1)
+    forget_loss = (maxLogits - averageLogits) ** 2
+    mask = (labels != -100).reshape(-1)
+    return (forget_loss * mask).sum() / mask.sum()
+
+
+def pdu_forget_unmasked(logits):
+    """The form before #147: locuslab/open-unlearning src/trainer/unlearn/pdu.py @
+    fd825ea73b25ff6835f0675234cfe55b81117edb (mean over all B*T positions, prompt and padding included)."""
     flat = logits.reshape(-1, logits.size(-1))
     return ((flat.max(dim=-1)[0] - flat.mean(dim=-1)) ** 2).mean()
 
 
 class PDUReference:
-    """OU PDU.final_loss_value with its per-call (``dual_update_upon="step"``) dual update."""
+    """Copied from locuslab/open-unlearning src/trainer/unlearn/pdu.py @ d3d7cf9e6b3c125d16687d4232680d8d83548f1a:
+    PDU.__init__ (can_update), final_loss_value (per-call dual update when ``dual_update_upon="step"`` and the
+    warm-up is over), post_epoch_dual_param_update and DualOptimizationCallback.on_epoch_end (added only with
+    primal_dual)."""
 
-    def __init__(self, gamma, alpha, retain_loss_eps, primal_dual, dual_step_size):
+    def __init__(self, gamma, alpha, retain_loss_eps, primal_dual, dual_step_size, dual_update_upon="step",
+                 dual_warmup_epochs=0):
         self.preferences = [gamma, alpha]
-        self.eps, self.primal_dual, self.step = retain_loss_eps, primal_dual, dual_step_size
+        self.retain_loss_eps, self.primal_dual, self.dual_step_size = retain_loss_eps, primal_dual, dual_step_size
+        self.dual_update_upon = dual_update_upon
+        self.dual_warmup_epochs = dual_warmup_epochs
+        self.can_update = dual_warmup_epochs == 0
 
     def __call__(self, forget_loss, retain_loss):
-        retain_loss = retain_loss - self.eps
-        loss = (torch.tensor(self.preferences) * torch.hstack([forget_loss, retain_loss])).sum()
-        if self.primal_dual:
-            self.preferences[1] = max(0, self.preferences[1] + self.step * retain_loss.item())
+        retain_loss = retain_loss - self.retain_loss_eps
+        scaledLosses = torch.tensor(self.preferences) * torch.hstack([forget_loss, retain_loss])
+        loss = scaledLosses.sum()
+        if self.primal_dual and self.can_update and self.dual_update_upon == "step":
+            self.preferences[1] = max(0, self.preferences[1] + self.dual_step_size * retain_loss.item())
         return loss
+
+    @torch.no_grad()
+    def post_epoch_dual_param_update(self, retain_losses):
+        """``retain_losses``: compute_retain_loss of every batch of a fresh pass over the train dataloader."""
+        total_dual_loss = 0
+        number_of_batches = 0
+        for retain_loss in retain_losses:
+            total_dual_loss += retain_loss
+            number_of_batches += 1
+        retain_loss = total_dual_loss / number_of_batches - self.retain_loss_eps
+        self.preferences[1] = max(0, self.preferences[1] + self.dual_step_size * retain_loss.item())
+
+    def on_epoch_end(self, epoch, retain_losses):
+        """The callback (``state.epoch`` = epochs done); a no-op without primal_dual (no callback is added)."""
+        if not self.primal_dual:
+            return
+        if epoch >= self.dual_warmup_epochs:
+            self.can_update = True
+            if self.dual_update_upon == "epoch":
+                self.post_epoch_dual_param_update(retain_losses)
 
 
 class GRUReference:
-    """OU GRU's gradient path at grad_accum 1 (store_grads, flatten, EMA, dot, orthogonal component)."""
+    """Copied from locuslab/open-unlearning src/trainer/unlearn/gru.py @ 911e52a1cdd75e753e868b568257e5d2796af373
+    (PR #83): store_grads ((loss / GA).backward(), accumulate, zero_grad), the step counter (incremented in the
+    GradAscent branch only), and at ``steps % GA == 0``: flatten2cpu, the EMA, the dot product per parameter,
+    orthogonal_component when it is negative, restore_gradients into ``param.grad``. ``params`` are the leaves;
+    their ``.grad`` persists between calls as the model's does (the trainer zeroes it after an optimizer step)."""
 
-    def __init__(self, gamma_gru):
-        self.gamma_gru = gamma_gru
+    def __init__(self, gamma_gru, gradient_accumulation_steps=1, forget_loss_type="GradAscent"):
+        self.gamma_gru, self.gradient_accumulation_steps = gamma_gru, gradient_accumulation_steps
+        self.forget_loss_type = forget_loss_type
         self.flattened_retain_prev = 0.0
+        self.steps = 0
+        self.gradient_accum, self.retain_grad = {}, {}
 
-    @staticmethod
-    def _flat(params, loss):
-        for p in params:
-            p.grad = None
+    def store_grads(self, params, loss, typ):
+        loss = loss / self.gradient_accumulation_steps
         loss.backward()
-        grads = [p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p) for p in params]
-        for p in params:
-            p.grad = None
-        return torch.cat([g.view(-1) for g in grads]), [p.shape for p in params]
+        target_dict = self.gradient_accum if typ == "objective" else self.retain_grad
+        for i, param in enumerate(params):
+            if param.grad is None:
+                param.grad = torch.zeros_like(param)
+            if i not in target_dict:
+                target_dict[i] = torch.zeros_like(param.grad)
+            target_dict[i] += param.grad.detach()
+        for param in params:
+            param.grad = None
 
     @staticmethod
     def _dot(a, b, shapes):
@@ -271,16 +322,31 @@ class GRUReference:
             index += size
         return total
 
-    def __call__(self, params, forget_loss, retain_loss):
-        """The projected forget gradient (flat) that OU restores into ``param.grad``."""
-        g_forget, shapes = self._flat(params, forget_loss)
-        g_retain, _ = self._flat(params, retain_loss)
-        retain = self.gamma_gru * g_retain + (1 - self.gamma_gru) * self.flattened_retain_prev
-        self.flattened_retain_prev = retain
-        dot = self._dot(g_forget, retain, shapes)
-        if dot < 0:
-            g_forget = g_forget - dot / self._dot(retain, retain, shapes) * retain
-        return g_forget
+    def training_step(self, params, forget_loss, retain_loss):
+        """One micro-batch (compute_loss + the GRU part of training_step); True when it projected and restored."""
+        self.store_grads(params, forget_loss, "objective")
+        self.store_grads(params, retain_loss, "retain")
+        if self.forget_loss_type == "GradAscent":
+            self.steps += 1
+        if self.steps % self.gradient_accumulation_steps != 0:
+            return False
+        shapes = [p.shape for p in params]
+        flattened_gradient = torch.cat([self.gradient_accum[i].view(-1) for i in range(len(params))])
+        flattened_retain_accumulation = torch.cat([self.retain_grad[i].view(-1) for i in range(len(params))])
+        self.gradient_accum, self.retain_grad = {}, {}
+        flattened_retain = (self.gamma_gru * flattened_retain_accumulation
+                            + (1 - self.gamma_gru) * self.flattened_retain_prev)
+        self.flattened_retain_prev = flattened_retain
+        dotp_retain = self._dot(flattened_gradient, flattened_retain, shapes)
+        if dotp_retain < 0:
+            g1g1 = self._dot(flattened_retain, flattened_retain, shapes)
+            flattened_gradient = flattened_gradient - dotp_retain / g1g1 * flattened_retain
+        index = 0
+        for param in params:
+            size = param.numel()
+            param.grad = flattened_gradient[index:index + size].view(param.shape).clone()
+            index += size
+        return True
 
 
 class SIBLReference:

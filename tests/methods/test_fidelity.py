@@ -62,12 +62,58 @@ def test_gru_projects_and_pdu_moves_its_dual_variable() -> None:
         fired.append(bool(out.extras["gru_projected"]))
         F._sgd(list(model.parameters()), [p.grad for p in model.parameters()])
     assert all(fired)
-    pdu = build_method("PDU", primal_dual=True, retain_loss_eps=2.0, dual_step_size=0.5)
+    pdu = build_method("PDU", primal_dual=True, retain_loss_eps=2.0, dual_step_size=0.5, dual_warmup_epochs=0)
     outs = [pdu.loss(model, parts) for _ in range(3)]
     alphas = [float(o.extras["retain_preference"]) for o in outs]
     assert alphas[0] == 1.0 and len(set(alphas)) == 3
     for before, after, out in zip(alphas, alphas[1:] + [pdu.dual_alpha], outs):   # alpha' = max(0, alpha + 0.5 (r - 2))
         assert after == pytest.approx(max(0.0, before + 0.5 * (float(out.retain_loss.detach()) - 2.0)), rel=1e-6)
+
+
+def test_pdu_forget_is_the_masked_form_not_the_pre_147_one() -> None:
+    """The project's PDU forget loss is the reference's masked mean (labels != -100) and is far from the old
+    mean over all B*T positions (what the project computed before)."""
+    parts, model, _ = F._setup(0)
+    logits = (model.shared + model.logits["forget"]).detach()
+    labels = parts["forget"]["labels"]
+    got = float(build_method("PDU").loss(model, parts).forget_loss.detach())
+    assert got == pytest.approx(float(R.pdu_forget(logits, labels)), rel=1e-6)
+    assert abs(got - float(R.pdu_forget_unmasked(logits))) > 1e-3 * got
+
+
+def _pdu_case(**hp):
+    return next(c for c in F.CASES if c.method == "PDU" and all(c.hparams.get(k) == v for k, v in hp.items()))
+
+
+def test_pdu_warm_up_and_epoch_updates_move_the_dual_when_the_reference_does() -> None:
+    """The fidelity cases exercise what they claim: the dual is still during the warm-up, moves per micro-batch in
+    step mode afterwards, and only at epoch ends in epoch mode ("m": after a micro-batch, "e": after an epoch)."""
+    _, step = F.pdu_trajectory(_pdu_case(dual_warmup_epochs=1, dual_update_upon=None))
+    assert [a for _, a in step[:5]] == [1.0] * 5                        # epoch 1 (4 micro-batches + its end)
+    moved = [a for kind, a in step[5:] if kind == "m"]
+    assert len(set(moved)) == len(moved) == 8                           # every later micro-batch moves it
+    _, epoch = F.pdu_trajectory(_pdu_case(dual_update_upon="epoch"))
+    values = [a for _, a in epoch]
+    assert values[:4] == [1.0] * 4 and values[4] != 1.0                  # first update: the end of epoch 1
+    assert values[5:9] == [values[4]] * 4 and values[9] != values[4]     # still in epoch 2, moved at its end
+    _, yaml = F.pdu_trajectory(_pdu_case(dual_warmup_epochs=None, dual_update_upon=None, dual_step_size=None))
+    assert [a for _, a in yaml[:15]] == [1.0] * 15 and yaml[15][1] != 1.0   # PDU.yaml: 5 warm-up epochs of 3
+
+
+def test_gru_at_grad_accum_4_projects_the_accumulated_gradient(monkeypatch) -> None:
+    """Without the loop's begin_micro_batch (each micro-batch projected on its own, the project's former
+    behaviour) the grad_accum 4 case leaves the tolerance: the fidelity case can tell the two apart."""
+    case = next(c for c in F.CASES if c.method == "GRU" and c.loop.get("grad_accum") == 4)
+    from unlearning.methods.gru import GRU
+    monkeypatch.setattr(GRU, "begin_micro_batch", lambda self, index, size: None)
+    assert F.run_case(case)[1] > 100 * F.GRAD_TOL
+
+
+def test_gru_npo_at_grad_accum_4_differs_from_the_reference_npo_branch() -> None:
+    """A documented difference: the reference's NPO branch never advances its step counter, so at grad_accum > 1 it
+    projects every micro-batch and carries the restored gradient into the next one; the project accumulates."""
+    case = F.Case("GRU", "project default", {"forget_loss_type": "NPO"}, runner=F.run_gru, loop={"grad_accum": 4})
+    assert F.run_case(case)[1] > 100 * F.GRAD_TOL
 
 
 def test_ceu_first_answer_token_is_not_scored() -> None:

@@ -52,10 +52,11 @@ SPEC_DEFAULTS = {
     "TNPO": {"beta": 0.1, "gamma": 1.0, "alpha": 1.0, "retain_loss_type": "NLL", "detach_weights": True},
     "UNDIAL": {"beta": 10.0, "gamma": 1.0, "alpha": 0.0, "retain_loss_type": "NLL", "faithful_ignore_index": False},
     "JensUn": {"gamma": 1.0, "alpha": 1.0, "retain_loss_type": "JSD", "faithful_eps": False},
-    # open-unlearning class defaults (ceu.py, pdu.py, gru.py; these trainers ship no yaml)
+    # open-unlearning class defaults (ceu.py, gru.py; these trainers ship no yaml)
     "CEU": {"ignore_first_n_answer_tokens": 1, "gamma": 1.0, "alpha": 0.0},
-    "PDU": {"gamma": 1.0, "alpha": 1.0, "retain_loss_type": "NLL", "retain_loss_eps": 0.0, "primal_dual": False,
-            "dual_step_size": 1.0},
+    # configs/trainer/PDU.yaml (retain_loss_eps is mandatory there, ???; 0 here)
+    "PDU": {"gamma": 1.0, "alpha": 1.0, "retain_loss_type": "NLL", "retain_loss_eps": 0.0, "primal_dual": True,
+            "dual_step_size": 1.0, "dual_update_upon": "step", "dual_warmup_epochs": 5},
     "GRU": {"gamma_gru": 0.8, "forget_loss_type": "GradAscent", "beta": 0.1},
     # open-unlearning configs/trainer/SIBL.yaml (epsilon, K, gamma under the project's names)
     "SIBL": {"retain_loss_eps": 0.1, "rho": 1.0, "inner_steps": 10, "eta_in": 1e-4, "eta_theta": 1e-4, "l1_coeff": 1e-4,
@@ -135,3 +136,4 @@ def test_reference_needs_are_declared():
     assert build_method("UNDIAL").needs_ref_model and build_method("RMU").needs_ref_model
     assert not build_method("RMU", alpha=0.0).needs_ref_model
     assert build_method("SimNPO").needs_ref_logps == () and not build_method("SimNPO").needs_ref_model
+

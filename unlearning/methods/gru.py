@@ -1,26 +1,37 @@
-"""GRU, gradient-rectified unlearning (open-unlearning ``src/trainer/unlearn/gru.py``; arXiv:2503.09117).
+"""GRU, gradient-rectified unlearning (open-unlearning PR #83 ``src/trainer/unlearn/gru.py`` at 911e52a1;
+arXiv:2503.09117).
 
-GRU changes the update direction, not the loss. Per micro-batch, with theta the trainable parameters:
+GRU changes the update direction, not the loss. Per optimizer step of n micro-batches (``grad_accum``), with
+theta the trainable parameters:
 
-* g_f = grad of the forget loss: -HF-mean NLL of the forget batch (``forget_loss_type="GradAscent"``,
-  default) or NPO's loss with ``beta`` (``"NPO"``; the reference hard-codes beta 0.1);
-* g_r = grad of the HF-mean NLL of the retain batch;
-* r_k = gamma_gru * g_r + (1 - gamma_gru) * r_{k-1}, r_0 = 0 (an EMA of the retain gradient);
+* g_f = mean over the step's micro-batches of grad of the forget loss: -HF-mean NLL of the forget batch
+  (``forget_loss_type="GradAscent"``, default) or NPO's loss with ``beta`` (``"NPO"``; the reference hard-codes
+  beta 0.1);
+* g_r = mean over the step's micro-batches of grad of the HF-mean NLL of the retain batch;
+* r_k = gamma_gru * g_r + (1 - gamma_gru) * r_{k-1}, r_0 = 0 (an EMA of the accumulated retain gradient,
+  updated once per optimizer step);
 * if <g_f, r_k> < 0 the conflicting component is removed: g = g_f - <g_f, r_k> / <r_k, r_k> * r_k;
   else g = g_f. The parameters move along g only (the retain gradient is used for the projection alone,
   as in the reference, where gamma and alpha play no part).
 
-``loss`` returns a scalar whose value is the forget loss and whose gradient is g (a linear surrogate
-sum_p <p, g_p> minus its detached value), so the training loop's ``backward`` + optimizer step apply g;
-``extras["gru_dot"]`` is <g_f, r_k> and ``extras["gru_projected"]`` whether the projection was applied.
+This is the reference's GradAscent branch at any ``gradient_accumulation_steps``: ``store_grads`` accumulates
+(loss / GA).backward() of each micro-batch, and the projection runs on the accumulated gradient every GA-th
+micro-batch. The training loop tells the method where it is in the step (:meth:`GRU.begin_micro_batch`); the
+loss of every micro-batch but the last has a zero gradient, the last one's gradient is n * g (the loop divides
+each micro-batch loss by n), so the optimizer applies g. Called without the loop (no ``begin_micro_batch``),
+every call is a one-micro-batch step. ``loss`` returns a scalar whose value is the forget loss (a linear
+surrogate sum_p <p, g_p> minus its detached value carries the gradient); ``extras["gru_dot"]`` is <g_f, r_k>
+(NaN before the step's last micro-batch) and ``extras["gru_projected"]`` whether the projection was applied.
 Dot products are accumulated per parameter tensor in Python floats, as the reference does.
 
-Scope (the reference's own README: single GPU, no DeepSpeed): one process, torch engine or ZeRO stage 0.
-The projection acts on each micro-batch's gradient; the reference projects the gradient accumulated over
-``gradient_accumulation_steps`` micro-batches in its GradAscent branch (and per micro-batch in its NPO
-branch), so the two agree at grad_accum 1, the setting to use. The EMA state is not checkpointed (a resumed
-run restarts it at 0). BalDRO wrappers cannot wrap GRU (they reweight a loss, GRU rewrites a gradient).
-Defaults (reference class): gamma_gru=0.8, forget_loss_type="GradAscent".
+Differences from the reference, all at grad_accum > 1 only: (1) its NPO branch never advances its step counter,
+so it projects every micro-batch and the projected gradient restored into ``param.grad`` is added into the next
+micro-batch's forget gradient; here NPO accumulates like GradAscent. (2) Its counter does not restart at epoch
+ends, so when an epoch's micro-batches are not a multiple of GA its projection points drift from the optimizer
+steps; here every step (the epoch's last, shorter one included) projects its own mean gradient. Scope (the
+reference's own README: single GPU, no DeepSpeed): one process, torch engine or ZeRO stage 0. The EMA state is
+not checkpointed (a resumed run restarts it at 0). BalDRO wrappers cannot wrap GRU (they reweight a loss, GRU
+rewrites a gradient). Defaults (reference class): gamma_gru=0.8, forget_loss_type="GradAscent".
 
     out = build_method("GRU", gamma_gru=0.8).loss(model, batch)      # out.loss.backward() applies g
 """
@@ -86,6 +97,12 @@ class GRU(Method):
     def __init__(self, config: GRUConfig | None = None) -> None:
         super().__init__(config)
         self.retain_ema: list[Tensor] | None = None
+        self.micro: tuple[int, int] = (0, 1)           # (index in the optimizer step, micro-batches in it)
+        self.accumulated: tuple[list[Tensor], list[Tensor]] | None = None   # (sum g_f / n, sum g_r / n)
+
+    def begin_micro_batch(self, index: int, size: int) -> None:
+        """Loop hook: the next ``loss`` call is micro-batch ``index`` of an optimizer step of ``size``."""
+        self.micro = (int(index), int(size))
 
     def validate(self) -> None:
         super().validate()
@@ -118,6 +135,8 @@ class GRU(Method):
         return ForgetTerms(npo_sample_losses(-ce.sum(-1), ref.sum(-1), self.config.beta), "sample")
 
     def loss(self, model: nn.Module, batch: Mapping[str, Any], ref_model: nn.Module | None = None) -> LossOutput:
+        index, size = self.micro
+        self.micro = (0, 1)
         params = _trainable(model)
         terms = self.forget_terms(model, batch, ref_model)
         forget = terms.mean()
@@ -125,12 +144,24 @@ class GRU(Method):
         retain_inputs = inputs_of(batch, "retain")
         retain = hf_mean_nll(logits_of(model, retain_inputs), retain_inputs["labels"])
         g_retain = _grads(retain, params)
+        if index == 0 or self.accumulated is None:
+            self.accumulated = ([g / size for g in g_forget], [g / size for g in g_retain])
+        else:
+            for acc, new in zip(self.accumulated, (g_forget, g_retain)):
+                for a, g in zip(acc, new):
+                    a.add_(g / size)
+        if index < size - 1:  # not the step's last micro-batch: only accumulate
+            zero = sum(p.sum() for p in params) * 0.0
+            return LossOutput(forget.detach() + zero, forget.detach(), retain.detach(), terms.elements().detach(),
+                              terms.unit, {"gru_dot": torch.tensor(float("nan")), "gru_projected": torch.tensor(False)})
+        acc_forget, acc_retain = self.accumulated
+        self.accumulated = None
         k = self.config.gamma_gru
         prev = self.retain_ema
         self.retain_ema = [k * g if prev is None else k * g + (1 - k) * r for g, r in
-                           zip(g_retain, prev if prev is not None else g_retain)]
-        direction, dot = rectify(g_forget, self.retain_ema)
-        linear = sum((p * g).sum() for p, g in zip(params, direction))
+                           zip(acc_retain, prev if prev is not None else acc_retain)]
+        direction, dot = rectify(acc_forget, self.retain_ema)
+        linear = sum((p * (size * g)).sum() for p, g in zip(params, direction))
         surrogate = forget.detach() + (linear - linear.detach())
         return LossOutput(surrogate, forget.detach(), retain.detach(), terms.elements().detach(), terms.unit,
                           {"gru_dot": torch.tensor(dot), "gru_projected": torch.tensor(dot < 0)})

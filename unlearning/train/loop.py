@@ -26,7 +26,11 @@ What one call does (unlearning-spec.md §1, OU's HF-Trainer recipe):
   from the newest one and reproduces the uninterrupted trajectory exactly.
 
 Methods that name their trainable parameters (RMU's ``trainable_params_regex``) get every other parameter
-frozen. The module is returned to the caller trained, in eval mode and fully materialised (ZeRO-3 too).
+frozen. Optional method hooks (looked up on the method, or on a BalDRO wrapper's base): ``begin_micro_batch(k,
+n)`` before micro-batch k of an n-micro-batch optimizer step (GRU projects the accumulated gradient);
+``end_epoch(module, epochs_done, batches, ref_model)`` after every full epoch, in eval mode without gradients,
+``batches`` a lazy iterator over that epoch's micro-batches (PDU's dual warm-up and per-epoch dual update);
+``state_dict``/``load_state_dict`` checkpointed with the loop position (PDU's dual variable). The module is returned to the caller trained, in eval mode and fully materialised (ZeRO-3 too).
 """
 
 from __future__ import annotations
@@ -133,12 +137,19 @@ def _generator_of(method: UnlearningMethod) -> torch.Generator | None:
     return gen if isinstance(gen, torch.Generator) else None
 
 
+def _hook(method: UnlearningMethod, name: str) -> Callable[..., Any] | None:
+    """A method's optional loop hook (see the module doc), looked up on a BalDRO wrapper's base too."""
+    return getattr(method, name, None) or getattr(getattr(method, "base", None), name, None)
+
+
 def _rng_state(method: UnlearningMethod, data: ForgetRetainDataset) -> dict[str, Any]:
     gen = _generator_of(method)
+    method_state = _hook(method, "state_dict")
     return {"torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
             "data": data.state_dict(),
-            "method_generator": gen.get_state() if gen is not None else None}
+            "method_generator": gen.get_state() if gen is not None else None,
+            "method_state": method_state() if method_state is not None else None}
 
 
 def _set_rng_state(state: Mapping[str, Any], method: UnlearningMethod, data: ForgetRetainDataset) -> None:
@@ -149,6 +160,9 @@ def _set_rng_state(state: Mapping[str, Any], method: UnlearningMethod, data: For
     gen = _generator_of(method)
     if gen is not None and state.get("method_generator") is not None:
         gen.set_state(state["method_generator"])
+    load = _hook(method, "load_state_dict")
+    if load is not None and state.get("method_state") is not None:
+        load(state["method_state"])
 
 
 def _fingerprint(cfg: LoopConfig, n_forget: int, world: int) -> dict[str, Any]:
@@ -228,13 +242,31 @@ def _evaluate(eval_hook: EvalHook | None, module: nn.Module, epoch: int | float,
             on_eval(record)
 
 
+def _end_epoch(hook: Callable[..., Any], engine: Engine, epoch: int, data: ForgetRetainDataset, cfg: LoopConfig,
+               dist_info: DistInfo, ref_model: nn.Module | None) -> None:
+    """The method's end-of-epoch hook, in eval mode without gradients, with this epoch's micro-batches."""
+    module = engine.module
+    was_training = module.training
+    module.eval()
+    batches = (to_device(data.collate(indices), dist_info.device)
+               for indices in data.micro_batches(epoch, dist_info.rank, dist_info.world, cfg.batch_size))
+    with torch.no_grad():
+        hook(engine, epoch + 1, batches, ref_model)
+    module.train(was_training)
+
+
 def unlearn(model: nn.Module, method: UnlearningMethod, data: ForgetRetainDataset, cfg: LoopConfig,
             ref_model: nn.Module | None = None, eval_hook: EvalHook | None = None,
             checkpoint_dir: str | Path | None = None, resume: bool = True,
-            eval_every: float | None = 1.0, on_eval: Callable[[dict[str, Any]], None] | None = None) -> TrainHistory:
+            eval_every: float | None = 1.0, on_eval: Callable[[dict[str, Any]], None] | None = None,
+            on_step: Callable[[dict[str, Any]], None] | None = None) -> TrainHistory:
     """Unlearn ``data``'s forget set from ``model`` with ``method``; returns the TrainHistory.
     ``eval_every``: epochs between evaluation points (None: only at the start and the end); ``on_eval(record)``
-    receives each evaluation record ({"epoch", "step", **metrics}) as it is made (e.g. to report it).
+    receives each evaluation record ({"epoch", "step", **metrics}) as it is made (e.g. to report it);
+    ``on_step(record)`` receives, on every rank, the position once before the first step and after every
+    optimizer step ({"step", "epoch" (progress), "total_steps" (the step this call stops at), "steps_per_epoch",
+    "epochs", "points_left" (evaluation points still to come), "rank", "time_s"}, plus "loss" and "lr" after a
+    step; before that step's evaluation, if any): progress only, never an evaluation point.
 
     ``ref_model`` is needed only when ``method.needs_ref_model`` (KL/JSD retain, RMU, UNDIAL); NPO/TNPO/
     IdkDPO read the reference log-probs cached in ``data`` (``data.attach_ref_logps``)."""
@@ -274,6 +306,16 @@ def unlearn(model: nn.Module, method: UnlearningMethod, data: ForgetRetainDatase
     stop = cfg.stop_after_epoch if cfg.stop_after_epoch is not None else cfg.epochs
     last_step = step_at(stop, steps_per_epoch)
     points = eval_points(stop, steps_per_epoch, eval_every)
+    begin_micro_batch, end_epoch = _hook(method, "begin_micro_batch"), _hook(method, "end_epoch")
+
+    def progress(pending: bool = True, **extra: Any) -> None:
+        if on_step is not None:  # points_left: evaluation points still to come (the one at this step if pending)
+            left = sum(1 for p in points if p > pos.global_step or (pending and p == pos.global_step))
+            on_step({"step": pos.global_step, "epoch": epoch_label(pos.global_step / steps_per_epoch),
+                     "total_steps": last_step, "steps_per_epoch": steps_per_epoch, "epochs": stop,
+                     "points_left": left, "rank": dist_info.rank, "time_s": time.perf_counter() - t0, **extra})
+
+    progress(pending=False)
     for epoch in range(pos.epoch, math.ceil(stop - 1e-9)):
         batches = data.micro_batches(epoch, dist_info.rank, dist_info.world, cfg.batch_size)
         groups = [batches[i:i + cfg.grad_accum] for i in range(0, len(batches), cfg.grad_accum)]
@@ -282,6 +324,8 @@ def unlearn(model: nn.Module, method: UnlearningMethod, data: ForgetRetainDatase
             sums = torch.zeros(3, dtype=torch.float64)
             for k, indices in enumerate(group):
                 engine.begin_micro(last=k == len(group) - 1)
+                if begin_micro_batch is not None:
+                    begin_micro_batch(k, len(group))
                 batch = to_device(data.collate(indices), dist_info.device)
                 out = method.loss(engine, batch, ref_model)
                 engine.backward(out.loss / len(group))
@@ -298,6 +342,7 @@ def unlearn(model: nn.Module, method: UnlearningMethod, data: ForgetRetainDatase
             history.steps.append({"step": pos.global_step, "epoch": epoch_label(epoch + (s + 1) / len(groups)),
                                   "lr": lr, **values,
                                   "time_s": time.perf_counter() - t0})
+            progress(loss=values["loss"], lr=lr)
             mid_epoch = s + 1 < len(groups)
             if pos.global_step in points and mid_epoch:
                 _evaluate(eval_hook, engine.module, points[pos.global_step], pos.global_step, history, on_eval)
@@ -305,6 +350,8 @@ def unlearn(model: nn.Module, method: UnlearningMethod, data: ForgetRetainDatase
                 _save(root, engine, pos, history, method, data, fingerprint, cfg.keep_checkpoints, dist_info)
         if pos.step_in_epoch < len(groups):  # stopped inside this epoch (a fractional stop_after_epoch)
             break
+        if end_epoch is not None:
+            _end_epoch(end_epoch, engine, epoch, data, cfg, dist_info, ref_model)
         pos = _Position(epoch + 1, 0, pos.global_step)
         if pos.global_step in points:
             _evaluate(eval_hook, engine.module, points[pos.global_step], pos.global_step, history, on_eval)
