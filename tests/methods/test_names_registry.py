@@ -137,3 +137,34 @@ def test_reference_needs_are_declared():
     assert not build_method("RMU", alpha=0.0).needs_ref_model
     assert build_method("SimNPO").needs_ref_logps == () and not build_method("SimNPO").needs_ref_model
 
+
+def test_reference_config_names_of_sibl_rmu_t3_and_pdu():
+    """open-unlearning's configs/trainer spellings: SIBL.yaml K and gamma (= the L1 coefficient there, the forget
+    weight everywhere else), RMU.yaml module_regex, T3.yaml guidance_cfg, PDU.yaml dual_update_upon."""
+    sibl = build_method("SIBL", K=3, gamma=2e-4, epsilon=0.2)
+    assert (sibl.config.inner_steps, sibl.config.l1_coeff, sibl.config.retain_loss_eps) == (3, 2e-4, 0.2)
+    assert build_method("NPO", gamma=0.5).config.gamma == 0.5
+    assert build_method("RMU", module_regex=r"model\.layers\.3").config.layer == 3
+    t3 = build_method("T3", guidance_cfg={"hidden_size": 8, "num_hidden_layers": 2, "activation_str": "relu",
+                                          "bias": True}).config
+    assert (t3.head_hidden_size, t3.head_layers, t3.head_activation, t3.head_bias) == (8, 2, "relu", True)
+    pdu = build_method("PDU", dual_update_upon="epoch", dual_warmup_epochs=2).config
+    assert (pdu.dual_update_upon, pdu.dual_warmup_epochs) == ("epoch", 2)
+    from unlearning.train.fields import resolve
+    assert resolve("K") == ("method", "hparams", "inner_steps")
+    assert resolve("module_regex") == ("method", "hparams", "module_regex")
+
+
+@pytest.mark.parametrize("name,hp,field", [
+    ("SIBL", {"T": 20}, "T"),                                   # SIBL's outer-iteration count: not implemented
+    ("RMU", {"module_regex": r"model\.embed_tokens"}, "module_regex"),
+    ("T3", {"guidance_cfg": {"hidden": 8}}, "guidance_cfg"),
+    ("PDU", {"dual_update_upon": "batch"}, "dual_update_upon"),
+    ("PDU", {"dual_warmup_epochs": -1}, "dual_warmup_epochs"),
+    ("SIBL", {"gamma": 1e-4, "l1_coeff": 1e-4}, "l1_coeff"),
+])
+def test_reference_names_give_one_line_errors(name, hp, field):
+    with pytest.raises(ConfigError) as err:
+        build_method(name, **hp)
+    msg = str(err.value)
+    assert "\n" not in msg and f"'{field}'" in msg and "Fix:" in msg

@@ -11,6 +11,7 @@ beta_dv=2.0, its yaml default).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -62,6 +63,24 @@ HPARAM_ALIASES: dict[str, str] = {
     "epsilon": "retain_loss_eps",
     "layer_idx_list": "layers",
     "coeff_list": "coeffs",
+    "K": "inner_steps",                 # open-unlearning SIBL.yaml: inner iterations per outer iteration
+}
+
+# aliases that mean something else in one method (open-unlearning SIBL.yaml: gamma = the L1 coefficient)
+METHOD_HPARAM_ALIASES: dict[str, dict[str, str]] = {
+    "SIBL": {"gamma": "l1_coeff"},
+}
+
+# reference names whose value is rewritten into project fields by canonicalize (see _expand)
+# RMU.yaml module_regex "model\.layers\.7" -> layer 7; T3.yaml guidance_cfg {hidden_size, ...} -> head_*
+EXPANDED_HPARAMS = ("module_regex", "guidance_cfg")
+GUIDANCE_CFG_KEYS = {"hidden_size": "head_hidden_size", "num_hidden_layers": "head_layers",
+                     "activation_str": "head_activation", "bias": "head_bias"}
+
+# reference names of procedures the project does not implement: refused with what to do instead
+UNSUPPORTED_HPARAMS: dict[str, str] = {
+    "T": "SIBL's outer-iteration count T is not a hyperparameter here: one outer iteration runs per micro-batch, "
+         "so set train.epochs / stop_after_epoch (and batch_size) instead",
 }
 
 # every canonical hyperparameter of every method config and wrapper (checked against the dataclasses
@@ -109,24 +128,49 @@ def canonical_baldro(value: Any) -> str | None:
                       fix="use none, 'g' (BalDRO-G) or 'dv' (BalDRO-DV)")
 
 
-def canonicalize(hparams: Mapping[str, Any]) -> dict[str, Any]:
-    """Rename aliases to canonical names. ConfigError on unknown names and on two names for the same
-    hyperparameter (e.g. both ``beta_dv`` and ``sigma_forget``). Also normalises the values of
-    ``baldro`` and ``retain_loss_type`` spellings."""
+_LAYER_REGEX = re.compile(r"(?:.*\.)?(?:layers|h|blocks)\.(-?\d+)")
+
+
+def _expand(key: str, value: Any) -> dict[str, Any]:
+    """The project fields a reference name in EXPANDED_HPARAMS stands for; ConfigError if they cannot be read."""
+    if key == "module_regex":
+        match = _LAYER_REGEX.fullmatch(value.replace("\\", "")) if isinstance(value, str) else None
+        if match is None:
+            raise ConfigError("method hyperparameters", field=key, value=value,
+                              fix="module_regex must name one decoder layer, like model\\.layers\\.7 (the project "
+                                  "steers one layer by index: or give layer=7)")
+        return {"layer": int(match.group(1))}
+    unknown = sorted(set(value) - set(GUIDANCE_CFG_KEYS)) if isinstance(value, Mapping) else ["(not a mapping)"]
+    if unknown:
+        raise ConfigError("method hyperparameters", field=key, value=value,
+                          fix=f"guidance_cfg takes {sorted(GUIDANCE_CFG_KEYS)} (T3.yaml); '{unknown[0]}' is not one")
+    return {GUIDANCE_CFG_KEYS[k]: v for k, v in value.items()}
+
+
+def canonicalize(hparams: Mapping[str, Any], method: str | None = None) -> dict[str, Any]:
+    """Rename aliases to canonical names (``method``'s own aliases first, e.g. SIBL's gamma = l1_coeff) and
+    expand ``module_regex`` / ``guidance_cfg``. ConfigError on unknown names, on reference names of procedures
+    the project does not implement (SIBL's T) and on two names for the same hyperparameter (e.g. both
+    ``beta_dv`` and ``sigma_forget``). Also normalises the values of ``baldro`` and ``retain_loss_type``."""
     out: dict[str, Any] = {}
     source: dict[str, str] = {}
+    own = METHOD_HPARAM_ALIASES.get(method or "", {})
     for key, value in hparams.items():
-        canonical = HPARAM_ALIASES.get(key, key)
-        if canonical not in CANONICAL_HPARAMS:
-            raise ConfigError("method hyperparameters", field=key, value=value,
-                              fix=f"use one of {sorted(CANONICAL_HPARAMS)} (aliases: {sorted(HPARAM_ALIASES)})")
-        if canonical in out:
-            raise ConfigError("method hyperparameters", field=key, value=value,
-                              fix=f"'{key}' and '{source[canonical]}' both set '{canonical}'; give only one")
-        if canonical == "baldro":
-            value = canonical_baldro(value)
-        elif canonical == "retain_loss_type" and isinstance(value, str):
-            value = RETAIN_TYPE_ALIASES.get(value.lower(), value)
-        out[canonical] = value
-        source[canonical] = key
+        if key in UNSUPPORTED_HPARAMS:
+            raise ConfigError("method hyperparameters", field=key, value=value, fix=UNSUPPORTED_HPARAMS[key])
+        items = _expand(key, value).items() if key in EXPANDED_HPARAMS else [(key, value)]
+        for name, item in items:
+            canonical = own.get(name) or HPARAM_ALIASES.get(name, name)
+            if canonical not in CANONICAL_HPARAMS:
+                raise ConfigError("method hyperparameters", field=key, value=value,
+                                  fix=f"use one of {sorted(CANONICAL_HPARAMS)} (aliases: {sorted(HPARAM_ALIASES)})")
+            if canonical in out:
+                raise ConfigError("method hyperparameters", field=key, value=value,
+                                  fix=f"'{key}' and '{source[canonical]}' both set '{canonical}'; give only one")
+            if canonical == "baldro":
+                item = canonical_baldro(item)
+            elif canonical == "retain_loss_type" and isinstance(item, str):
+                item = RETAIN_TYPE_ALIASES.get(item.lower(), item)
+            out[canonical] = item
+            source[canonical] = key
     return out

@@ -62,7 +62,7 @@ def build_method(name: str, *, generator: torch.Generator | None = None, **hpara
 
     ``generator`` seeds BalDRO-G's retain subsampling (ignored by other methods)."""
     alias = resolve_method_name(name)
-    hp = canonicalize(hparams)
+    hp = canonicalize(hparams, alias.method)
     baldro = hp.pop("baldro", None)
     if alias.baldro and baldro not in (None, alias.baldro):
         raise ConfigError("method", field="baldro", value=baldro,

@@ -8,7 +8,9 @@ Sweep specs (`fixed:`), search spaces and exports name its fields in the same wo
   `batch_size`, `grad_accum`, `warmup_epochs`, ... (the `train:` section), `dtype` = model.dtype,
   and any method hyperparameter (`beta`, `alpha`, `beta_dv`, `group_ratio`, ...) = method.hparams.<name>;
 * the reference code's spellings are accepted for the same fields: `learning_rate`, `num_train_epochs`,
-  `per_device_train_batch_size`, `gradient_accumulation_steps`, `sigma_forget`, `sampling_ratio`, ...
+  `per_device_train_batch_size`, `gradient_accumulation_steps`, `sigma_forget`, `sampling_ratio`, `K`,
+  `module_regex` (RMU, read as its layer), `guidance_cfg` (T3's head settings), ... (unlearning/methods/names.py;
+  a method's own spelling, SIBL's `gamma` = l1_coeff, is applied when the method is built)
 
     resolve("lr")                              # ("train", "lr")
     resolve("sampling_ratio")                  # ("method", "hparams", "group_ratio")
@@ -25,7 +27,7 @@ import difflib
 from typing import Any, Mapping
 
 from unlearning.errors import ConfigError
-from unlearning.methods.names import CANONICAL_HPARAMS, HPARAM_ALIASES
+from unlearning.methods.names import CANONICAL_HPARAMS, EXPANDED_HPARAMS, HPARAM_ALIASES, UNSUPPORTED_HPARAMS
 
 # short names of the fields outside method.hparams (section, field)
 SECTION_FIELDS: dict[str, tuple[str, ...]] = {
@@ -65,8 +67,10 @@ def resolve(name: str) -> tuple[str, ...]:
     if short in SHORT_NAMES:
         return SHORT_NAMES[short]
     hparam = HPARAM_ALIASES.get(name, name)
-    if hparam in METHOD_HPARAMS:
+    if hparam in METHOD_HPARAMS or name in EXPANDED_HPARAMS:   # module_regex / guidance_cfg: expanded when built
         return ("method", "hparams", hparam)
+    if name in UNSUPPORTED_HPARAMS:
+        raise ConfigError("field name", field=name, value=name, fix=UNSUPPORTED_HPARAMS[name])
     raise ConfigError("field name", field=name, value=name, fix=unknown_field_fix(name))
 
 
