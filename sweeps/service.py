@@ -171,7 +171,10 @@ def run_sweep(spec: Any, address: str | None = None, resume: bool = False, conso
     from sweeps.tracking import open_tracker
     from unlearning.models.prepare import ensure_zoo_models
 
-    console = console or Console()
+    if console is None:
+        from sweeps.terminal import output_console
+
+        console = output_console()
     spec = absolute_spec(spec)
     sweep_dir = spec.sweep_dir()
     if not resume and (sweep_dir / "points.jsonl").exists():
@@ -244,12 +247,11 @@ def _drive(spec: Any, sweep_dir: Path, address: str | None, resume: bool, consol
     tracker.end_run(parent, "FINISHED")
     tracker.flush()
     console.print(f"sweep {spec.name} finished in {wall:.1f}s; results in {sweep_dir}", soft_wrap=True)
-    wide = Console(width=max(console.width, 160))  # the Pareto table needs the room, also in logs
     if timings:  # time a trial spent outside its own training + evaluation (scheduling, start-up, model load)
         trial_wall = sum(w for w, _ in timings.values())
         share = 1 - sum(k for _, k in timings.values()) / trial_wall
         console.print(f"per-trial overhead (Ray scheduling, process start, model load): {100 * share:.1f}% of "
                       f"trial time ({trial_wall / len(timings):.1f}s per trial on average)", soft_wrap=True)
         tracker.log_metrics(parent, {"trial_overhead_share": share}, step=0)
-    print_pareto(spec, sweep_dir, wide)
+    print_pareto(spec, sweep_dir, console)  # fits the console: compact on a narrow terminal, LOG_WIDTH in logs
     return sweep_dir

@@ -5,12 +5,12 @@ search-space presets.
     unlearn-sweep ls methods         # methods, their aliases and default hyperparameters
     unlearn-sweep ls presets         # sweep presets in sweeps/ and the command that runs each
     unlearn-sweep ls spaces          # search-space presets in search_spaces/ and their dimensions
+    unlearn-sweep ls --wide          # tables however wide (a narrow terminal gets one block per entry)
 """
 
 from __future__ import annotations
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 EXAMPLES = """Examples:
@@ -81,14 +81,18 @@ def spaces_table() -> Table:
 
 def register(app: typer.Typer) -> None:
     @app.command(name="ls", epilog=EXAMPLES)
-    def ls(section: str = typer.Argument("all", help="methods, presets, spaces or all.")) -> None:
+    def ls(section: str = typer.Argument("all", help="methods, presets, spaces or all."),
+           wide: bool = typer.Option(False, "--wide", help="Tables however wide (default: tables that fit the "
+                                                           "terminal, one block per entry where they do not).")
+           ) -> None:
         """List the methods (with aliases), the sweep presets and the search-space presets."""
+        from sweeps.terminal import output_console, print_table
         from unlearning.errors import ConfigError
 
         if section not in (*SECTIONS, "all"):
             raise ConfigError("ls", field="section", value=section, fix=f"use one of {[*SECTIONS, 'all']}")
-        console = Console(width=max(Console().width, 160))
+        console = output_console()
         builders = {"methods": methods_table, "presets": presets_table, "spaces": spaces_table}
         for name in SECTIONS:
             if section in (name, "all"):
-                console.print(builders[name]())
+                print_table(console, builders[name](), wide=wide)

@@ -14,6 +14,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from sweeps.terminal import output_console
+
 RUN_EXAMPLES = """Examples:
 
   unlearn-sweep run sweeps/tofu-mini.yaml
@@ -63,7 +65,7 @@ def register(app: typer.Typer) -> None:
         from sweeps.service import run_sweep
 
         loaded = _load(spec, smoke_test, tracking_uri, storage_path, name)
-        run_sweep(loaded, address=address, console=Console(), tracking_optional=tracking_optional)
+        run_sweep(loaded, address=address, console=output_console(), tracking_optional=tracking_optional, check=True)
 
     @app.command(epilog="Examples:\n\n  unlearn-sweep resume runs/sweeps/tofu-mini\n\n"
                         "  unlearn-sweep resume runs/sweeps/tofu-mini --address auto")
@@ -80,7 +82,8 @@ def register(app: typer.Typer) -> None:
         from sweeps.service import run_sweep
 
         loaded, _ = resolve_sweep(sweep)
-        run_sweep(loaded, address=address, resume=True, console=Console(), tracking_optional=tracking_optional)
+        run_sweep(loaded, address=address, resume=True, console=output_console(), tracking_optional=tracking_optional,
+                  check=True)
 
     @app.command(epilog="Examples:\n\n  unlearn-sweep status runs/sweeps/tofu-mini")
     def status(sweep: str = typer.Argument(..., help="The sweep folder (<storage>/<name>) or its spec file.")) -> None:
