@@ -58,7 +58,8 @@ def init_ray(spec: Any, address: str | None) -> str | None:
     env = {"env_vars": {k: os.environ[k] for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE",
                                                      "DS_ACCELERATOR", "TORCH_EXTENSIONS_DIR",
                                                      "UNLEARN_SWEEP_CACHE", "MLFLOW_DISABLE_TELEMETRY",
-                                                     "HF_HUB_DISABLE_PROGRESS_BARS", "TOKENIZERS_PARALLELISM")
+                                                     "HF_HUB_DISABLE_PROGRESS_BARS", "TOKENIZERS_PARALLELISM",
+                                                     "UNLEARN_SWEEP_PROGRESS_WRITE_S")
                         if k in os.environ}}
     if address:
         ray.init(address=address, runtime_env=env, log_to_driver=True)
@@ -223,7 +224,7 @@ def _drive(spec: Any, sweep_dir: Path, address: str | None, resume: bool, consol
         results = ResultsLog(sweep_dir)
         plans = spec.searches()
         progress = SweepProgress(spec.objectives, total_trials=spec.budget.num_trials * len(plans), console=console,
-                                 constraints=spec.constraints)
+                                 constraints=spec.constraints, sweep_dir=sweep_dir)  # reads trials' progress.json
         if resume:  # count the trials of the earlier runs too
             progress.status.update({t.trial_id: t.status for t in read_results(sweep_dir).trials.values()
                                     if t.status in ("finished", "failed")})

@@ -17,6 +17,11 @@ A NaN loss, a user/data error or running out of memory ends the trial with one l
 sweep goes on and the driver records the trial as failed, its earlier points kept). Any other exception
 propagates: Tune retries the trial (`budget.max_failures`) and then records it failed with the error. The loop checkpoints into the trial's output folder at every
 epoch end, so a retried or resumed trial (same trial id, same folder) continues where it stopped.
+
+Step-level progress (epoch, step of the total, the phase, an estimate of the end) is never reported to Tune
+(every Tune result is an evaluation point to the searcher and the scheduler): rank 0 rewrites
+`<output_dir>/progress.json` at a bounded rate instead (`trainables.progress_file`), which the driver's progress
+printer reads.
 """
 
 from __future__ import annotations
@@ -50,9 +55,31 @@ def _node_id() -> str | None:
         return None
 
 
-def make_eval_hook_factory(config: Mapping[str, Any]):
+def _world_rank(report_to: str) -> int:
+    if report_to != "train":
+        return 0
+    try:
+        import ray.train
+
+        return int(ray.train.get_context().get_world_rank())
+    except Exception:  # noqa: BLE001 - outside a Train worker: a single process
+        return 0
+
+
+def progress_file(config: Mapping[str, Any]) -> Any:
+    """The trial's progress side channel (`trainables.progress_file`): written by rank 0 only, next to its outputs."""
+    from pathlib import Path
+
+    from trainables.progress_file import PROGRESS_NAME, ProgressFile
+
+    return ProgressFile(Path(config["train"]["output_dir"]) / PROGRESS_NAME,
+                        enabled=_world_rank(config.get("report_to", "tune")) == 0)
+
+
+def make_eval_hook_factory(config: Mapping[str, Any], progress: Any = None):
     """A factory `(train_config, bundle) -> hook(model, epoch)` that evaluates at each evaluation point and
-    returns the flat metrics (epoch 0, the target model, is evaluated once by the sweep driver instead)."""
+    returns the flat metrics (epoch 0, the target model, is evaluated once by the sweep driver instead);
+    `progress` (a ProgressFile) is told when an evaluation starts."""
 
     def factory(train_config: Any, bundle: Any):
         from unlearning.evaluation.config import flat_metrics
@@ -64,6 +91,8 @@ def make_eval_hook_factory(config: Mapping[str, Any]):
         def hook(model: Any, epoch: int | float) -> dict[str, Any] | None:
             if epoch == 0:
                 return None
+            if progress is not None:
+                progress.update(force=True, phase="evaluating", eval_epoch=epoch)
             t0 = time.perf_counter()
             metrics = {k: v for k, v in flat_metrics(evaluate(model, epoch)).items() if v is not None}
             metrics.update({"eval_seconds": time.perf_counter() - t0,
@@ -104,14 +133,19 @@ def unlearning_loop_per_worker(config: dict[str, Any]) -> None:
         send(metrics)
 
     train_config = parse_train_config(config["train"], where="trial config")
+    progress = progress_file(config)
+    progress.update(force=True, phase="setup")
     try:
-        result = run_train(train_config, eval_hook_factory=make_eval_hook_factory(config), resume=True,
+        result = run_train(train_config, eval_hook_factory=make_eval_hook_factory(config, progress), resume=True,
                            on_eval=report,  # each record carries its epoch label and optimizer step
-                           inputs_cache=config.get("inputs_cache"))
+                           inputs_cache=config.get("inputs_cache"),
+                           on_step=progress.step)  # progress goes to the side channel, never to Tune
     except FINAL_FAILURES as exc:  # deterministic: retrying would fail the same way
         last = reported[-1][EPOCH_KEY] if reported else getattr(exc, "epoch", 0)
+        progress.update(force=True, phase="failed")
         report(failure_report(config, f"{type(exc).__name__}: {str(exc).splitlines()[0][:400]}", last))
         return
+    progress.update(force=True, phase="done", remaining_s=0)
     evals = [e for e in result.get("evals", []) if isinstance(e, Mapping) and e.get(EPOCH_KEY)]
     if not reported and evals:
         # resumed after its last epoch (the driver died before recording the end): report the last

@@ -128,12 +128,14 @@ def run_train(config: TrainConfig, eval_hook: EvalHook | None = None, resume: bo
               log: Callable[[str], None] | None = None,
               eval_hook_factory: EvalHookFactory | None = None,
               on_eval: Callable[[dict[str, Any]], None] | None = None,
-              inputs_cache: str | Path | None = None) -> dict[str, Any]:
+              inputs_cache: str | Path | None = None,
+              on_step: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Run one unlearning job end to end; returns a JSON-able result dict (see module docstring).
     `eval_hook_factory(config, bundle) -> hook` replaces the evaluator's default hook when eval is enabled;
     `on_eval(record)` receives every evaluation record ({"epoch", "step", **metrics}) as it is made (the sweep
     trainable reports each one to Ray); `inputs_cache`: a folder where the tokenised data and reference log-probs
-    are shared between runs (`unlearning.train.inputs`)."""
+    are shared between runs (`unlearning.train.inputs`); `on_step(record)`: the loop's position before the first
+    step and after every optimizer step (`unlearn`'s `on_step`; the sweep trial's progress file)."""
     from unlearning.models.loading import load_bundle
 
     say = log if log is not None and _rank() == 0 else (lambda _m: None)
@@ -158,7 +160,7 @@ def run_train(config: TrainConfig, eval_hook: EvalHook | None = None, resume: bo
     history = unlearn(model, method, data, config.train, ref_model=ref_model,
                       eval_hook=_eval_hook_for(config, bundle, eval_hook, eval_hook_factory),
                       checkpoint_dir=out_dir / "checkpoints", resume=resume, eval_every=config.eval.every,
-                      on_eval=on_eval)
+                      on_eval=on_eval, on_step=on_step)
 
     result = {
         "output_dir": str(out_dir), "model_dir": str(out_dir / "model"), "method": method.hparams(),
