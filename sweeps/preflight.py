@@ -57,8 +57,13 @@ def _writable_folder(path: Path, where: str, field: str, what: str) -> None:
     if p == path and not p.is_dir():
         raise ConfigError(where, field=field, value=str(path), fix=f"{p} is a file, not a folder: give a folder")
     if not os.access(p, os.W_OK | os.X_OK):
+        try:
+            read_only = bool(os.statvfs(p).f_flag & os.ST_RDONLY)
+        except OSError:
+            read_only = False
+        cause = "is on a read-only file system (EROFS)" if read_only else "is not writable by this user"
         raise ConfigError(where, field=field, value=str(path),
-                          fix=f"{p} is not writable by this user: give a folder you can write ({what})")
+                          fix=f"{p} {cause}: give a folder you can write ({what})")
 
 
 def _sqlite_path(uri: str) -> Path | None:
@@ -220,15 +225,16 @@ def _check_models_loadable(spec: Any, where: str) -> None:
                                       f"{name}) or give a local folder")
 
 
-def preflight(spec: Any, address: str | None = None) -> None:
-    """ConfigError (one line, naming the spec field) when `spec` cannot run here; creates and starts nothing."""
+def preflight(spec: Any, address: str | None = None, tracking_optional: bool = False) -> None:
+    """ConfigError (one line, naming the spec field) when `spec` cannot run here; creates and starts nothing.
+    `tracking_optional`: an MLflow sqlite folder that cannot be written is left to `open_tracker` (tracking off)."""
     where = spec.source_path or spec.name
     res = spec.resources
     _check_benchmark(spec, where)
     _check_generated_data(spec, where)
     sweep_dir = Path(spec.storage).expanduser() / spec.name
     _writable_folder(sweep_dir, where, "storage", f"the sweep folder {sweep_dir}")
-    if spec.tracking.uri:  # the default sqlite lives in the sweep folder, checked above
+    if spec.tracking.uri and not tracking_optional:  # the default sqlite lives in the sweep folder (checked above)
         db = _sqlite_path(spec.tracking.uri)
         if db is not None:
             _writable_folder(db.parent, where, "tracking.uri", "the MLflow database's folder")

@@ -12,7 +12,9 @@ a searcher and a scheduler per search, sharing the trial slots, `sweeps.multiple
 `trainables.trial.run_trial` with the driver-side `SweepRecorder` (points.jsonl + MLflow). Tune state lives in
 `<sweep>/tune/sweep`, so `resume=True` restores it (`Tuner.restore`): finished trials are not re-run and every
 searcher keeps its state; unfinished trials continue from their last epoch checkpoint. Ctrl-C / SIGTERM stop the whole sweep cleanly (`sweeps.interrupts`). At the end
-the Pareto table is printed.
+the Pareto table is printed, then (when MLflow is behind points.jsonl) the `unlearn-sweep sync SWEEP_DIR` command;
+with `check=True` (the CLI) a sweep in which no trial finished, or whose searches ended unfinished before the
+budget, raises `sweeps.outcome.SweepUnfinished` (exit 3 / 4).
 """
 
 from __future__ import annotations
@@ -157,15 +159,17 @@ def _close_interrupted(sweep_dir: Path, results: Any, tracker: Any, parent: Any,
 
 
 def run_sweep(spec: Any, address: str | None = None, resume: bool = False, console: Console | None = None,
-              tracking_optional: bool = False) -> Path:
+              tracking_optional: bool = False, check: bool = False) -> Path:
     """Run (or resume) every search of `spec`; returns the sweep folder. See the module docstring.
 
     Raises SweepInterrupted after a Ctrl-C / SIGTERM once the state is saved and the runs are closed, and a
     one-line ConfigError before any side effect when the spec cannot run here (machine fit, tracking store
-    down, another driver on the same folder)."""
+    down, another driver on the same folder). `check`: SweepUnfinished at the end when no trial finished or the
+    searches ended unfinished before the budget (`sweeps.outcome`)."""
     from sweeps.preflight import preflight
 
-    preflight(spec, address)  # can it run here? checked before Ray starts or anything is written
+    # can it run here? checked before Ray starts or anything is written
+    preflight(spec, address, tracking_optional=tracking_optional)
     from sweeps.driver_lock import DriverLock
     from sweeps.interrupts import SweepInterrupted, SweepInterrupts
     from sweeps.results import write_spec_copy
@@ -191,14 +195,14 @@ def run_sweep(spec: Any, address: str | None = None, resume: bool = False, conso
             ensure_zoo_models([n for m in spec.models for n in (m.name, m.retain_model)], log=say)
             with DriverLock(sweep_dir, log=say) as lock:
                 write_spec_copy(spec, sweep_dir)
-                return _drive(spec, sweep_dir, address, resume, console, tracker, lock, stop, t0)
+                return _drive(spec, sweep_dir, address, resume, console, tracker, lock, stop, t0, check=check)
         except SweepInterrupted as exc:  # a signal outside tuner.fit(): nothing to save but what is written
             tracker.flush()
             raise SweepInterrupted(exc.signal, f"`unlearn-sweep resume {sweep_dir}` continues the sweep") from None
 
 
 def _drive(spec: Any, sweep_dir: Path, address: str | None, resume: bool, console: Console, tracker: Any,
-           lock: Any, stop: Any, t0: float) -> Path:
+           lock: Any, stop: Any, t0: float, check: bool = False) -> Path:
     import ray
 
     from sweeps.interrupts import SweepInterrupted
@@ -229,7 +233,9 @@ def _drive(spec: Any, sweep_dir: Path, address: str | None, resume: bool, consol
             progress.status.update({t.trial_id: t.status for t in read_results(sweep_dir).trials.values()
                                     if t.status in ("finished", "failed")})
         try:
+            t_tune = time.perf_counter()
             timings = run_searches(spec, plans, tracker, parent, results, progress, console, resume, stop)
+            tune_seconds = time.perf_counter() - t_tune
             if stop.signal:
                 _close_interrupted(sweep_dir, results, tracker, parent, stop.signal)
             else:
@@ -238,6 +244,7 @@ def _drive(spec: Any, sweep_dir: Path, address: str | None, resume: bool, consol
             progress.close()
             tracker.flush()
         if stop.signal:
+            _say_behind(tracker, sweep_dir, console)
             raise SweepInterrupted(stop.signal, f"state saved; `unlearn-sweep resume {sweep_dir}` continues the "
                                                 "sweep")
     finally:
@@ -255,4 +262,15 @@ def _drive(spec: Any, sweep_dir: Path, address: str | None, resume: bool, consol
                       f"trial time ({trial_wall / len(timings):.1f}s per trial on average)", soft_wrap=True)
         tracker.log_metrics(parent, {"trial_overhead_share": share}, step=0)
     print_pareto(spec, sweep_dir, console)  # fits the console: compact on a narrow terminal, LOG_WIDTH in logs
+    _say_behind(tracker, sweep_dir, console)
+    if check:
+        from sweeps.outcome import check_outcome
+
+        check_outcome(spec, sweep_dir, tune_seconds)
     return sweep_dir
+
+
+def _say_behind(tracker: Any, sweep_dir: Path, console: Console) -> None:
+    """When MLflow is behind points.jsonl: a line per failure cause and the `unlearn-sweep sync` command."""
+    for line in tracker.behind(sweep_dir):
+        console.print(f"[yellow]{line}[/yellow]", soft_wrap=True)

@@ -15,10 +15,13 @@ is created, a child by (sweep_id, trial_id, run_role=trial), so retried trials a
 the runs they already have instead of creating duplicates. A ref whose run could not be created yet is
 resolved later, so work logged while the server is down is replayed in order once it is back.
 
-Never fatal: each operation runs in a try/except; on failure a warning is logged and the operation is
-queued (bounded, oldest dropped first) and retried in order on the next call (at most every
-`retry_interval_s` seconds, so a dead server costs one timeout per interval, not per call) and by
-`flush()`. Params are immutable in MLflow: a param already logged with the same value is skipped, one with
+Never fatal: each operation runs in a try/except; on failure the operation is queued (bounded, oldest
+dropped first) and retried in order on the next call (at most every `retry_interval_s` seconds, so a dead
+server costs one timeout per interval, not per call) and by `flush()`. Failures are counted by cause
+(`failure_cause`: disk full (ENOSPC), read-only file system (EROFS), permission denied, connection refused,
+...): the first of each cause is ONE warning line, MLflow's own log records and tracebacks are kept off the
+console, and `behind(sweep_dir)` gives the end-of-sweep lines (a count per cause, what is pending, and the
+`unlearn-sweep sync SWEEP_DIR` command that catches up from points.jsonl). Params are immutable in MLflow: a param already logged with the same value is skipped, one with
 a different value is kept as first logged (warning). Stores: sqlite (absolute path) by default, an MLflow
 server or a database URL; the file store is refused (`sweeps.spec.check_tracking_uri`). For an HTTP server
 set MLFLOW_HTTP_REQUEST_MAX_RETRIES / MLFLOW_HTTP_REQUEST_TIMEOUT to bound each attempt.
@@ -27,11 +30,15 @@ set MLFLOW_HTTP_REQUEST_MAX_RETRIES / MLFLOW_HTTP_REQUEST_TIMEOUT to bound each 
 from __future__ import annotations
 
 import collections
+import contextlib
+import errno
 import json
 import logging
 import math
 import os
+import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -93,6 +100,95 @@ class _Op:
     fn: Callable[[], None]
 
 
+_ERRNO_CAUSES = {errno.ENOSPC: "disk full (ENOSPC)", errno.EDQUOT: "disk quota exceeded (EDQUOT)",
+                 errno.EROFS: "read-only file system (EROFS)", errno.EACCES: "permission denied (EACCES)",
+                 errno.EPERM: "permission denied (EPERM)", errno.ECONNREFUSED: "connection refused (ECONNREFUSED)",
+                 errno.EHOSTUNREACH: "host unreachable (EHOSTUNREACH)", errno.ETIMEDOUT: "timed out (ETIMEDOUT)"}
+_TEXT_CAUSES = (("disk is full", errno.ENOSPC), ("no space left", errno.ENOSPC), ("read-only file system", errno.EROFS),
+                ("connection refused", errno.ECONNREFUSED), ("errno 111", errno.ECONNREFUSED),
+                ("permission denied", errno.EACCES), ("no route to host", errno.EHOSTUNREACH),
+                ("timed out", errno.ETIMEDOUT))
+_QUIET_LOGGERS = ("mlflow", "alembic", "sqlalchemy", "urllib3", "requests")
+
+
+def _sqlite_db(uri: str) -> Path | None:
+    return Path(uri.split(":///", 1)[1]) if uri.split(":", 1)[0].split("+", 1)[0] == "sqlite" else None
+
+
+def _read_only_fs(path: Path) -> bool:
+    """Whether the file system holding `path` (or its nearest existing parent) is mounted read-only."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def failure_cause(exc: BaseException, tracking_uri: str | None = None) -> str:
+    """What made a store operation fail, in a few words: disk full (ENOSPC), read-only file system (EROFS),
+    permission denied (EACCES), connection refused (ECONNREFUSED), ...; else the exception's type and first line.
+    sqlite's own words ("attempt to write a readonly database") are told apart by the database's file system."""
+    seen: set[int] = set()
+    chain: list[BaseException] = []
+    e: BaseException | None = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        chain.append(e)
+        reason = getattr(e, "reason", None)  # urllib's URLError keeps the socket error here
+        e = reason if isinstance(reason, BaseException) and id(reason) not in seen else e.__cause__ or e.__context__
+    for e in chain:
+        code = getattr(e, "errno", None)
+        if code in _ERRNO_CAUSES:
+            return _ERRNO_CAUSES[code]
+    text = " ".join(str(e) for e in chain).lower()
+    for needle, code in _TEXT_CAUSES:
+        if needle in text:
+            return _ERRNO_CAUSES[code]
+    db = _sqlite_db(tracking_uri) if tracking_uri else None
+    if "readonly database" in text or "unable to open database" in text:
+        if db is not None and _read_only_fs(db.parent):
+            return _ERRNO_CAUSES[errno.EROFS]
+        return "read-only database (permission denied)" if "readonly" in text else "cannot open the database file"
+    first = (str(exc).strip().splitlines() or [""])[0][:160]
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+@contextlib.contextmanager
+def quiet_mlflow():
+    """MLflow's (and its HTTP and database libraries') log records and Python warnings off the console while an
+    operation runs: the Tracker reports failures itself, one line per cause."""
+    loggers = [logging.getLogger(name) for name in _QUIET_LOGGERS]
+    before = [lg.disabled for lg in loggers]
+    for lg in loggers:
+        lg.disabled = True
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, was in zip(loggers, before):
+            lg.disabled = was
+
+
+def _probe_folder(folder: Path, db: Path) -> str | None:
+    """Write (and remove) a small file beside the database: the real cause when it cannot be written (a read-only
+    mount, permissions, a full disk), not only what os.access says (root passes it on a full disk)."""
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        if db.exists():
+            os.close(os.open(db, os.O_WRONLY))
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".mlflow-probe-") as fh:
+            fh.write(b"\0" * 65536)  # sqlite needs pages, not just a directory entry
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        where = db if db.exists() and exc.filename == str(db) else folder
+        return f"{where}: {failure_cause(exc)}"
+    return None
+
+
 def store_problem(tracking_uri: str, timeout_s: float = 5.0) -> str | None:
     """Why the tracking store cannot be written right now (None when it can), found within `timeout_s`:
     an HTTP server must answer /health, a sqlite file (or its folder) must be writable, a database must accept
@@ -107,14 +203,7 @@ def store_problem(tracking_uri: str, timeout_s: float = 5.0) -> str | None:
                 return None if resp.status == 200 else f"/health answered {resp.status}"
         if scheme == "sqlite":
             db = Path(uri[len("sqlite:///"):])
-            folder = db.parent
-            while not folder.exists() and folder != folder.parent:
-                folder = folder.parent
-            if db.exists() and not os.access(db, os.W_OK):
-                return f"{db} is read-only"
-            if not os.access(folder, os.W_OK):
-                return f"{folder} is not writable"
-            return None
+            return _probe_folder(db.parent, db)
         if scheme in ("postgresql", "mysql", "mssql"):
             import sqlalchemy
 
@@ -123,8 +212,7 @@ def store_problem(tracking_uri: str, timeout_s: float = 5.0) -> str | None:
             with engine.connect():
                 return None
     except Exception as exc:  # noqa: BLE001 - any failure is the answer
-        reason = getattr(exc, "reason", None) or exc
-        return f"{type(exc).__name__}: {str(reason).splitlines()[0][:200]}"
+        return failure_cause(exc, uri)
     return None
 
 
@@ -138,7 +226,8 @@ def open_tracker(tracking_uri: str, experiment_name: str, optional: bool = False
     # bound each HTTP attempt during the sweep: a server that dies later costs seconds, never minutes
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-    problem = store_problem(tracking_uri)
+    with quiet_mlflow():
+        problem = store_problem(tracking_uri)
     if problem is None:
         return Tracker(tracking_uri, experiment_name)
     if not optional:
@@ -147,7 +236,9 @@ def open_tracker(tracking_uri: str, experiment_name: str, optional: bool = False
                               "(--tracking-uri), or run with --tracking-optional and `unlearn-sweep sync` later")
     log(f"MLflow store {tracking_uri} cannot be written ({problem}): tracking is off for this run; results go to "
         "points.jsonl, `unlearn-sweep sync SWEEP_DIR` writes them to MLflow later")
-    return Tracker(tracking_uri, experiment_name, enabled=False)
+    tracker = Tracker(tracking_uri, experiment_name, enabled=False)
+    tracker.off_reason = f"{tracking_uri}: {problem}"
+    return tracker
 
 
 class Tracker:
@@ -163,6 +254,8 @@ class Tracker:
         self.retry_interval_s = retry_interval_s
         self.queue: collections.deque[_Op] = collections.deque(maxlen=max_queue)
         self.dropped = 0
+        self.failures: collections.Counter[str] = collections.Counter()  # failed attempts per cause
+        self.off_reason: str | None = None  # why tracking is off (`open_tracker`), when it is
         self.experiment_id: str | None = None
         self._client = None
         self._next_retry = 0.0
@@ -172,7 +265,8 @@ class Tracker:
         if self.queue:
             log.warning("Tracker pickled with %d pending MLflow operation(s); they stay in this process", len(self.queue))
         state = dict(self.__dict__)
-        state.update(_client=None, queue=collections.deque(maxlen=self.queue.maxlen), dropped=0)
+        state.update(_client=None, queue=collections.deque(maxlen=self.queue.maxlen), dropped=0,
+                     failures=collections.Counter())
         return state
 
     # ---- plumbing ---------------------------------------------------------------------------------
@@ -204,13 +298,22 @@ class Tracker:
             self._drain(force=False)
             return not self.queue
         try:
-            fn()
+            with quiet_mlflow():
+                fn()
             return True
         except Exception as exc:  # noqa: BLE001 - tracking must never raise into training
-            log.warning("MLflow %s failed (%s: %s); queued for retry", describe, type(exc).__name__, exc)
+            self._failed(describe, exc)
             self._enqueue(op)
             self._next_retry = time.monotonic() + self.retry_interval_s
             return False
+
+    def _failed(self, describe: str, exc: BaseException) -> None:
+        """Count a failed attempt by its cause; the first of each cause is one warning line."""
+        cause = failure_cause(exc, self.tracking_uri)
+        self.failures[cause] += 1
+        if self.failures[cause] == 1:
+            log.warning("MLflow store %s: %s failed: %s; queued for retry (further failures with this cause are "
+                        "counted, see the end of the sweep)", self.tracking_uri, describe, cause)
 
     def _enqueue(self, op: _Op) -> None:
         if len(self.queue) == self.queue.maxlen:
@@ -223,10 +326,10 @@ class Tracker:
         while self.queue:
             op = self.queue[0]
             try:
-                op.fn()
+                with quiet_mlflow():
+                    op.fn()
             except Exception as exc:  # noqa: BLE001
-                log.warning("MLflow retry of %s failed (%s: %s); %d operation(s) pending", op.describe,
-                            type(exc).__name__, exc, len(self.queue))
+                self._failed(f"retry of {op.describe}", exc)
                 self._next_retry = time.monotonic() + self.retry_interval_s
                 return
             self.queue.popleft()
@@ -240,6 +343,22 @@ class Tracker:
     def pending(self) -> list[str]:
         """Descriptions of the queued operations, oldest first."""
         return [op.describe for op in self.queue]
+
+    def behind(self, sweep_dir: str | Path) -> list[str]:
+        """The end-of-sweep lines when MLflow is behind points.jsonl (tracking off, operations pending or dropped):
+        one per failure cause with its count, then the `unlearn-sweep sync` command; [] when MLflow is complete."""
+        command = f"unlearn-sweep sync {Path(sweep_dir)}"
+        if not self.enabled:
+            why = f" ({self.off_reason})" if self.off_reason else ""
+            return [f"MLflow is behind: tracking was off for this run{why}; every result is in points.jsonl: run "
+                    f"`{command}` once the store can be written"]
+        if not self.queue and not self.dropped:
+            return []
+        lines = [f"MLflow: {n} failed attempt(s): {cause}" for cause, n in self.failures.most_common()]
+        lost = f", {self.dropped} dropped from the full queue" if self.dropped else ""
+        lines.append(f"MLflow is behind: {len(self.queue)} operation(s) pending{lost} ({self.tracking_uri}); every "
+                     f"result is in points.jsonl: run `{command}` once the store can be written")
+        return lines
 
     # ---- experiment and runs ----------------------------------------------------------------------
 

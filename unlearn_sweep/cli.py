@@ -5,7 +5,8 @@
     unlearn-sweep <command> --help           # every command has examples
 
 User mistakes (`unlearning.errors.UserError`) are printed as one line and exit with status 2, never as a
-traceback.
+traceback. A sweep that ran but did its job badly ends with one line and status 3 (no trial finished) or 4 (its
+searches ended unfinished before the budget), `sweeps.outcome`; Ctrl-C / SIGTERM exit 130 / 143.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ def main() -> None:
     """Entry point that turns user errors into one clear line (exit 2) and Ctrl-C / SIGTERM into one line
     (exit 130 / 143) after the command's own cleanup."""
     from sweeps.interrupts import Interrupted, raise_on_sigterm
+    from sweeps.outcome import SweepUnfinished
 
     raise_on_sigterm()
     try:
@@ -60,6 +62,9 @@ def main() -> None:
     except UserError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         sys.exit(2)
+    except SweepUnfinished as exc:  # the sweep ran to its end; the line says why it did not do its job
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        sys.exit(exc.exit_code)
     except (Interrupted, KeyboardInterrupt) as exc:
         if not isinstance(exc, Interrupted):
             exc = Interrupted("SIGINT")

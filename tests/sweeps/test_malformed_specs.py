@@ -69,8 +69,8 @@ def guarded(monkeypatch):
 
     real = sweeps.preflight.preflight
 
-    def preflight_then_stop(spec, address=None):
-        real(spec, address)
+    def preflight_then_stop(spec, address=None, **kw):
+        real(spec, address, **kw)
         raise ValidationPassed(spec.name)
 
     monkeypatch.setattr(sweeps.preflight, "preflight", preflight_then_stop)

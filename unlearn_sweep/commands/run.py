@@ -61,7 +61,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run a sweep: Ray Tune + Optuna over the unlearning trainable, MLflow tracking, the Pareto table at the end.
 
-        Ctrl-C / SIGTERM stop it with its state saved; `unlearn-sweep resume` continues it."""
+        Ctrl-C / SIGTERM stop it with its state saved; `unlearn-sweep resume` continues it. Exit status: 0 done,
+        2 a mistake in the spec or options, 3 no trial finished, 4 searches unfinished before the budget,
+        130 / 143 stopped by SIGINT / SIGTERM."""
         from sweeps.service import run_sweep
 
         loaded = _load(spec, smoke_test, tracking_uri, storage_path, name)
