@@ -109,6 +109,7 @@ _TEXT_CAUSES = (("disk is full", errno.ENOSPC), ("no space left", errno.ENOSPC),
                 ("permission denied", errno.EACCES), ("no route to host", errno.EHOSTUNREACH),
                 ("timed out", errno.ETIMEDOUT))
 _QUIET_LOGGERS = ("mlflow", "alembic", "sqlalchemy", "urllib3", "requests")
+_QUIET_MODULES = ("mlflow.store.db.utils", "mlflow.store.tracking.sqlalchemy_store", "mlflow.utils.rest_utils")
 
 
 def _sqlite_db(uri: str) -> Path | None:
@@ -158,7 +159,14 @@ def failure_cause(exc: BaseException, tracking_uri: str | None = None) -> str:
 def quiet_mlflow():
     """MLflow's (and its HTTP and database libraries') log records and Python warnings off the console while an
     operation runs: the Tracker reports failures itself, one line per cause."""
-    loggers = [logging.getLogger(name) for name in _QUIET_LOGGERS]
+    import importlib
+
+    for module in _QUIET_MODULES:  # their loggers exist before the first operation, so they are found below
+        with contextlib.suppress(Exception):
+            importlib.import_module(module)
+    names = [n for n in list(logging.root.manager.loggerDict)
+             if n in _QUIET_LOGGERS or n.startswith(tuple(f"{q}." for q in _QUIET_LOGGERS))]
+    loggers = [logging.getLogger(n) for n in {*names, *_QUIET_LOGGERS}]  # children too: `disabled` is per logger
     before = [lg.disabled for lg in loggers]
     for lg in loggers:
         lg.disabled = True

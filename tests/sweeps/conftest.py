@@ -58,3 +58,42 @@ def ray_local():
 
     yield
     ray.shutdown()
+
+
+def fill_up(folder: Path) -> None:
+    """Write zeros to `folder`/fill until its file system is full (ENOSPC)."""
+    fd = os.open(folder / "fill", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    try:
+        while True:
+            os.write(fd, b"\0" * 4096)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """`tmpfs(name, size="256k", read_only=False, full=False)`: a real tmpfs mounted under tmp_path (read-only, or
+    filled to the last byte: a full disk; `tmpfs.fill_up(folder)` fills one later); unmounted after the test. Skips where mounting is not allowed (not root)."""
+    import subprocess
+
+    mounted: list[Path] = []
+
+    def mount(name: str, size: str = "256k", read_only: bool = False, full: bool = False) -> Path:
+        path = tmp_path / name
+        path.mkdir()
+        opts = f"size={size},mode=0777"
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(path)], capture_output=True).returncode:
+            pytest.skip("mounting a tmpfs needs root")
+        mounted.append(path)
+        if full:
+            fill_up(path)
+        if read_only:
+            subprocess.run(["mount", "-o", "remount,ro", str(path)], check=True)
+        return path
+
+    mount.fill_up = fill_up
+    yield mount
+    for path in reversed(mounted):
+        subprocess.run(["umount", "-l", str(path)], check=False)

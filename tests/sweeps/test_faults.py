@@ -1,6 +1,8 @@
 """Fault injection on the real sweep driver (CLI in a subprocess, real Ray on 127.0.0.1, MLflow on SQLite, the
 prepared zoo): Ctrl-C of the whole process group, SIGTERM of the driver, a second driver on the same folder, a
-corrupt line in the results file. Each asserts that nothing is lost or duplicated and no process is left.
+corrupt line in the results file. Each asserts that nothing is lost or duplicated and no process is left. And a
+sweep whose every trial fails (NaN) with its MLflow store on a full disk (a filled tmpfs; needs root to mount):
+exit status 3, one line, the cause and the sync command, no traceback.
 
     pytest tests/sweeps/test_faults.py -s
 
@@ -142,3 +144,27 @@ def test_a_corrupt_results_line_is_skipped_and_counted(finished_sweep):
     assert after.skipped_lines == before.skipped_lines + 1
     assert {p.key for p in after.points} == {p.key for p in before.points}
     assert {k: t.status for k, t in after.trials.items()} == {k: t.status for k, t in before.trials.items()}
+
+
+def test_every_trial_failing_on_a_full_tracking_disk_exits_3_with_one_line_and_the_sync_command(
+        prepared_zoo, tmp_path, tmpfs):
+    """A learning rate of 1e30 makes every trial's loss NaN, and the MLflow store is on a full disk, run with
+    --tracking-optional: the sweep runs without tracking, names the cause (ENOSPC), prints the sync command, shows
+    no traceback, and exits 3 with one line saying that no trial finished (it exited 0 before)."""
+    full = tmpfs("full-disk", full=True)
+    raw = small_spec(tmp_path / "sweeps", "all-nan", budget={"num_trials": 1, "max_failures": 0},
+                     search_space={"alpha": {"low": 0.5, "high": 5.0, "log": True}},
+                     tracking={"uri": f"sqlite:///{full / 'mlflow.db'}"})
+    raw["fixed"] = {**raw["fixed"], "lr": 1.0e30, "epochs": 1}
+    path = write_spec(tmp_path, raw)
+    sweep_dir = tmp_path / "sweeps" / "all-nan"
+    proc = _cli("run", str(path), "--tracking-optional")
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode == 3, out
+    assert "Traceback" not in out, out
+    assert "disk full (ENOSPC)" in out, out
+    assert f"run `unlearn-sweep sync {sweep_dir}` once the store can be written" in " ".join(out.split()), out
+    lines = [line for line in out.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1 and lines[0].startswith("error: no trial of sweep all-nan finished: all 1 failed"), out
+    assert "nan" in lines[0].lower()
+    assert not (full / "mlflow.db").exists()

@@ -1,5 +1,7 @@
 """MLflow tracking on a real SQLite store: idempotent parent/child runs, flattened params logged once,
-per-epoch metrics, artifacts, failure status with its reason, and an unreachable server that never raises.
+per-epoch metrics, artifacts, failure status with its reason, and an unreachable server that never raises; stores
+that cannot be written (a read-only tmpfs, a full one, a refused connection) named by their real cause, one warning
+line per cause and no MLflow traceback (the tmpfs cases need root to mount; they skip otherwise).
 
     .venv/bin/python -m pytest tests/sweeps/test_tracking.py -q
 """
@@ -7,8 +9,10 @@ per-epoch metrics, artifacts, failure status with its reason, and an unreachable
 from __future__ import annotations
 
 import json
+import logging
 import os
 import pickle
+import re
 import time
 
 import pytest
@@ -171,3 +175,60 @@ def test_a_point_reported_again_after_a_resume_is_logged_once(sqlite_uri):
     history = tr.client.get_metric_history(child.run_id, "forget_quality")
     assert sorted((m.step, m.value) for m in history) == [(0, 1e-12), (4, 1e-6), (8, 1e-3)]
     assert sorted(m.step for m in tr.client.get_metric_history(child.run_id, "forget_quality_log10")) == [0, 4, 8]
+
+
+# --------------------------------------------------------------------------------------------------
+# stores that cannot be written: the real cause, one line per cause, no MLflow traceback
+
+
+@pytest.mark.parametrize("kind", ["read-only", "full-disk"])
+def test_an_unwritable_sqlite_store_names_its_real_cause(tmpfs, kind):
+    from sweeps.tracking import open_tracker, store_problem
+
+    folder = tmpfs(kind, read_only=kind == "read-only", full=kind == "full-disk")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    cause = "read-only file system (EROFS)" if kind == "read-only" else "disk full (ENOSPC)"
+    assert store_problem(uri) == f"{folder}: {cause}"   # os.access alone says "writable" on a full disk
+    with pytest.raises(ConfigError, match=r"field 'tracking.uri'.*" + re.escape(cause)):
+        open_tracker(uri, "x")
+    said = []
+    tr = open_tracker(uri, "x", optional=True, log=said.append)
+    assert not tr.enabled and cause in said[0]
+    [line] = tr.behind("/sweeps/s")
+    assert cause in line and line.endswith("run `unlearn-sweep sync /sweeps/s` once the store can be written")
+
+
+def test_a_store_that_fills_up_mid_sweep_warns_once_per_cause_and_counts(tmpfs, mlflow_db_template, capfd, caplog):
+    import shutil
+
+    folder = tmpfs("store", size="1m")
+    shutil.copy(mlflow_db_template, folder / "mlflow.db")
+    tr = Tracker(f"sqlite:///{folder / 'mlflow.db'}", "x", retry_interval_s=0)
+    parent = tr.parent_run("s")
+    assert parent.run_id is not None and tr.behind("/sweeps/s") == []
+    tmpfs.fill_up(folder)   # the disk fills up while the sweep runs
+    caplog.clear()
+    for step in range(5):
+        tr.log_metrics(parent, {"forget_quality": 0.1, "note": "x" * 2000}, step=step)
+        tr.log_text(parent, "y" * 100_000, f"big{step}.txt")
+    assert not tr.flush()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == len(tr.failures) >= 1, warnings   # one line per cause, however many failures
+    assert any("disk full (ENOSPC)" in w for w in warnings), warnings
+    assert sum(tr.failures.values()) > len(tr.failures)
+    out, err = capfd.readouterr()
+    assert "Traceback" not in out + err and "sqlalchemy" not in (out + err).lower()
+    lines = tr.behind("/sweeps/s")
+    assert any(line.startswith("MLflow: ") and "disk full (ENOSPC)" in line for line in lines), lines
+    assert lines[-1].startswith(f"MLflow is behind: {len(tr.pending)} operation(s) pending")
+    assert "`unlearn-sweep sync /sweeps/s`" in lines[-1]
+
+
+def test_connection_refused_is_named():
+    from sweeps.tracking import store_problem
+
+    tr = Tracker("http://127.0.0.1:9", "x", retry_interval_s=3600)
+    tr.parent_run("s")
+    assert store_problem("http://127.0.0.1:9") == "connection refused (ECONNREFUSED)"
+    assert list(tr.failures) == ["connection refused (ECONNREFUSED)"]
+    assert "unlearn-sweep sync" in tr.behind("/sweeps/s")[-1]
