@@ -10,8 +10,12 @@ out on tensors) are evaluated on the same random float32 inputs (4 rows x 14 tok
 padding; logits = a shared table + a per-part table, so forget and retain gradients overlap). Printed per
 case: max relative loss difference |L - L_ref| / |L_ref| and max relative gradient difference
 max|g - g_ref| / max|g_ref| over the seeds, and, for option cases, the same numbers against the *other*
-form's reference ("vs other form": what the check must be able to tell apart). PDU runs 3 micro-batches
-with its dual variable carried over, GRU 3 steps with its retain-gradient EMA carried over, SIBL 3 outer
+form's reference ("vs other form": what the check must be able to tell apart). PDU runs the training loop's
+order of calls (micro-batches in optimizer steps of grad_accum 1 or 2, the loop's end_epoch hook against the
+reference's DualOptimizationCallback) over 1-6 epochs: step dual without warm-up, after a 1-epoch warm-up, the
+per-epoch dual, and PDU.yaml's defaults (5 warm-up epochs); its loss column also holds the dual variable's
+difference. GRU runs 3 optimizer steps at grad_accum 1 and 4 (the accumulated gradient projected, as the
+reference's GradAscent branch) with its retain-gradient EMA carried over, SIBL 3 outer
 iterations on a tiny real Llama (inner retain steps, CG-corrected outer direction, dual variable; see
 fidelity_cases.run_sibl for why its CG cases sum the reference's NLL as sum(CE*mask)/n), T3 3 head-training
 steps on a frozen tiny Llama, LUNAR its refusal direction and 3 regression steps of the chosen down_proj. The last line
