@@ -313,3 +313,15 @@ def test_preflight_local_tofu_source_needs_the_forget_split(tmp_path):
                  data={"source": str(data), "forget_split": "forget10"})
     with pytest.raises(ConfigError, match=r"field 'data.source'.*forget10"):
         preflight(spec)
+
+
+def test_preflight_a_read_only_tracking_folder_is_named_and_left_to_tracking_optional(tmp_path, tmpfs):
+    from sweeps.preflight import preflight
+    from unlearning.errors import ConfigError
+
+    ro = tmpfs("ro", read_only=True)
+    spec = _spec(tmp_path, tracking={"uri": f"sqlite:///{ro / 'mlflow.db'}"})
+    with pytest.raises(ConfigError, match=r"field 'tracking.uri'.*read-only file system \(EROFS\)"):
+        preflight(spec)
+    preflight(spec, tracking_optional=True)  # open_tracker turns tracking off with the same cause
+    assert not (tmp_path / "runs").exists()
