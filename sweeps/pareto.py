@@ -26,6 +26,8 @@ logged and exclude the point; then negated when the mode is max).
   pick the same knee whatever order their points arrived in. A single objective's knee is its best point.
   With `requirements` (the spec's `select.require`, e.g. forget_quality >= 0.05), the knee is that of the
   front points meeting them all (normalised among themselves); when none does, of the whole front.
+  With `first` (the spec's `select.first`, MUSE's checkpoint rule), only each trial's first evaluation point
+  (lowest epoch) that meets those conditions is in the knee's pool (and must meet `requirements` too).
 """
 
 from __future__ import annotations
@@ -150,17 +152,22 @@ def knee_index(vectors: Sequence[Sequence[float]]) -> int | None:
 
 def pareto_front(points: Sequence[Point], objectives: Sequence[Any], constraints: Sequence[Any] = (),
                  references: Mapping[str, Mapping[str, float | None]] | None = None,
-                 include_epoch0: bool = False, requirements: Sequence[Any] = ()) -> ParetoResult:
+                 include_epoch0: bool = False, requirements: Sequence[Any] = (),
+                 first: Sequence[Any] = ()) -> ParetoResult:
     """Feasible non-dominated points, hypervolume and knee (see the module docstring).
 
     ``references``: role ("target" / "retain") -> metrics, for constraints relative to a reference model.
     A constraint whose reference is unknown is not applied and is listed in ``unchecked_constraints``.
-    ``requirements`` (the spec's `select.require`) choose the pool of the knee, not the front.
+    ``requirements`` (the spec's `select.require`) choose the pool of the knee, not the front; ``first`` (the
+    spec's `select.first`) keeps in that pool only each trial's first point meeting its conditions.
     Epoch-0 points (before unlearning) are excluded unless ``include_epoch0``."""
     refs = references or {}
     res = ParetoResult(front=[], objectives=list(objectives), requirements=[str(r) for r in requirements])
+    if first:
+        res.requirements.append("first point of its trial with " + " and ".join(str(c) for c in first))
     active = _with_references(constraints, refs, res.unchecked_constraints)
     required = _with_references(requirements, refs, res.unchecked_constraints)
+    firsts = first_points(points, first, refs, res.unchecked_constraints, include_epoch0) if first else None
     feasible, vectors = [], []
     for p in points:
         if p.epoch == 0 and not include_epoch0:
@@ -187,12 +194,28 @@ def pareto_front(points: Sequence[Point], objectives: Sequence[Any], constraints
     # so the knee's tie-break (nearer the ideal, then the earlier in this order) is the same in every run
     order = sorted(idx, key=lambda i: (vectors[i], feasible[i].label))
     res.front = [feasible[i] for i in order]
-    res.meets = [_first_broken(p, required) is None for p in res.front]
+    res.meets = [_first_broken(p, required) is None and (firsts is None or p.key in firsts) for p in res.front]
     # the knee of the front points that meet select.require (of the whole front when none does)
     pool = [j for j, ok in enumerate(res.meets) if ok] or list(range(len(order)))
     k = knee_index([vectors[order[j]] for j in pool])
     res.knee = res.front[pool[k]] if k is not None else None
     return res
+
+
+def first_points(points: Sequence[Point], conditions: Sequence[Any],
+                 refs: Mapping[str, Mapping[str, float | None]] | None = None, unchecked: list[str] | None = None,
+                 include_epoch0: bool = False) -> set[tuple[str, int | float]]:
+    """MUSE's checkpoint rule: the keys (trial, epoch) of each trial's first point (lowest epoch; epoch 0 only with
+    ``include_epoch0``) that meets every condition (e.g. forget_knowmem_ROUGE <= 1.0 * retain). A condition whose
+    reference is unknown is noted in ``unchecked`` and not applied."""
+    active = _with_references(conditions, refs or {}, unchecked if unchecked is not None else [])
+    best: dict[str, Point] = {}
+    for p in points:
+        if (p.epoch == 0 and not include_epoch0) or _first_broken(p, active) is not None:
+            continue
+        if p.trial_id not in best or p.epoch < best[p.trial_id].epoch:
+            best[p.trial_id] = p
+    return {p.key for p in best.values()}
 
 
 def _with_references(conditions: Sequence[Any], refs: Mapping[str, Mapping[str, float | None]],
@@ -222,7 +245,7 @@ def _first_broken(point: Point, conditions: Sequence[tuple[Any, float | None]]) 
 
 
 def fronts_by_model(results, objectives: Sequence[Any], constraints: Sequence[Any] = (),
-                    requirements: Sequence[Any] = ()) -> dict[str, ParetoResult]:
+                    requirements: Sequence[Any] = (), first: Sequence[Any] = ()) -> dict[str, ParetoResult]:
     """One Pareto selection per model of a sweep's `Results` (variants of a model share the front);
     reference values come from `Results.reference` (the target's epoch-0 evaluation by default)."""
     models = list(dict.fromkeys(p.model for p in results.points))
@@ -230,10 +253,11 @@ def fronts_by_model(results, objectives: Sequence[Any], constraints: Sequence[An
     for model in models:
         pts = [p for p in results.points if p.model == model]
         refs = {role: results.reference(model, role) for role in ("target", "retain")}
-        out[model] = pareto_front(pts, objectives, constraints, refs, requirements=requirements)
+        out[model] = pareto_front(pts, objectives, constraints, refs, requirements=requirements, first=first)
     return out
 
 
 def sweep_fronts(spec: Any, results) -> dict[str, ParetoResult]:
-    """The fronts of a sweep as its spec defines them (objectives, constraints, select.require)."""
-    return fronts_by_model(results, spec.objectives, spec.constraints, spec.select.require)
+    """The fronts of a sweep as its spec defines them (objectives, constraints, select.require, select.first)."""
+    return fronts_by_model(results, spec.objectives, spec.constraints, spec.select.require,
+                           getattr(spec.select, "first", ()))

@@ -318,6 +318,8 @@ class SweepSpec(BaseModel):
         data["method"] = {"name": self.method.name, "baldro": self.method.variants}
         data["constraints"] = [str(c) for c in self.constraints]
         data["select"] = {"require": [str(c) for c in self.select.require]}
+        if self.select.first:
+            data["select"]["first"] = [str(c) for c in self.select.first]
         return data
 
     def to_yaml(self) -> str:

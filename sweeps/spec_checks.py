@@ -102,7 +102,8 @@ def check_objectives(spec: Any) -> None:
         if obj.name in seen:
             raise ConfigError("spec", field=f"objectives.{i}.name", value=obj.name, fix="this objective is listed twice")
         seen.add(obj.name)
-    for where, conditions in (("constraints", spec.constraints), ("select.require", spec.select.require)):
+    for where, conditions in (("constraints", spec.constraints), ("select.require", spec.select.require),
+                              ("select.first", spec.select.first)):
         for i, con in enumerate(conditions):
             if con.metric not in allowed:
                 raise ConfigError("spec", field=f"{where}.{i}.metric", value=con.metric,

@@ -65,7 +65,8 @@ def check_selected_metrics(spec: Any, config_cls: Any, settings: Mapping[str, An
     except UserError as exc:
         raise ConfigError("spec", field=f"eval.settings.{exc.field}", value=exc.value, fix=exc.fix) from None
     chosen = cfg.selected()
-    needed = [o.name for o in spec.objectives or []] + [c.metric for c in (*spec.constraints, *spec.select.require)]
+    needed = [o.name for o in spec.objectives or []] + [c.metric for c in (*spec.constraints, *spec.select.require,
+                                                                            *spec.select.first)]
     for name in (n for n in needed if n not in skip):
         source = eval_metric_for(name, benchmark)
         if source not in chosen:
@@ -266,9 +267,17 @@ class Selection(_Section):
     p-value above 0.05 as "indistinguishable from the retain model"). The knee is chosen among the front's
     points that meet every condition; when none does, among the whole front, and the table says so. Unlike
     `constraints`, they do not steer the search or exclude points from the front: a point that forgets less
-    can still be the best trade-off on display, it just is not the one recommended."""
+    can still be the best trade-off on display, it just is not the one recommended.
+
+    first: MUSE's checkpoint-selection rule, conditions in the same grammar (e.g. "forget_knowmem_ROUGE <= 1.0 *
+    retain", or the retain model's value written as a number): of each trial only its FIRST evaluation point
+    (lowest epoch after unlearning started) that meets them all is a candidate for the knee. MUSE's own
+    `knowmem/get_best_forget_quality.py` (jaechan-repo/muse_bench @ 54719c5, README.md "select a single
+    checkpoint") keeps, per unlearning run, the first checkpoint whose forget knowmem is <= the retrained model's;
+    `first` does the same per trial, then the knee is chosen among those checkpoints that also meet `require`."""
 
     require: list[Constraint] = Field(default_factory=list)
+    first: list[Constraint] = Field(default_factory=list)
 
 
 _TRACKING_SCHEMES = ("sqlite", "http", "https", "postgresql", "mysql", "mssql", "databricks")
