@@ -49,7 +49,11 @@ ROBUST_METRICS: tuple[str, ...] = ROBUST_WORST_METRICS + ROBUST_RELEARN_METRICS
 LKF_METRICS: tuple[str, ...] = (
     "forget_Q_A_Prob", "forget_Q_A_ROUGE", "forget_leak_rate", "forget_Q_A_gibberish", "retain_Q_A_Prob",
     "retain_Q_A_ROUGE", *(m for m in ROBUST_METRICS if m != "forget_quality_relearn"),
+    "forget_J_P", "forget_J_ICR", "forget_J_W", "retain_J_avg",
 )
+# JensUn's judged scores (`lkf_jensun.py`; nmndeep/JensUn-Unlearning src/evals/worst_eval.py): opt-in, they
+# generate again with JensUn's plain few-shot prompt (twice with ICR) and ask the judge about every answer
+LKF_JUDGE_METRICS: tuple[str, ...] = ("forget_J_P", "forget_J_ICR", "forget_J_W", "retain_J_avg")
 MUSE_STOPWORDS = ("\n\n", "\nQuestion", "Question:")
 # short names of evaluator entries -> (the metric `metrics:` must select, the entry the evaluator reports); the
 # gibberish metric reports the share of flagged forget generations as an extra entry beside its mean score
@@ -209,8 +213,21 @@ MAX_RELEARN_STEPS = 1000
 MAX_RELEARN_ROWS = 100_000
 
 
+# JensUn's relearning recipe: its `GradLearn` trainer (src/trainer/unlearn/grad_learn.py: plain NLL on the "retain"
+# side of the forget-anchored ForgetRetainDataset, src/data/unlearn.py) with configs/trainer/GradLearn.yaml ->
+# finetune.yaml's arguments: lr 1e-5, per-device batch 8, gradient accumulation 4, 10 epochs, weight decay 0.0,
+# HF Trainer's default linear decay without warm-up (nmndeep/JensUn-Unlearning @ 9d0cfd5)
+JENSUN_RELEARN = {"lr": 1e-5, "batch_size": 8, "grad_accum": 4, "epochs": 10, "weight_decay": 0.0, "rows": None}
+
+
 class RelearnConfig(BaseModel):
-    """Relearning attack (JensUn): plain NLL fine-tuning of a COPY for `steps` optimizer steps on `rows` QA rows.
+    """Relearning attack: plain NLL fine-tuning of a COPY of the model, then the forget facts are asked again.
+
+    recipe "steps" (the default, a cheap attack for sweeps; not JensUn's): `steps` AdamW steps of `batch_size`
+    rows drawn from `rows` QA rows, constant lr. recipe "jensun": JensUn's `GradLearn` (see JENSUN_RELEARN, filled
+    in for every field not given): `epochs` epochs over a forget-anchored sampler (an epoch has as many items as
+    the forget set, each a uniformly drawn relearning row), micro-batches of `batch_size`, one AdamW step per
+    `grad_accum` micro-batches (and at an epoch's end), lr decaying linearly to 0; rows null = the whole set.
 
     source: which rows are relearned: "forget" (a seeded sample of `rows` forget facts; the attack is measured
     on the others, Hu et al.'s relearning of a forget subset), "retain" (a sample of the retain split: benign
@@ -220,15 +237,25 @@ class RelearnConfig(BaseModel):
     point: `steps` forward/backward passes of `batch_size` rows on a copy, then one forget-set evaluation."""
 
     model_config = _FORBID
+    recipe: Literal["steps", "jensun"] = "steps"
     steps: int = Field(10, ge=1)
     lr: float = Field(1e-4, gt=0, le=1.0)
     batch_size: int = Field(4, ge=1, le=1024)
-    rows: int = Field(20, ge=1)
+    grad_accum: int = Field(1, ge=1, le=1024)  # recipe jensun only
+    epochs: int = Field(10, ge=1, le=100)  # recipe jensun only
+    rows: int | None = Field(20, ge=1)
     source: Literal["forget", "retain", "relearn"] | None = None
     every: int | None = Field(None, ge=1)
     weight_decay: float = Field(0.0, ge=0)
     max_length: int = Field(512, ge=8, le=MAX_LENGTH)
     seed: int = 0
+
+    @model_validator(mode="before")
+    @classmethod
+    def _recipe_defaults(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and data.get("recipe") == "jensun":
+            return {**JENSUN_RELEARN, **data}
+        return data
 
     @field_validator("steps")
     @classmethod
@@ -240,8 +267,8 @@ class RelearnConfig(BaseModel):
 
     @field_validator("rows")
     @classmethod
-    def _rows(cls, v: int) -> int:
-        if v > MAX_RELEARN_ROWS:
+    def _rows(cls, v: int | None) -> int | None:
+        if v is not None and v > MAX_RELEARN_ROWS:
             raise ValueError(f"give at most {MAX_RELEARN_ROWS}: a relearning subset is small (tens of facts)")
         return v
 
@@ -261,15 +288,53 @@ class RobustnessConfig(BaseModel):
 EvalConfig.model_rebuild()  # its `robustness` field names RobustnessConfig, defined after it
 
 
+class JudgeConfig(BaseModel):
+    """Who says whether an LKF answer holds the fact (JensUn: a Gemini LLM judge, not reproducible offline).
+
+    kind "rouge" (the offline stand-in): Yes when the answer's ROUGE-L recall against the ground truth reaches
+    `threshold`. kind "model": a local causal LM (`model`: hub id or folder) is asked, per answer, whether the
+    response holds every element of the ground truth relevant to the question (the rule of JensUn's
+    src/evals/judge_prompt.txt; `prompt_file` gives that file, or any instruction text, verbatim) and its greedy
+    reply starting with "yes" is a Yes. kind "callable": `callable: "module:function"`, called as
+    function(questions, ground_truths, responses) -> a list of booleans (or "yes"/"no" strings), one per answer."""
+
+    model_config = _FORBID
+    kind: Literal["rouge", "model", "callable"] = "rouge"
+    threshold: float = Field(0.5, gt=0, le=1)
+    model: str | None = None
+    callable: str | None = None
+    prompt_file: str | None = None
+    max_new_tokens: int = Field(3, ge=1, le=64)
+    batch_size: int = Field(16, ge=1)
+
+    @model_validator(mode="after")
+    def _needs(self) -> "JudgeConfig":
+        if self.kind == "model" and not self.model:
+            raise ValueError("judge kind 'model' needs `model`: a hub id or a local folder of a causal LM")
+        if self.kind == "callable" and (not self.callable or ":" not in self.callable):
+            raise ValueError("judge kind 'callable' needs `callable: module:function`")
+        return self
+
+
 class LkfEvalConfig(BatchingConfig):
     """LKF evaluation (`lkf_eval.py`): forget facts of `forget_eval_para` (16 question variants each), retain facts
     of `retain_eval_para` (the first `retain_limit` rows, each with its variants; JensUn uses 400), greedy answers
-    of at most `max_new_tokens` (JensUn: 50)."""
+    of at most `max_new_tokens` (JensUn: 50).
 
-    metrics: list[str] | None = None  # None = every LKF metric but the relearning attack's (opt-in: it costs)
+    prompt: "template" asks through the model's own prompt template (chat template for instruct models);
+    "jensun" uses JensUn's plain few-shot prompt (src/evals/utils.py TEMP_P + "QUESTION:{q}, \\n ANSWER:", no
+    chat template, the answer is the text after the last "ANSWER:"). The judged scores (LKF_JUDGE_METRICS: J_P,
+    J_ICR with `icr_examples` random retain_standard pairs in the prompt, J_W over both, retain J_avg) always use
+    JensUn's prompt and the `judge`."""
+
+    metrics: list[str] | None = None  # None = every LKF metric but the relearning attack's and the judged ones
     max_new_tokens: int = Field(50, ge=1)
     max_length: int = Field(512, ge=8, le=MAX_LENGTH)
     retain_limit: int | None = Field(400, ge=1)
+    prompt: Literal["template", "jensun"] = "template"
+    icr_examples: int = Field(3, ge=1, le=32)
+    seed: int = 42  # JensUn's seed_everything(42): the ICR examples' draw
+    judge: JudgeConfig = Field(default_factory=JudgeConfig)
     gibberish: GibberishConfig = Field(default_factory=GibberishConfig)
     robustness: RobustnessConfig = Field(default_factory=RobustnessConfig)
 
@@ -286,7 +351,7 @@ class LkfEvalConfig(BatchingConfig):
     def selected(self) -> tuple[str, ...]:
         if self.metrics is not None:
             return tuple(self.metrics)
-        return tuple(m for m in LKF_METRICS if not m.endswith("_relearn"))
+        return tuple(m for m in LKF_METRICS if not m.endswith("_relearn") and m not in LKF_JUDGE_METRICS)
 
 C = TypeVar("C", bound=BaseModel)
 

@@ -18,8 +18,10 @@ offline stand-in is recall >= `robustness.leak_threshold`):
 * the relearning attack (`*_relearn`, opt-in): a copy fine-tuned on `rows` rows of `relearn_standard` (LKF's
   disjoint set; `source: forget | retain` also work), then the forget facts again.
 
-LKF has no retain model, so there is no forget_quality. The prompt is the model's own template (JensUn asks with a
-fixed few-shot plain prompt).
+LKF has no retain model, so there is no forget_quality. `prompt: template` (default) asks through the model's own
+template; `prompt: jensun` asks as JensUn does (its plain few-shot prompt, `lkf_jensun.py`). JensUn's judged
+scores (`forget_J_P`, `forget_J_ICR`, `forget_J_W`, `retain_J_avg`; opt-in) always use JensUn's prompt and the
+configured `judge` (ROUGE-L recall stand-in, a local causal LM, or a `module:function`).
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ import numpy as np
 
 from unlearning.data.lkf import load_lkf, lkf_question_variants
 from unlearning.data.templates import PromptTemplate
-from unlearning.evaluation.config import ROBUST_RELEARN_METRICS, ROBUST_WORST_METRICS, LkfEvalConfig
+from unlearning.evaluation.config import (LKF_JUDGE_METRICS, ROBUST_RELEARN_METRICS, ROBUST_WORST_METRICS,
+                                          LkfEvalConfig)
 from unlearning.evaluation.gibberish import build_detector, gibberish_result
 from unlearning.evaluation.robust_eval import RobustEvaluator, relearn_split
 from unlearning.evaluation.robustness import paraphrase_worst_case
@@ -54,14 +57,22 @@ class LkfEvaluator:
     def __init__(self, tokenizer: Any, template: PromptTemplate, config: LkfEvalConfig | None = None,
                  source: str | Path | None = None, device: str = "cpu",
                  attack_at: Callable[[float], bool] | None = None):
-        self.tokenizer, self.template, self.device = tokenizer, template, device
+        from unlearning.evaluation.lkf_jensun import JENSUN_TEMPLATE, build_judge
+
         self.config = config or LkfEvalConfig()
+        self.train_template = template  # the relearning attack trains in the model's own format
+        if self.config.prompt == "jensun":
+            template = JENSUN_TEMPLATE
+        self.tokenizer, self.template, self.device = tokenizer, template, device
         self.source = source
         chosen = set(self.config.selected())
         self.metrics = chosen
         self.forget = load_lkf(FORGET_SPLIT, source)
         self.retain = load_lkf(RETAIN_SPLIT, source)[: self.config.retain_limit] \
-            if chosen & {"retain_Q_A_Prob", "retain_Q_A_ROUGE"} else []
+            if chosen & {"retain_Q_A_Prob", "retain_Q_A_ROUGE", "retain_J_avg"} else []
+        self.judged = [m for m in LKF_JUDGE_METRICS if m in chosen]
+        self.judge = build_judge(self.config.judge, device) if self.judged else None
+        self.icr_pool = load_lkf(RETAIN_POOL, source) if chosen & {"forget_J_ICR", "forget_J_W"} else []
         self.detector = None
         if "forget_Q_A_gibberish" in chosen:
             texts = [t for r in self.forget + self.retain for t in lkf_question_variants(r) + [r["answer"]]]
@@ -77,13 +88,16 @@ class LkfEvaluator:
             self.robust = RobustEvaluator(tokenizer, template, rob, relearn, self.forget, lkf_question_variants,
                                           rows, measured, max_new_tokens=self.config.max_new_tokens,
                                           max_length=self.config.max_length, batching=self._batching(),
-                                          attack_at=attack_at)
+                                          attack_at=attack_at, train_template=self.train_template)
         self.timings: dict[str, float] = {}
 
     def _batching(self) -> dict[str, int]:
         c = self.config
-        return {"batch_tokens": c.batch_tokens, "max_batch_size": c.max_batch_size,
-                "generation_batch_size": c.generation_batch_size}
+        out: dict[str, Any] = {"batch_tokens": c.batch_tokens, "max_batch_size": c.max_batch_size,
+                               "generation_batch_size": c.generation_batch_size}
+        if c.prompt == "jensun":
+            out["answer_after"] = "ANSWER:"  # JensUn keeps the text after the last "ANSWER:"
+        return out
 
     def _pass(self, model: Any, rows: Sequence[dict], all_variants: bool) -> dict[str, Any]:
         variants = lkf_question_variants if all_variants else (lambda r: [r["question"]])
@@ -126,6 +140,14 @@ class LkfEvaluator:
                 out["retain_Q_A_Prob"] = {"agg_value": _mean(all_p), "answers": len(all_p)}
             if "retain_Q_A_ROUGE" in m:
                 out["retain_Q_A_ROUGE"] = {"agg_value": _mean(all_r), "answers": len(all_r)}
+        if self.judged:
+            from unlearning.data.lkf import lkf_question_variants as variants
+            from unlearning.evaluation.lkf_jensun import jensun_scores
+
+            c = self.config
+            out.update(jensun_scores(model, self.tokenizer, self.forget, self.retain, self.icr_pool, self.judge,
+                                     variants, self.judged, max_new_tokens=c.max_new_tokens,
+                                     icr_examples=c.icr_examples, seed=c.seed, batch_size=c.generation_batch_size))
         t2 = time.perf_counter()
         if self.robust is not None:
             out.update(self.robust.evaluate(model, epoch))

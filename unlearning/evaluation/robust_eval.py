@@ -72,8 +72,9 @@ class RobustEvaluator:
                  measured: Sequence[int], *, truth_ratios: TruthRatios | None = None,
                  reference_truth_ratios: Sequence[float] | None = None, max_new_tokens: int = 200,
                  max_length: int = 512, batching: Mapping[str, int] | None = None,
-                 attack_at: Callable[[float], bool] | None = None):
+                 attack_at: Callable[[float], bool] | None = None, train_template: PromptTemplate | None = None):
         self.tokenizer, self.template, self.config = tokenizer, template, config
+        self.train_template = train_template or template  # the attack's fine-tuning format (default: template)
         self.selected = [m for m in ROBUST_METRICS if m in set(selected)]
         self.facts, self.variants = list(facts), variants
         self.relearn_rows, self.measured = list(relearn_rows), list(measured)
@@ -113,7 +114,8 @@ class RobustEvaluator:
         return out
 
     def _after_relearn(self, model: Any) -> dict[str, Any]:
-        attacked = relearn(model, self.tokenizer, self.template, self.relearn_rows, self.config.relearn)
+        attacked = relearn(model, self.tokenizer, self.train_template, self.relearn_rows, self.config.relearn,
+                           anchor=len(self.facts))
         rows = [self.facts[i] for i in self.measured]
         want = set(self.relearn_metrics)
         worst = bool(want & {"forget_Q_A_ROUGE_worst_relearn", "forget_leak_rate_worst_relearn"})
@@ -156,7 +158,7 @@ def relearn_split(n_facts: int, config: RobustnessConfig, source: str, pool: Seq
     cfg = config.relearn
     rng = random.Random(cfg.seed)
     if source == "forget":
-        if cfg.rows >= n_facts:
+        if cfg.rows is None or cfg.rows >= n_facts:
             raise DataError("relearning attack", field="robustness.relearn.rows", value=cfg.rows,
                             fix=f"relearning {cfg.rows} of the {n_facts} forget facts leaves none to measure: give "
                                 f"rows < {n_facts} (e.g. {max(1, n_facts // 4)}) or source: retain")

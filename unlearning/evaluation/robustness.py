@@ -8,9 +8,11 @@
    probability and the highest ROUGE-L recall of the greedy answer. Without an LLM judge, a fact
    "leaks" when its worst-case ROUGE-L recall reaches `leak_threshold` (default 0.5); the leak rate
    is the analogue of JensUn's J_P.
-2. Relearning attack: a copy of the unlearned model is fine-tuned with plain answer NLL for `steps`
-   optimizer steps on a small set (a disjoint set, or a slice of the forget set), then the forget
-   metrics are measured again. The original model is not modified.
+2. Relearning attack: a copy of the unlearned model is fine-tuned with plain answer NLL on a small set (a
+   disjoint set, or a slice of the forget set), then the forget metrics are measured again. The original
+   model is not modified. `RelearnConfig.recipe`: "steps" (`steps` optimizer steps, a cheap attack for
+   sweeps) or "jensun" (JensUn's `GradLearn` recipe: epochs over a forget-anchored sampler, gradient
+   accumulation, linear decay; `config.JENSUN_RELEARN`).
 
     res = paraphrase_worst_case(model, tok, tmpl, rows, variants=lambda r: [r["question"], r["paraphrased_question"]])
     res["forget_Q_A_Prob_worst"]["agg_value"], res["forget_leak_rate_worst"]["agg_value"]
@@ -48,11 +50,14 @@ def tofu_variants(row: Mapping[str, Any]) -> list[str]:
 def paraphrase_worst_case(model: Any, tokenizer: Any, template: PromptTemplate, rows: Sequence[Mapping[str, Any]],
                           variants: VariantsFn = tofu_variants, *, max_new_tokens: int = 200,
                           leak_threshold: float = 0.5, batch_tokens: int = 8192, max_batch_size: int = 64,
-                          generation_batch_size: int = 64, max_length: int = 512) -> dict[str, Any]:
+                          generation_batch_size: int = 64, max_length: int = 512,
+                          answer_after: str | None = None) -> dict[str, Any]:
     """Per fact, the most-leaking question variant (highest answer prob and ROUGE-L recall); OU-style entries.
 
     Returns `forget_Q_A_Prob_worst`, `forget_Q_A_ROUGE_worst`, `forget_leak_rate_worst` (share of facts whose
     worst-case recall >= leak_threshold) and `forget_Q_A_ROUGE_by_variant` (mean recall of each variant slot).
+    `answer_after`: keep only the text after the last occurrence of this marker in a generation (JensUn's
+    `x.split("ANSWER:")[-1].strip()`).
     """
     questions: list[list[str]] = []
     for i, row in enumerate(rows):
@@ -74,6 +79,8 @@ def paraphrase_worst_case(model: Any, tokenizer: Any, template: PromptTemplate, 
     per_fact: dict[int, list[tuple[float, float, str, str]]] = {}
     for n, (i, q) in enumerate(flat):
         gen = clean_generation(gens[n], eos_text)
+        if answer_after:
+            gen = gen.split(answer_after)[-1].strip()
         recall = rouge_record(prompts[n]["ground_truth"], gen)["rougeL_recall"]
         per_fact.setdefault(i, []).append((scores[n].prob, recall, q, gen))
 
@@ -100,11 +107,31 @@ def paraphrase_worst_case(model: Any, tokenizer: Any, template: PromptTemplate, 
     }
 
 
+def jensun_schedule(anchor: int, n_rows: int, config: RelearnConfig, seed: int = 0) -> list[list[list[int]]]:
+    """JensUn's relearning batches: per optimizer step, its micro-batches of relearning-row indices.
+
+    ForgetRetainDataset(anchor="forget") has `anchor` items (the forget set's size), item i pairing forget row i
+    with a uniformly drawn retain (here: relearning) row; GradLearn trains on the retain side only. An epoch is
+    ceil(anchor / batch_size) micro-batches; every `grad_accum` of them (and the epoch's remainder) make one
+    optimizer step; `epochs` epochs."""
+    gen = torch.Generator().manual_seed(seed)
+    steps: list[list[list[int]]] = []
+    for _ in range(config.epochs):
+        order = torch.randperm(anchor, generator=gen).tolist()  # the shuffled forget anchor: only its length counts
+        draws = torch.randint(0, n_rows, (len(order),), generator=gen).tolist()
+        micro = [draws[i: i + config.batch_size] for i in range(0, len(draws), config.batch_size)]
+        steps += [micro[i: i + config.grad_accum] for i in range(0, len(micro), config.grad_accum)]
+    return steps
+
+
 def relearn(model: torch.nn.Module, tokenizer: Any, template: PromptTemplate, rows: Sequence[Mapping[str, Any]],
-            config: RelearnConfig | None = None) -> torch.nn.Module:
-    """A fine-tuned COPY of `model`: `config.steps` AdamW steps of mean answer NLL on batches of `rows` (`model`
-    itself, its gradients and the caller's RNG state are left as they were; it costs a second copy of the
-    weights plus AdamW's two moments while it runs)."""
+            config: RelearnConfig | None = None, anchor: int | None = None) -> torch.nn.Module:
+    """A fine-tuned COPY of `model` (`model` itself, its gradients and the caller's RNG state are left as they
+    were; it costs a second copy of the weights plus AdamW's two moments while it runs).
+
+    recipe "steps": `config.steps` AdamW steps of mean answer NLL on batches of `rows`, constant lr. recipe
+    "jensun": the steps of `jensun_schedule` (`anchor` = the forget set's size; default len(rows)), each the mean
+    of its micro-batches' losses, lr decaying linearly from `config.lr` to 0 over all steps."""
     cfg = config or RelearnConfig()
     if not rows:
         raise DataError("relearning set", fix="give at least one question/answer row to relearn on")
@@ -123,7 +150,19 @@ def relearn(model: torch.nn.Module, tokenizer: Any, template: PromptTemplate, ro
     # (CPU and the model's GPU) are restored afterwards, so a run's trajectory does not depend on the attack
     devices = [device] if device.type == "cuda" else []
     with torch.enable_grad(), torch.random.fork_rng(devices=devices):
-        for _ in range(cfg.steps):
+        if cfg.recipe == "jensun":
+            plan = jensun_schedule(anchor or len(items), len(items), cfg, cfg.seed)
+            for k, micro in enumerate(plan):
+                for group in optimizer.param_groups:  # HF's linear schedule, no warm-up: lr * (1 - k / total)
+                    group["lr"] = cfg.lr * (1.0 - k / len(plan))
+                optimizer.zero_grad(set_to_none=True)
+                for idx in micro:
+                    batch = {key: v.to(device) for key, v in collate([items[i] for i in idx]).items()}
+                    loss = attacked(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                                    labels=batch["labels"]).loss
+                    (loss / len(micro)).backward()
+                optimizer.step()
+        for _ in range(cfg.steps if cfg.recipe == "steps" else 0):
             while len(order) < cfg.batch_size:  # epochs of shuffled rows, as many as the steps need
                 fresh = list(range(len(items)))
                 rng.shuffle(fresh)
