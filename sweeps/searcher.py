@@ -32,6 +32,25 @@ failed later is told its best point before the failure. Only public Optuna and R
   (a failed trial reports them as NaN).
 * State: the study lives in its storage (SQLite beside the sweep or an RDB URL); the searcher pickles the
   map of Tune trial ids to Optuna trials, so `Tuner.restore` continues the same study.
+
+Exact resume (after Ctrl-C, SIGTERM or a killed driver, `unlearn-sweep resume` continues each search as if it
+had not stopped):
+
+* The sampler is re-seeded before every ask from the study's history alone: `ask_seed(seed, n)` with n the
+  number of trials the study holds (asked so far, in any state). Optuna's samplers keep no state but their
+  random generator (everything else they read from the storage), so a fresh sampler with that seed proposes
+  exactly what the running one would have: the sequence after a resume is a function of what the study holds,
+  and a restarted searcher never replays the draws of the first trials (before, its generator restarted from
+  `seed` and the first trials after a resume re-ran finished configurations). The same rule holds without an
+  interrupt, so an interrupted and an uninterrupted sweep ask the same sequence for the same history.
+* Each Optuna trial carries its Tune trial id (user attribute `tune_trial_id`). Tune's state and the searchers'
+  state are snapshots (about every second, uploaded file by file), so a killed driver can leave a study with
+  trials asked after the last snapshot, or Tune's trial list and the searcher's map from different snapshots.
+  `reconcile(known)` (called by `sweeps.multiplex.SearchMux` with the trials Tune restored, before anything
+  is asked) makes the study agree with Tune: a trial RUNNING in the study (or in the map) that Tune does not
+  know is closed FAIL with the user attribute `lost` (`LOST_REASON`), and returned so its search can replace
+  it once; a trial Tune knows but the map lacks is taken back from the study by its `tune_trial_id`; a
+  trial Tune finished while the map still had it running is told its last result.
 """
 
 from __future__ import annotations
@@ -50,26 +69,48 @@ from sweeps.objectives import Constraint, Objective, best_point
 FAILED_KEY = "trial_failed"
 MAX_REPEATS = 50  # repeats of earlier configurations told from the record before an unseen one is drawn
 SAMPLERS = ("tpe", "gp", "nsga2", "random", "grid")
+TUNE_ID_ATTR = "tune_trial_id"  # the Optuna trial's Tune trial id (user attribute)
+LOST_ATTR = "lost"              # user attribute of a trial closed FAIL because Tune never ran it to its end
+LOST_REASON = ("lost: the driver stopped before Tune saved this trial in its experiment state; "
+               "the resumed search ran a new trial in its place")
 
 
-def make_sampler(kind: str, seed: int, space: Mapping[str, Any] | None = None) -> optuna.samplers.BaseSampler:
-    """The Optuna sampler of `search.sampler`; constrained samplers read the trials' `set_constraint` values."""
+def ask_seed(seed: int, asked: int) -> int:
+    """The sampler's seed for the study's next ask: a function of the sweep's seed and of how many trials the
+    study holds, so the same history gives the same proposal whether or not the driver was restarted."""
+    return (int(seed) * 1_000_003 + int(asked) * 7_919 + 17) % (2**32 - 1)
+
+
+def make_sampler(kind: str, seed: int, space: Mapping[str, Any] | None = None,
+                 ask: int | None = None) -> optuna.samplers.BaseSampler:
+    """The Optuna sampler of `search.sampler`; constrained samplers read the trials' `set_constraint` values.
+    `ask`: the seed of this ask (`ask_seed`): the random generator's seed (the grid keeps `seed` for its
+    order and draws its next unvisited combination with `ask`)."""
+    if kind == "grid":
+        grid = {k: list(d.choices) for k, d in (space or {}).items()}
+        return _AskTellGridSampler(grid, seed=seed, pick_seed=ask)
+    seed = seed if ask is None else ask
     if kind == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed)
     if kind == "random":
         return optuna.samplers.RandomSampler(seed=seed)
+    if kind == "qmc":  # the trajectory searcher's first configurations (sweeps.trajectory_searcher)
+        return optuna.samplers.QMCSampler(seed=seed, scramble=True, warn_independent_sampling=False)
     if kind == "gp":
         return optuna.samplers.GPSampler(seed=seed)
-    if kind == "grid":
-        grid = {k: list(d.choices) for k, d in (space or {}).items()}
-        return _AskTellGridSampler(grid, seed=seed)
     return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=4)
 
 
 class _AskTellGridSampler(optuna.samplers.GridSampler):
     """Optuna's GridSampler without its `study.stop()` once the grid is exhausted: that call only works inside
     `Study.optimize` and raised in `Study.tell` (after the trial was stored), so the last grid trial and every
-    later one logged "could not tell Optuna". The searcher ends the search itself (`Searcher.FINISHED`)."""
+    later one logged "could not tell Optuna". The searcher ends the search itself (`Searcher.FINISHED`).
+    `pick_seed`: the seed of its choice among the unvisited combinations (the order stays `seed`'s)."""
+
+    def __init__(self, search_space: Mapping[str, Any], seed: int | None = None, pick_seed: int | None = None):
+        super().__init__(search_space, seed=seed)
+        if pick_seed is not None:
+            self._rng.rng.seed(pick_seed)
 
     def after_trial(self, study: optuna.Study, trial: Any, state: Any, values: Any) -> None:
         return None
@@ -124,13 +165,69 @@ class OptunaSearcher(Searcher):
         discrete = self._discrete()
         if discrete and self._all_proposed():
             return Searcher.FINISHED
-        trial = self.study.ask(self.space)
+        trial = self._ask()
         if discrete and self.sampler_kind != "grid":
             trial = self._skip_repeats(trial)
             if trial is None:
                 return Searcher.FINISHED
-        self._trials[trial_id] = trial
+        self._bind(trial_id, trial)
         return dict(trial.params)
+
+    def _ask(self, space: Mapping[str, Any] | None = None) -> optuna.trial.Trial:
+        """`Study.ask` with the sampler re-seeded from the study's history (`ask_seed`; see the module
+        docstring): every ask of this searcher and its subclasses goes through here."""
+        study = self.study
+        asked = len(study.get_trials(deepcopy=False))
+        study.sampler = make_sampler(self.sampler_kind, self.seed, self.space, ask=ask_seed(self.seed, asked))
+        return study.ask(dict(self.space if space is None else space))
+
+    def _bind(self, trial_id: str, trial: optuna.trial.Trial) -> None:
+        """Tune's trial `trial_id` is Optuna's `trial` (kept in the map and in the study, for `reconcile`)."""
+        trial.set_user_attr(TUNE_ID_ATTR, trial_id)
+        self._trials[trial_id] = trial
+
+    # ---- resume: the study agrees with what Tune restored ----------------------------------------------
+
+    def reconcile(self, known: Mapping[str, tuple[str, dict | None]]) -> list[str]:
+        """Make the study agree with the trials Tune restored for this search, `known` = {Tune trial id:
+        (Tune status, last result)}: returns the Tune ids (or `#<number>`) of the lost trials it closed FAIL
+        (see the module docstring). Idempotent."""
+        lost: list[str] = []
+        for tid in [t for t in self._trials if t not in known and t not in self._done]:
+            if self._close_lost(self._trials[tid].number):
+                lost.append(tid)
+            self._done.add(tid)
+            self._points.pop(tid, None)
+        by_tune_id = {}
+        for frozen in self.study.get_trials(deepcopy=False):
+            tid = frozen.user_attrs.get(TUNE_ID_ATTR)
+            if tid is not None:
+                by_tune_id[tid] = frozen
+            if frozen.state == optuna.trial.TrialState.RUNNING and tid not in known and self._close_lost(frozen.number):
+                lost.append(tid or f"#{frozen.number}")
+        for tid, (status, last) in known.items():
+            if tid not in self._trials and tid in by_tune_id:  # Tune's state is newer than ours: take it back
+                self._trials[tid] = optuna.trial.Trial(self.study, by_tune_id[tid]._trial_id)
+            if status in ("TERMINATED", "ERROR") and tid in self._trials and tid not in self._done:
+                self.on_trial_complete(tid, result=last, error=status == "ERROR")
+        return lost
+
+    def _close_lost(self, number: int) -> bool:
+        """Close the study's trial `number` FAIL as lost (True), unless it is finished already (False)."""
+        frozen = self.study.get_trials(deepcopy=False)[number]
+        if frozen.state.is_finished():
+            return False
+        optuna.trial.Trial(self.study, frozen._trial_id).set_user_attr(LOST_ATTR, LOST_REASON)
+        self.study.tell(number, state=optuna.trial.TrialState.FAIL, skip_if_finished=True)
+        return True
+
+    def counted(self) -> int | None:
+        """The trials of this search's budget according to the study: every trial given to Tune (it carries a
+        `tune_trial_id`) and not lost; None for a study asked before trials carried their Tune id."""
+        trials = self.study.get_trials(deepcopy=False)
+        if not any(TUNE_ID_ATTR in t.user_attrs for t in trials):
+            return None
+        return sum(1 for t in trials if TUNE_ID_ATTR in t.user_attrs and LOST_ATTR not in t.user_attrs)
 
     # ---- discrete spaces: every combination at most once ----------------------------------------------
 
@@ -163,7 +260,7 @@ class OptunaSearcher(Searcher):
             if not earlier:
                 return trial
             self._tell_repeat(trial, earlier[0])
-            trial = self.study.ask(self.space)
+            trial = self._ask()
         if not any(t.number != trial.number and self._key(t.params) == self._key(trial.params)
                    for t in self.study.get_trials(deepcopy=False)):
             return trial
@@ -172,7 +269,7 @@ class OptunaSearcher(Searcher):
         if not unseen:
             return None
         self.study.enqueue_trial(random.Random(self.seed * 7919 + trial.number).choice(unseen))
-        return self.study.ask(self.space)
+        return self._ask()
 
     def _tell_repeat(self, trial: optuna.trial.Trial, earlier: optuna.trial.FrozenTrial) -> None:
         """Close a repeated configuration with the outcome of its earlier trial (FAIL while that one runs)."""

@@ -7,7 +7,9 @@
   search's constants (the search's base train config plus what the driver shared, `sweeps.shared`);
 * each search has its `sweeps.searcher.OptunaSearcher` (sampler from `search.sampler`, warm start from
   `search.warm_start`), its study in the sweep's Optuna storage; `sweeps.multiplex.SearchMux` shares the
-  trial slots among them (`search.concurrent`);
+  trial slots among them (`search.concurrent`) and holds the sweep's concurrency; on `Tuner.restore` its
+  `SearchMuxSync` callback reconciles every search with the trials Tune restored (exact resume: no
+  configuration asked again, each search's budget held, lost trials closed FAIL and replaced once);
 * with `search.scheduler: moasha`, each search has a `sweeps.scheduling.MOASHAScheduler` (behind
   `PerSearchScheduler`) that stops trials falling behind on the Pareto ranking of their own search at rungs
   grace * reduction_factor**k epochs (up to the search's longest trial), the objectives and constraints on the
@@ -98,7 +100,7 @@ def make_tuner(spec: Any, searches: Sequence[tuple[Any, Any, list[dict]]], recor
     either way; a restore then loads their saved state."""
     import ray.tune
 
-    from sweeps.multiplex import SearchMux
+    from sweeps.multiplex import SearchMux, SearchMuxSync
 
     resources = {**spec.resources.model_dump(), "max_failures": spec.budget.max_failures}
     trainable = ray.tune.with_resources(run_trial, trial_resources(resources))
@@ -112,8 +114,10 @@ def make_tuner(spec: Any, searches: Sequence[tuple[Any, Any, list[dict]]], recor
         scheduler = make_scheduler(spec, plan, refs)
         if scheduler is not None:
             schedulers[plan.search_id] = scheduler
-    mux = SearchMux(muxed, num_trials=spec.budget.num_trials, concurrent=spec.search.concurrent)
-    callbacks: list[Any] = [recorder]
+    mux = SearchMux(muxed, num_trials=spec.budget.num_trials, concurrent=spec.search.concurrent,
+                    max_concurrent=concurrency(spec, total, searches=len(muxed)))
+    # the mux learns which trials Tune restored before it proposes anything (exact resume, `sweeps.multiplex`)
+    callbacks: list[Any] = [SearchMuxSync(mux), recorder]
     scheduler = None
     if schedulers:
         from sweeps.scheduling.moasha import MOASHAStateCallback
@@ -127,8 +131,9 @@ def make_tuner(spec: Any, searches: Sequence[tuple[Any, Any, list[dict]]], recor
     return ray.tune.Tuner(
         trainable,
         param_space={},  # every trial's config comes from its search's searcher, constants included
-        tune_config=ray.tune.TuneConfig(search_alg=mux, scheduler=scheduler, num_samples=mux.total,
-                                        max_concurrent_trials=concurrency(spec, total, searches=len(muxed)),
+        # num_samples -1: the mux says FINISHED once every search proposed its budget (a lost trial's
+        # replacement must not be refused by Tune's count); the mux holds the concurrency (`max_concurrent`)
+        tune_config=ray.tune.TuneConfig(search_alg=mux, scheduler=scheduler, num_samples=-1,
                                         reuse_actors=True, time_budget_s=spec.budget.time_budget_s,
                                         trial_name_creator=_trial_name, trial_dirname_creator=_trial_name),
         run_config=ray.tune.RunConfig(
