@@ -237,18 +237,18 @@ class RelearnConfig(BaseModel):
     point: `steps` forward/backward passes of `batch_size` rows on a copy, then one forget-set evaluation."""
 
     model_config = _FORBID
-    recipe: Literal["steps", "jensun"] = "steps"
     steps: int = Field(10, ge=1)
     lr: float = Field(1e-4, gt=0, le=1.0)
     batch_size: int = Field(4, ge=1, le=1024)
-    grad_accum: int = Field(1, ge=1, le=1024)  # recipe jensun only
-    epochs: int = Field(10, ge=1, le=100)  # recipe jensun only
     rows: int | None = Field(20, ge=1)
     source: Literal["forget", "retain", "relearn"] | None = None
     every: int | None = Field(None, ge=1)
     weight_decay: float = Field(0.0, ge=0)
     max_length: int = Field(512, ge=8, le=MAX_LENGTH)
     seed: int = 0
+    recipe: Literal["steps", "jensun"] = "steps"
+    grad_accum: int = Field(1, ge=1, le=1024)  # recipe jensun only
+    epochs: int = Field(10, ge=1, le=100)  # recipe jensun only
 
     @model_validator(mode="before")
     @classmethod
