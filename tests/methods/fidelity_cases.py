@@ -420,6 +420,12 @@ CASES: list[Case] = [
     Case("SatImp", "reference", {},
          lambda th, fx, p: 0.1 * R.satimp(th["forget"].logits, _l("forget", p), 5.0, 1.0)
          + R.hf_loss(th["retain"].logits, _l("retain", p))),
+    Case("SimNPO", "reference", {"beta": 4.5, "delta": 5.0, "alpha": 0.0},
+         lambda th, fx, p: 0.125 * R.simnpo(th["forget"].logits, _l("forget", p), 4.5, 5.0),
+         notes="forget term alone, unsaturated margin (delta 5)"),
+    Case("SatImp", "reference", {"beta1": 1.0, "beta2": 1.0, "alpha": 0.0},
+         lambda th, fx, p: 0.1 * R.satimp(th["forget"].logits, _l("forget", p), 1.0, 1.0),
+         notes="forget term alone, beta1 = beta2 = 1"),
     Case("WGA", "reference", {"beta": 2.0},
          lambda th, fx, p: R.wga(th["forget"].logits, _l("forget", p), 2.0)
          + R.hf_loss(th["retain"].logits, _l("retain", p))),
