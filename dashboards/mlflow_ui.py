@@ -4,6 +4,11 @@
     serve("sqlite:////abs/runs/sweeps/tofu-mini/mlflow.db", port=5000, experiment="unlearn/tofu-mini")
     unlearn-sweep ui runs/sweeps/tofu-mini            # the same from the command line; Ctrl-C stops it
 
+It prints the experiment's page (the sweep's objectives view when the sweep stored one: the trials flat, the
+objectives and searched hyperparameters as columns, sorted by the first objective), the comparison of every
+trial (its parallel-coordinates plot opens on the first objective: the recorder logs the objectives first) and
+the objectives' charts over the trials' steps.
+
 The server is one small process tree: `--workers 1` and MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false (no job
 runner, no huey consumers: ~0.5 GB instead of ~2.6 GB). It runs in its own process group, which `stop`
 terminates (SIGTERM, then SIGKILL after a grace period) on Ctrl-C, SIGTERM or any error. Artifacts of
@@ -24,6 +29,7 @@ import urllib.request
 from pathlib import Path
 from typing import Callable
 
+from sweeps.tracking import OBJECTIVES_TAG, VIEW_KEY, VIEW_TAG
 from unlearning.errors import ConfigError
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -103,26 +109,57 @@ def wait_healthy(url: str, proc: subprocess.Popen | None = None, timeout: float 
 
 def experiment_id(url: str, name: str) -> str | None:
     """The id of experiment `name` on a running server (None when absent or unreachable)."""
+    return (_experiment(url, name) or {}).get("experiment_id")
+
+
+def experiment_tags(url: str, name: str) -> dict[str, str]:
+    """The tags of experiment `name` on a running server ({} when absent or unreachable)."""
+    return {t["key"]: t.get("value", "") for t in (_experiment(url, name) or {}).get("tags", [])}
+
+
+def _experiment(url: str, name: str) -> dict | None:
     q = urllib.parse.urlencode({"experiment_name": name})
     try:
         with urllib.request.urlopen(f"{url}/api/2.0/mlflow/experiments/get-by-name?{q}", timeout=5) as resp:
-            return json.loads(resp.read())["experiment"]["experiment_id"]
+            return json.loads(resp.read())["experiment"]
     except (OSError, KeyError, ValueError):
         return None
+
+
+def runs_url(url: str, exp: str, tags: dict[str, str]) -> str:
+    """The experiment's page: its objectives view (the trials flat, objectives and searched hyperparameters as
+    columns, sorted by the first objective) when the sweep stored one, else MLflow's default page."""
+    page = f"{url}/#/experiments/{exp}/runs"
+    return f"{page}?viewStateShareKey={VIEW_KEY}" if VIEW_TAG in tags else page
+
+
+def objectives_chart_url(url: str, exp: str, run_ids: list[str], objectives: list[str]) -> str | None:
+    """MLflow's metric page of the trials with the objectives preselected (one line per trial over its steps)."""
+    if not run_ids or not objectives:
+        return None
+    quote = urllib.parse.quote
+    return (f"{url}/#/metric?runs={quote(json.dumps(run_ids))}&metric={quote(json.dumps(objectives[0]))}"
+            f"&experiments={quote(json.dumps([exp]))}&plot_metric_keys={quote(json.dumps(objectives))}"
+            "&x_axis=step&y_axis_scale=linear")
+
+
+def trial_run_ids(url: str, exp: str) -> list[str]:
+    """The ids of experiment `exp`'s trial runs ([] when none or the server does not answer)."""
+    body = json.dumps({"experiment_ids": [exp], "filter": "tags.run_role = 'trial'", "max_results": 1000}).encode()
+    req = urllib.request.Request(f"{url}/api/2.0/mlflow/runs/search", data=body,
+                                 headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return [r["info"]["run_id"] for r in json.loads(resp.read()).get("runs", [])]
+    except (OSError, KeyError, ValueError):
+        return []
 
 
 def compare_url(url: str, exp: str) -> str | None:
     """The run-comparison page of every trial run of experiment `exp` (every hyperparameter and metric as a row,
     one column per trial: the view where the objectives are visible without choosing columns); None when the
     experiment has no trial runs or the server does not answer."""
-    body = json.dumps({"experiment_ids": [exp], "filter": "tags.run_role = 'trial'", "max_results": 1000}).encode()
-    req = urllib.request.Request(f"{url}/api/2.0/mlflow/runs/search", data=body,
-                                 headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            ids = [r["info"]["run_id"] for r in json.loads(resp.read()).get("runs", [])]
-    except (OSError, KeyError, ValueError):
-        return None
+    ids = trial_run_ids(url, exp)
     if not ids:
         return None
     quote = urllib.parse.quote
@@ -175,10 +212,15 @@ def serve(tracking_uri: str, host: str = "127.0.0.1", port: int = 5000, artifact
                 echo(f"the end of its log ({log_path}):\n{tail}")
             return 1
         exp = experiment_id(url, experiment) if experiment else None
-        echo(f"MLflow UI: {url}/#/experiments/{exp}/runs" if exp else f"MLflow UI: {url}")
+        tags = experiment_tags(url, experiment) if exp else {}
+        echo(f"MLflow UI: {runs_url(url, exp, tags)}" if exp else f"MLflow UI: {url}")
         compare = compare_url(url, exp) if exp else None
         if compare:
             echo(f"every trial side by side (hyperparameters and objectives as rows): {compare}")
+        objectives = [o for o in tags.get(OBJECTIVES_TAG, "").split(",") if o]
+        chart = objectives_chart_url(url, exp, trial_run_ids(url, exp), objectives) if exp else None
+        if chart:
+            echo(f"the objectives of every trial over its steps: {chart}")
         echo(f"store: {tracking_uri}" + (f", server log: {log_path}" if log_path else "") + "  (Ctrl-C to stop)")
         try:
             rc = proc.wait()

@@ -10,6 +10,14 @@ every trial starts from), the resolved trial config and the last evaluation as a
 FAILED with the reason. `sweeps.tracking.Tracker` queues and retries whatever the
 store refuses; nothing here raises into Tune.
 
+Objectives first (`mlflow_metrics`): each batch lists the objectives (and `<objective>_log10`) first, so they are
+the first metrics of every run (MLflow's run comparison opens its parallel-coordinates plot on the first one);
+every other metric goes under `z_detail/` (forget_Q_A_PARA_Prob -> z_detail/forget_Q_A_PARA_Prob), which sorts
+after them (`from_mlflow` reads either spelling back). The parent run's and each trial's description
+(`mlflow.note.content`) name the objectives and, per trial, their latest values; the experiment holds a shared
+view (`mlflow.sharedViewState.objectives`: the trials flat, the objectives and searched hyperparameters as
+columns, sorted by the first objective) that `unlearn-sweep ui` prints as the experiment's page.
+
     callback = SweepRecorder({plan.search_id: (plan, shared.target_metrics), ...}, tracker, parent_ref,
                              results_log, objectives=spec.objectives)
     ray.tune.RunConfig(callbacks=[callback])
@@ -17,6 +25,7 @@ store refuses; nothing here raises into Tune.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -26,7 +35,7 @@ from ray.tune import Callback
 
 from sweeps.objectives import Objective, tracked_metrics
 from sweeps.results import Point, ResultsLog
-from sweeps.tracking import RunRef, Tracker
+from sweeps.tracking import NOTE_TAG, OBJECTIVES_TAG, VIEW_TAG, RunRef, Tracker
 from trainables.trial import SWEEP_KEY
 from unlearning.train.schedule import epoch_label
 
@@ -79,13 +88,96 @@ def experiment_description(spec: Any) -> str:
     return "\n".join(lines)
 
 
+DETAIL_PREFIX = "z_detail/"  # sorts after the objectives' names (MLflow allows letters, digits, _ - . / : space)
+PLAIN_METRICS = ("epoch", "trial_wall_seconds")
+
+
+def mlflow_metrics(metrics: Mapping[str, Any], objectives: Sequence[Objective]) -> dict[str, Any]:
+    """A point's metrics as logged to MLflow, in this order: the objectives, `<objective>_log10` of the log-scale
+    ones, `epoch`, then every other metric under DETAIL_PREFIX (MLflow keeps the order of a run's first batch)."""
+    tracked = tracked_metrics(metrics, objectives)
+    names = [o.name for o in objectives] + [f"{o.name}_log10" for o in objectives if o.scale == "log"]
+    out = {k: tracked[k] for k in (*names, *PLAIN_METRICS) if k in tracked}
+    for k, v in tracked.items():
+        if k not in out:
+            out[k if k.startswith(DETAIL_PREFIX) else DETAIL_PREFIX + k] = v
+    return out
+
+
+def from_mlflow(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """A run's MLflow metrics under the evaluation's own names (sweeps logged before the prefix, or after)."""
+    return {k[len(DETAIL_PREFIX):] if k.startswith(DETAIL_PREFIX) else k: v for k, v in metrics.items()}
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.3g}" if value == 0 or 1e-3 <= abs(value) < 1e4 else f"{value:.2e}"
+
+
+def trial_note(metrics: Mapping[str, Any], objectives: Sequence[Objective], epoch: Any = None,
+               hparams: Mapping[str, Any] | None = None) -> str:
+    """A trial run's description: its objectives at its latest evaluation, then its sampled hyperparameters."""
+    parts = []
+    for o in objectives:
+        v = metrics.get(o.name)
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        parts.append(f"**{o.name}** {_fmt(v) if ok else 'missing'} ({o.mode})")
+    head = " · ".join(parts) + (f" at epoch {epoch_label(epoch)}" if epoch is not None else "")
+    if hparams:
+        head += "\n\n" + ", ".join(f"{k} = {_fmt(v) if isinstance(v, float) else v}" for k, v in sorted(hparams.items()))
+    return head
+
+
+def searched_param_names(hparams: Sequence[str]) -> list[str]:
+    """The MLflow param names (train-config paths, `train.lr`) of sampled hyperparameters (`lr`)."""
+    from unlearning.train.fields import resolve
+
+    out = []
+    for name in hparams:
+        try:
+            out.append(".".join(resolve(name)))
+        except Exception:  # noqa: BLE001 - a name the config does not know is shown as sampled
+            out.append(name)
+    return list(dict.fromkeys(out))
+
+
+def objectives_view(objectives: Sequence[Objective], searched: Sequence[str]) -> dict[str, Any]:
+    """MLflow's experiment-page view state (what its "Share" button stores): the trials flat (the parent
+    left out), the objectives and the searched hyperparameters as the columns, sorted by the first objective."""
+    cols = [f"metrics.`{o.name}`" for o in objectives] + [f"params.`{p}`" for p in searched]
+    view: dict[str, Any] = {"searchFilter": "tags.run_role = 'trial'", "selectedColumns": cols, "columnOrder": cols}
+    if objectives:
+        view.update(orderByKey=f"metrics.`{objectives[0].name}`", orderByAsc=objectives[0].mode == "min")
+    return view
+
+
+def describe_sweep(tracker: Tracker, parent: RunRef, objectives: Sequence[Objective], hparams: Sequence[str]) -> None:
+    """The parent run's description (the objectives, the searched hyperparameters) and the experiment's
+    objectives view and tags (see the module docstring)."""
+    searched = searched_param_names(hparams)
+    note = ("objectives: " + ", ".join(f"**{o.label}**" for o in objectives)
+            + ("\n\nsearched: " + ", ".join(searched) if searched else "")
+            + "\n\nEach trial's run (its description: its objectives' latest values); `unlearn-sweep ui` prints "
+              "the page of every trial with the objectives as columns.")
+    tracker.set_tags(parent, {NOTE_TAG: note})
+
+    def op() -> None:
+        exp = tracker._experiment()
+        tracker.client.set_experiment_tag(exp, VIEW_TAG, json.dumps(objectives_view(objectives, searched)))
+        tracker.client.set_experiment_tag(exp, OBJECTIVES_TAG, ",".join(o.name for o in objectives))
+
+    tracker._submit("the experiment's objectives view", op)
+
+
 def log_point(tracker: Tracker, ref: RunRef, point: Point, objectives: Sequence[Objective] = ()) -> None:
     """One evaluation point's metrics at its MLflow step (the trial's optimizer step), `epoch` beside them; once
     per step: a trial resumed from a checkpoint older than its last report (the driver stopped between the report
     and Tune's next state snapshot) reports that point again, and MLflow keeps the first."""
     step = point.step if point.step is not None else int(point.epoch)
-    metrics = tracked_metrics({k: v for k, v in point.metrics.items() if v is not None}, objectives)
-    tracker.log_metrics(ref, {**metrics, "epoch": point.epoch}, step=step, once_key="epoch")
+    metrics = mlflow_metrics({**{k: v for k, v in point.metrics.items() if v is not None}, "epoch": point.epoch},
+                             objectives)
+    tracker.log_metrics(ref, metrics, step=step, once_key="epoch")
+    if objectives:
+        tracker.set_tags(ref, {NOTE_TAG: trial_note(point.metrics, objectives, point.epoch, point.hparams)})
 
 
 def log_target_point(tracker: Tracker, ref: RunRef, target_metrics: Mapping[str, Any] | None,
@@ -94,7 +186,7 @@ def log_target_point(tracker: Tracker, ref: RunRef, target_metrics: Mapping[str,
     metrics = {k: float(v) for k, v in (target_metrics or {}).items()
                if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
     if metrics:
-        tracker.log_metrics(ref, {**tracked_metrics(metrics, objectives), "epoch": 0}, step=0, once_key="epoch")
+        tracker.log_metrics(ref, mlflow_metrics({**metrics, "epoch": 0}, objectives), step=0, once_key="epoch")
 
 
 class SweepRecorder(Callback):
@@ -111,6 +203,7 @@ class SweepRecorder(Callback):
         self._started: dict[str, float] = {}
         self.timings: dict[str, tuple[float, float]] = {}  # trial -> (driver wall s, work s inside the trial)
         self._work: dict[str, float] = {}
+        self._described = False
 
     def _search(self, trial: Any) -> tuple[Any, dict[str, Any]]:
         """(plan, target metrics) of the trial's search."""
@@ -120,6 +213,9 @@ class SweepRecorder(Callback):
         tid = trial.trial_id
         if tid not in self._runs:
             plan, target = self._search(trial)
+            if not self._described:  # once, with the first trial's sampled names (every search samples the same)
+                self._described = True
+                describe_sweep(self.tracker, self.parent, self.objectives, sorted(sampled_params(trial.config)))
             self._runs[tid] = open_trial_run(self.tracker, self.parent, plan, tid, sampled_params(trial.config),
                                              extra_tags={"ray_trial_name": str(trial)})
             log_target_point(self.tracker, self._runs[tid], target, self.objectives)

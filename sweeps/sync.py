@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sweeps.recorder import experiment_description, log_point, log_target_point, open_trial_run
+from sweeps.recorder import describe_sweep, experiment_description, log_point, log_target_point, open_trial_run
 from sweeps.results import read_results
 
 STATUS = {"finished": "FINISHED", "failed": "FAILED", "interrupted": "KILLED"}
@@ -29,6 +29,7 @@ def sync_tracking(spec: Any, sweep_dir: str | Path, tracker: Any) -> dict[str, i
                                       "benchmark": spec.benchmark_name})
     tracker.log_text(parent, spec.to_yaml(), "config/sweep.yaml")
     tracker.describe_experiment(experiment_description(spec))
+    describe_sweep(tracker, parent, spec.objectives, sorted({k for t in results.trials.values() for k in t.hparams}))
     counts = {"trials": 0, "points": 0, "skipped": 0}
     plans = {p.search_id: p for p in spec.searches()}
     by_trial: dict[str, list] = {}

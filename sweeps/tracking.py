@@ -53,6 +53,10 @@ MAX_PARAM_VALUE = 6000  # MLflow's limit on a param value's length
 PARAMS_PER_BATCH = 100
 METRICS_PER_BATCH = 1000
 END_STATUSES = ("FINISHED", "FAILED", "KILLED")
+NOTE_TAG = "mlflow.note.content"  # a run's (or experiment's) description in the MLflow UI
+VIEW_KEY = "objectives"  # the experiment's shared view: <ui>/#/experiments/<id>/runs?viewStateShareKey=objectives
+VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"  # MLflow's tag for a shared experiment-page view (JSON)
+OBJECTIVES_TAG = "sweep_objectives"  # the experiment's objectives, comma-separated (read by `unlearn-sweep ui`)
 
 
 @dataclass(eq=False)

@@ -43,6 +43,7 @@ BEFORE = {f"{t}:0" for t in TRIALS}
 N_POINTS = 19   # 12 of model A + 7 of model B
 N_PLOTTED = 18  # all but A-np2:1
 EXPERIMENT = "unlearn/tofu-mini"
+FQ_PARA = "forget_Q_A_PARA_Prob"  # an intermediate metric that sorts before the objectives
 
 
 def make_spec(storage: Path):
@@ -58,8 +59,10 @@ def make_spec(storage: Path):
 
 def write_sweep(tmp_path: Path, mlflow_template: Path | None = None, trials: dict | None = None):
     """(spec, sweep_dir, run_ids). With an MLflow template database: copied to <sweep>/mlflow.db, the sweep's
-    parent run and one child run per trial (its hyperparameters, its points' objectives per epoch, ended) created
-    with `Tracker`, their ids written into the points."""
+    parent run and one child run per trial (its hyperparameters under their train-config names, its points per
+    epoch: the objectives and an intermediate metric, FQ_PARA, that the evaluation lists first; ended) created with
+    `Tracker` and logged as the recorder logs them (`log_point`, `describe_sweep`), their ids written into the
+    points."""
     from sweeps.results import Point, ResultsLog, write_spec_copy
 
     trials = TRIALS if trials is None else trials
@@ -68,18 +71,23 @@ def write_sweep(tmp_path: Path, mlflow_template: Path | None = None, trials: dic
     write_spec_copy(spec, sweep_dir)
     run_ids = {t: f"run-{t}" for t in trials}
     if mlflow_template is not None:
+        from sweeps.recorder import describe_sweep, log_point
         from sweeps.tracking import Tracker
+        from unlearning.train.fields import resolve
 
         shutil.copy(mlflow_template, sweep_dir / "mlflow.db")
         tracker = Tracker(spec.tracking_uri(), spec.experiment_name())
         parent = tracker.parent_run(spec.name, name=spec.name)
+        describe_sweep(tracker, parent, spec.objectives, sorted({k for _, _, hp, _ in trials.values() for k in hp}))
         run_ids = {}
         for t, (_, _, hp, evals) in trials.items():   # each trial's run: its hyperparameters, its points
             child = tracker.child_run(parent, t, name=f"trial-{t}")
-            tracker.log_params(child, hp)
+            tracker.log_params(child, {".".join(resolve(k)): v for k, v in hp.items()})   # train.lr, ...
             for epoch, (fq, mu, gib) in enumerate(evals):
-                metrics = {"model_utility": mu, "gibberish_rate": gib, **({} if fq is None else {"forget_quality": fq})}
-                tracker.log_metrics(child, metrics, step=epoch)
+                metrics = {FQ_PARA: 0.5 - 0.01 * epoch, "model_utility": mu, "gibberish_rate": gib,
+                           **({} if fq is None else {"forget_quality": fq})}
+                log_point(tracker, child, Point(trial_id=t, epoch=epoch, step=epoch, metrics=metrics, hparams=hp),
+                          spec.objectives)
             tracker.end_run(child, "FAILED" if t == "A-np2" else "FINISHED")
             run_ids[t] = child.run_id
         run_ids["__parent__"] = parent.run_id

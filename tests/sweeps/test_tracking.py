@@ -177,6 +177,45 @@ def test_a_point_reported_again_after_a_resume_is_logged_once(sqlite_uri):
     assert sorted(m.step for m in tr.client.get_metric_history(child.run_id, "forget_quality_log10")) == [0, 4, 8]
 
 
+def test_objectives_come_first_in_mlflow(sqlite_uri):
+    """The recorder logs the objectives first and every other metric under z_detail/ (MLflow keeps a run's first
+    batch's order: the comparison page plots the first metric), describes the trial and the parent run by their
+    objectives and stores the experiment's objectives view; `from_mlflow` reads the evaluation's names back."""
+    from sweeps.objectives import Objective
+    from sweeps.recorder import DETAIL_PREFIX, describe_sweep, from_mlflow, log_point, log_target_point
+    from sweeps.results import Point
+    from sweeps.tracking import NOTE_TAG, OBJECTIVES_TAG, VIEW_TAG
+
+    tr = Tracker(sqlite_uri, "unlearn/test")
+    parent = tr.parent_run("s")
+    child = tr.child_run(parent, "t1")
+    objectives = [Objective(name="model_utility"), Objective(name="forget_quality", scale="log"),
+                  Objective(name="gibberish_rate", mode="min")]
+    evaluation = {"forget_Q_A_PARA_Prob": 0.4, "forget_quality": 1e-12, "gibberish_rate": 0.0, "model_utility": 0.8}
+    log_target_point(tr, child, evaluation, objectives)
+    log_point(tr, child, Point(trial_id="t1", epoch=1, step=4, metrics={**evaluation, "model_utility": 0.7},
+                               hparams={"lr": 1e-3}), objectives)
+    describe_sweep(tr, parent, objectives, ["lr", "beta_dv"])
+    assert tr.flush()
+    run = tr.client.get_run(child.run_id)
+    assert list(run.data.metrics) == ["model_utility", "forget_quality", "gibberish_rate", "forget_quality_log10",
+                                      "epoch", f"{DETAIL_PREFIX}forget_Q_A_PARA_Prob"]
+    assert sorted(run.data.metrics)[-1] == f"{DETAIL_PREFIX}forget_Q_A_PARA_Prob"   # sorts after the objectives
+    assert from_mlflow(run.data.metrics)["forget_Q_A_PARA_Prob"] == 0.4
+    assert from_mlflow({"forget_Q_A_PARA_Prob": 0.3}) == {"forget_Q_A_PARA_Prob": 0.3}   # an older sweep's name
+    note = run.data.tags[NOTE_TAG]
+    assert note.startswith("**model_utility** 0.7 (max) · **forget_quality** 1.00e-12 (max) · "
+                           "**gibberish_rate** 0 (min) at epoch 1") and "lr = 0.001" in note, note
+    assert "objectives: **model_utility (max)**" in tr.client.get_run(parent.run_id).data.tags[NOTE_TAG]
+    exp = tr.client.get_experiment(tr.experiment_id).tags
+    view = json.loads(exp[VIEW_TAG])
+    assert view["selectedColumns"] == ["metrics.`model_utility`", "metrics.`forget_quality`",
+                                       "metrics.`gibberish_rate`", "params.`train.lr`", "params.`method.hparams.beta_dv`"]
+    assert (view["orderByKey"], view["orderByAsc"], view["searchFilter"]) == (
+        "metrics.`model_utility`", False, "tags.run_role = 'trial'")
+    assert exp[OBJECTIVES_TAG] == "model_utility,forget_quality,gibberish_rate"
+
+
 # --------------------------------------------------------------------------------------------------
 # stores that cannot be written: the real cause, one line per cause, no MLflow traceback
 
