@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -27,6 +28,7 @@ from sweeps.searcher import OptunaSearcher
 from trainables.trial import run_trial, sweep_constants, trial_resources
 
 TUNE_NAME = "sweep"  # <sweep>/tune/sweep: the one Tune experiment of every search
+_USER_PENDING = "TUNE_MAX_PENDING_TRIALS_PG" in os.environ  # set by the user: left alone
 
 
 def constraint_refs(spec: Any, target: Mapping[str, float]) -> dict[str, float]:
@@ -114,8 +116,11 @@ def make_tuner(spec: Any, searches: Sequence[tuple[Any, Any, list[dict]]], recor
         scheduler = make_scheduler(spec, plan, refs)
         if scheduler is not None:
             schedulers[plan.search_id] = scheduler
+    at_once = concurrency(spec, total, searches=len(muxed))
     mux = SearchMux(muxed, num_trials=spec.budget.num_trials, concurrent=spec.search.concurrent,
-                    max_concurrent=concurrency(spec, total, searches=len(muxed)))
+                    max_concurrent=at_once)
+    if not _USER_PENDING:  # without a ConcurrencyLimiter Tune keeps 1 pending trial: let it queue a slot's worth
+        os.environ["TUNE_MAX_PENDING_TRIALS_PG"] = str(at_once)
     # the mux learns which trials Tune restored before it proposes anything (exact resume, `sweeps.multiplex`)
     callbacks: list[Any] = [SearchMuxSync(mux), recorder]
     scheduler = None
