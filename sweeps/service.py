@@ -46,6 +46,15 @@ def absolute_spec(spec: Any) -> Any:
     return parse_spec({**spec.raw(), "storage": storage}, where=spec.source_path or spec.name, source=spec.source_path)
 
 
+def local_ray_cpus(spec: Any) -> int:
+    """The CPUs a local Ray declares for `spec`: this machine's, and at least one trial's worth."""
+    from trainables.trial import uses_ray_train
+
+    res = spec.resources.model_dump()
+    # a Train-driving trial holds 0.01 CPU beside its workers: declare one spare logical CPU for it
+    return max(os.cpu_count() or 1, math.ceil(res["workers"] * res["cpus"] + (0.01 if uses_ray_train(res) else 0)))
+
+
 def init_ray(spec: Any, address: str | None) -> str | None:
     """Connect to `address` (a running cluster) or start a local one on 127.0.0.1 sized for the spec; returns
     the local Ray's session folder (None when connecting to a cluster or when Ray is already up)."""
@@ -70,11 +79,8 @@ def init_ray(spec: Any, address: str | None) -> str | None:
     # cluster's token authentication is the cluster's business: it applies with --address)
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     res = spec.resources.model_dump()
-    cores = os.cpu_count() or 1
-    # a Train-driving trial holds 0.01 CPU beside its workers: declare one spare logical CPU for it
-    cpus = max(cores, math.ceil(res["workers"] * res["cpus"] + (0.01 if uses_ray_train(res) else 0)))
-    ctx = ray.init(num_cpus=cpus, num_gpus=None, include_dashboard=uses_ray_train(res), runtime_env=env,
-                   object_store_memory=512 * 1024 * 1024, log_to_driver=True, configure_logging=True,
+    ctx = ray.init(num_cpus=local_ray_cpus(spec), num_gpus=None, include_dashboard=uses_ray_train(res),
+                   runtime_env=env, object_store_memory=512 * 1024 * 1024, log_to_driver=True, configure_logging=True,
                    logging_level="WARNING")
     return (getattr(ctx, "address_info", None) or {}).get("session_dir")
 
@@ -180,6 +186,11 @@ def run_sweep(spec: Any, address: str | None = None, resume: bool = False, conso
         from sweeps.terminal import output_console
 
         console = output_console()
+    from sweeps.overview import local_machine, print_overview, sweep_overview, unconnected_cluster
+
+    # what the sweep will do (`unlearn-sweep plan` without the probe); a cluster's resources once connected
+    machine = unconnected_cluster(address) if address else local_machine(spec, checked=True)
+    print_overview(sweep_overview(spec, machine), console)
     spec = absolute_spec(spec)
     sweep_dir = spec.sweep_dir()
     if not resume and (sweep_dir / "points.jsonl").exists():
@@ -218,6 +229,12 @@ def _drive(spec: Any, sweep_dir: Path, address: str | None, resume: bool, consol
         lock.record(ray_session=session)  # a later driver stops what is left of it if this one is killed
     try:
         spec.resources.check_fits(cluster_resources())
+        if address:
+            from sweeps.overview import Machine, machine_line, sweep_overview
+
+            total = cluster_resources()
+            machine = Machine(f"the Ray cluster at {address}", total["CPU"], total["GPU"])
+            console.print(machine_line(sweep_overview(spec, machine)), highlight=False, markup=False)
         parent = tracker.parent_run(sweep_id=spec.name, name=spec.name,
                                     tags={"method": spec.method.base,
                                           "baldro_variants": ",".join(spec.method.variants),

@@ -6,9 +6,9 @@ command with `@app.command(...)`, import it below and add it to `COMMANDS`.
 
 from __future__ import annotations
 
-from unlearn_sweep.commands import eval, export, ls, pareto, prepare, report, run, sync, train, ui  # noqa: A004
+from unlearn_sweep.commands import eval, export, ls, pareto, plan, prepare, report, run, sync, train, ui  # noqa: A004
 
-COMMANDS = (prepare, train, eval, run, sync, pareto, export, report, ui, ls)
+COMMANDS = (prepare, train, eval, plan, run, sync, pareto, export, report, ui, ls)
 
 
 def register_all(app) -> None:
