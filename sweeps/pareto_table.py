@@ -105,7 +105,8 @@ def legend(spec, show_all: bool = False) -> str:
     short = short_names([o.name for o in spec.objectives])
     objs = ", ".join(f"{short[o.name]} {o.name}" + (" (log)" if o.scale == "log" else "")
                      for o in spec.objectives if short[o.name] != o.name)
-    marks = "★ knee" + (", ✓ meets select.require" if spec.select.require else "") + (", · dominated" if show_all else "")
+    marks = ("★ knee" + (", ✓ meets select.require" if spec.select.require else "")
+             + (", · dominated" if show_all else ""))
     return "; ".join(x for x in (objs, marks, "--wide: every column") if x)
 
 

@@ -36,8 +36,10 @@ def realistic(spec, sweep_dir):
     for i, trial in enumerate(("dv1", "dv2", "np1", "np2")):
         text = text.replace(f'"run-{trial}"', f'"{i}f3a9c2d41b84e0a9c7d2e11f05b6a{i}c"')
         text = text.replace(f'"{trial}"', f'"4e6c2_0000{i}"')
-    text = text.replace('"forget_Q_A_gibberish_rate": 0.0', '"forget_Q_A_gibberish_rate": 0.0, "gibberish_rate": 0.03125')
-    points.write_text(text.replace('"epoch": 2', '"epoch": 12').replace('"lr": 0.001', '"lr": 0.0012345, "alpha": 4.567'))
+    text = text.replace('"forget_Q_A_gibberish_rate": 0.0',
+                        '"forget_Q_A_gibberish_rate": 0.0, "gibberish_rate": 0.03125')
+    text = text.replace('"epoch": 2', '"epoch": 12').replace('"lr": 0.001', '"lr": 0.0012345, "alpha": 4.567')
+    points.write_text(text)
     raw = yaml.safe_load((sweep_dir / "spec.yaml").read_text())
     raw["objectives"].append({"name": "gibberish_rate", "mode": "min"})
     raw["search_space"]["alpha"] = {"low": 3.0, "high": 10.0, "log": True}
