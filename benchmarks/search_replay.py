@@ -5,7 +5,7 @@
     grid = grid_runs(runs, "DrNPO")                                # the 54 runs of one grid
     setup = Setup.from_spec(REPO / "sweeps/tofu-mini.yaml", target)  # objectives, constraint, rungs, reference
     start_ray()
-    trace = replay(grid, setup, sampler="tpe", moasha=True, seed=0, budget=540, workdir=tmp)
+    trace = replay(grid, setup, sampler="tpe", scheduler="moasha", seed=0, budget=540, workdir=tmp)
     curve = hv_curve(trace, setup)                                 # [(trial-epochs, HV of feasible points so far)]
 
 * The table: `freeze(hparams) -> points` (`sweeps.scheduling.lookup`). A failed run replays its points, then
@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+from sweeps.objectives import hv_reference as reference_point
 from sweeps.pareto import hypervolume
 from sweeps.scheduling.lookup import POINTS_KEY, freeze, make_lookup_trainable
 from sweeps.searcher import FAILED_KEY
@@ -46,7 +47,6 @@ RAY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": 
            "RAY_AUTH_MODE": "disabled", "RAY_DEDUP_LOGS": "1", "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "1000",
            # a replay reads results from its callbacks: no CSV/JSON/TensorBoard file per result
            "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}
-FQ_FLOOR_LOG10 = -12.0  # the forget-quality reference when the target's is unknown
 
 
 # --------------------------------------------------------------------------------------------------
@@ -115,6 +115,8 @@ class Setup:
     reference: list[float]           # hypervolume reference point, minimisation space
     grace: float = 1.0
     reduction_factor: float = 3.0
+    stop_below: float = 0.1
+    pause: bool = True
 
     @classmethod
     def from_spec(cls, spec_path: Path, target: Mapping[str, float]) -> Setup:
@@ -124,7 +126,8 @@ class Setup:
         refs = {c.metric: target[c.metric] for c in spec.constraints if c.relative_to == "target" and c.metric in target}
         return cls(objectives=list(spec.objectives), constraints=list(spec.constraints), references=refs,
                    reference=reference_point(spec.objectives, spec.constraints, target),
-                   grace=spec.search.grace, reduction_factor=spec.search.reduction_factor)
+                   grace=spec.search.grace, reduction_factor=spec.search.reduction_factor,
+                   stop_below=spec.search.stop_below, pause=spec.search.pause)
 
     def vector(self, point: Mapping[str, Any]) -> list[float] | None:
         """The point's minimisation-space vector when it is feasible and every objective is known, else None."""
@@ -134,31 +137,6 @@ class Setup:
             return None
         vec = [o.minimised(point) for o in self.objectives]
         return None if any(v is None for v in vec) else vec
-
-
-def reference_point(objectives: Sequence[Any], constraints: Sequence[Any], target: Mapping[str, float]) -> list[float]:
-    """The hypervolume reference in the minimisation space: per objective, the value a point must beat to count.
-
-    * a log-scaled objective (forget quality): the target's own log10 value (FQ_FLOOR_LOG10 when unknown): a
-      model that forgets no better than before unlearning has unlearned nothing;
-    * a maximised objective bounded below by a constraint (model utility >= 0.9 x target): that bound, the
-      worst value a feasible point can have;
-    * a minimised rate (gibberish): 1.0, its worst possible value;
-    * any other objective: the target's value."""
-    ref = []
-    for o in objectives:
-        bound = next((c for c in constraints if c.metric == o.name and c.op in (">=", ">")), None)
-        value = target.get(o.name)
-        if o.scale == "log":
-            searched = math.log10(value) if value and value > 0 else FQ_FLOOR_LOG10
-        elif o.mode == "max" and bound is not None:
-            searched = bound.threshold(target.get(bound.metric))
-        elif o.mode == "min" and o.name.endswith("rate"):
-            searched = 1.0
-        else:
-            searched = float(value)
-        ref.append(-searched if o.mode == "max" else searched)
-    return ref
 
 
 def grid_hypervolume(runs: Sequence[Mapping[str, Any]], setup: Setup) -> float:
@@ -197,19 +175,28 @@ class Trace:
     """One replayed search: its points in the order Tune handed them over."""
 
     sampler: str
-    moasha: bool
+    scheduler: str       # none | moasha | trajectory
     seed: int
     points: list[dict[str, Any]] = field(default_factory=list)  # {"trial", "params", "result"}
     trials: int = 0
     wall_s: float = 0.0
+    decisions: dict[str, list] = field(default_factory=dict)  # the trajectory scheduler's, per trial
 
     @property
     def name(self) -> str:
-        return searcher_name(self.sampler, self.moasha)
+        return searcher_name(self.sampler, self.scheduler)
+
+    @property
+    def moasha(self) -> bool:
+        return self.scheduler == "moasha"
 
 
-def searcher_name(sampler: str, moasha: bool) -> str:
-    return f"{sampler}+moasha" if moasha else sampler
+def searcher_name(sampler: str, scheduler: str) -> str:
+    """tpe, tpe+moasha, trajectory+stop (the trajectory scheduler), ..."""
+    return sampler if scheduler == "none" else f"{sampler}+{SCHEDULER_SUFFIX.get(scheduler, scheduler)}"
+
+
+SCHEDULER_SUFFIX = {"trajectory": "stop"}
 
 
 def _recorder_and_stopper(budget: int):
@@ -247,10 +234,19 @@ def _recorder_and_stopper(budget: int):
     return Recorder(), BudgetStopper()
 
 
-def replay(runs: Sequence[Mapping[str, Any]], setup: Setup, sampler: str, moasha: bool, seed: int, budget: int,
+def table_epochs(runs: Sequence[Mapping[str, Any]]) -> Any:
+    """Where the table's runs are evaluated (`sweeps.trajectory_model.Epochs`): every epoch, up to each run's."""
+    from sweeps.trajectory_model import Epochs
+
+    values = grid_values(runs)
+    longest = float(max(values.get("epochs", [len(r["points"]) for r in runs])))
+    return Epochs(fixed=longest, every=1.0, longest=longest, param="epochs" if "epochs" in values else None)
+
+
+def replay(runs: Sequence[Mapping[str, Any]], setup: Setup, sampler: str, scheduler: str, seed: int, budget: int,
            workdir: Path) -> Trace:
-    """Run one search (sampler, with or without MO-ASHA, seed) over the grid's table on the real Tune until it
-    has consumed `budget` trial-epochs (or the searcher is done); see the module docstring."""
+    """Run one search (sampler; scheduler none, moasha or trajectory; seed) over the grid's table on the real
+    Tune until it has consumed `budget` trial-epochs (or the searcher is done); see the module docstring."""
     import optuna
     import ray.tune
 
@@ -258,27 +254,39 @@ def replay(runs: Sequence[Mapping[str, Any]], setup: Setup, sampler: str, moasha
     from sweeps.searcher import OptunaSearcher
     from sweeps.tuning import SearchedValue, Violations
 
-    name = f"{searcher_name(sampler, moasha)}-s{seed}"
+    name = f"{searcher_name(sampler, scheduler)}-s{seed}"
     folder = workdir / name
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     table = build_table(runs, [o.name for o in setup.objectives])
     space = {n: optuna.distributions.CategoricalDistribution(v) for n, v in grid_values(runs).items()}
-    searcher = OptunaSearcher(space=space, objectives=setup.objectives, constraints=setup.constraints,
-                              references=setup.references, sampler=sampler, seed=seed, study_name=name,
-                              storage=f"sqlite:///{folder / 'optuna.db'}")
-    scheduler, callbacks = None, []
-    if moasha:
+    common = dict(space=space, objectives=setup.objectives, constraints=setup.constraints,
+                  references=setup.references, sampler=sampler, seed=seed, study_name=name,
+                  storage=f"sqlite:///{folder / 'optuna.db'}")
+    if sampler == "trajectory":
+        from sweeps.trajectory_searcher import TrajectorySearcher
+
+        searcher = TrajectorySearcher(**common, hv_reference=setup.reference, epochs=table_epochs(runs))
+    else:
+        searcher = OptunaSearcher(**common)
+    sched, callbacks = None, []
+    if scheduler == "moasha":
         max_t = max(grid_values(runs).get("epochs", [len(r["points"]) for r in runs]))
-        scheduler = MOASHAScheduler(
+        sched = MOASHAScheduler(
             objectives=[(SearchedValue(o), o.mode) for o in setup.objectives], time_attr="epoch",
             grace_period=setup.grace, reduction_factor=setup.reduction_factor, max_t=max_t,
             constraints=Violations(setup.constraints, setup.references) if setup.constraints else None)
-        callbacks = [MOASHAStateCallback(scheduler)]
+        callbacks = [MOASHAStateCallback(sched)]
+    elif scheduler == "trajectory":
+        from sweeps.scheduling.trajectory import TrajectoryScheduler
+
+        if sampler != "trajectory":
+            raise ValueError("the trajectory scheduler needs the trajectory sampler")
+        sched = TrajectoryScheduler(searcher, stop_below=setup.stop_below, pause=setup.pause)
     recorder, stopper = _recorder_and_stopper(budget)
     tuner = ray.tune.Tuner(
-        make_lookup_trainable(table), param_space={},
-        tune_config=ray.tune.TuneConfig(search_alg=searcher, scheduler=scheduler, num_samples=budget + 1,
+        make_lookup_trainable(table, checkpoints=scheduler == "trajectory" and setup.pause), param_space={},
+        tune_config=ray.tune.TuneConfig(search_alg=searcher, scheduler=sched, num_samples=budget + 1,
                                         max_concurrent_trials=1, reuse_actors=True),
         run_config=ray.tune.RunConfig(name=name, storage_path=str(folder / "tune"), stop=stopper, verbose=0,
                                       callbacks=[recorder, *callbacks]))
@@ -287,8 +295,10 @@ def replay(runs: Sequence[Mapping[str, Any]], setup: Setup, sampler: str, moasha
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     t0 = time.perf_counter()
     tuner.fit()
-    trace = Trace(sampler, moasha, seed, points=recorder.points, trials=len(recorder.trials),
+    trace = Trace(sampler, scheduler, seed, points=recorder.points, trials=len(recorder.trials),
                   wall_s=time.perf_counter() - t0)
+    if scheduler == "trajectory":
+        trace.decisions = {k: list(v) for k, v in sched.decisions.items()}
     shutil.rmtree(folder, ignore_errors=True)
     return trace
 

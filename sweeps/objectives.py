@@ -132,6 +132,36 @@ def best_point(results: list[Mapping[str, Any]], objectives: list[Objective], co
     return min(usable, key=lambda ir: (violation(ir[1]), -ir[0]))[1]
 
 
+FQ_FLOOR_LOG10 = -12.0  # a log objective's reference when the target's value is unknown
+
+
+def hv_reference(objectives: Sequence[Objective], constraints: Sequence[Constraint],
+                 target: Mapping[str, float]) -> list[float]:
+    """The hypervolume reference point in the minimisation space: per objective, the value a point must beat
+    to count (the searcher's acquisition, the benchmarks and the reports measure against it).
+
+    * a log-scaled objective (forget quality): the target's own log10 value (FQ_FLOOR_LOG10 when unknown): a
+      model that forgets no better than before unlearning has unlearned nothing;
+    * a maximised objective bounded below by a constraint (model utility >= 0.9 x target): that bound, the
+      worst value a feasible point can have;
+    * a minimised rate (gibberish): 1.0, its worst possible value;
+    * any other objective: the target's value (0 when unknown)."""
+    ref = []
+    for o in objectives:
+        bound = next((c for c in constraints if c.metric == o.name and c.op in (">=", ">")), None)
+        value = _number(target.get(o.name))
+        if o.scale == "log":
+            searched = math.log10(value) if value and value > 0 else FQ_FLOOR_LOG10
+        elif o.mode == "max" and bound is not None and (bound.relative_to is None or value is not None):
+            searched = bound.threshold(target.get(bound.metric))
+        elif o.mode == "min" and o.name.endswith("rate"):
+            searched = 1.0
+        else:
+            searched = value if value is not None else 0.0
+        ref.append(-searched if o.mode == "max" else searched)
+    return ref
+
+
 def tracked_metrics(metrics: Mapping[str, Any], objectives: Sequence[Objective]) -> dict[str, Any]:
     """A point's metrics as MLflow shows them: every metric, plus `<name>_log10` beside each log-scale
     objective (forget_quality 3.2e-33 -> forget_quality_log10 -32.5), whose raw value MLflow's tables cut."""

@@ -94,8 +94,6 @@ def make_sampler(kind: str, seed: int, space: Mapping[str, Any] | None = None,
         return optuna.samplers.NSGAIISampler(seed=seed)
     if kind == "random":
         return optuna.samplers.RandomSampler(seed=seed)
-    if kind == "qmc":  # the trajectory searcher's first configurations (sweeps.trajectory_searcher)
-        return optuna.samplers.QMCSampler(seed=seed, scramble=True, warn_independent_sampling=False)
     if kind == "gp":
         return optuna.samplers.GPSampler(seed=seed)
     return optuna.samplers.TPESampler(seed=seed, multivariate=True, n_startup_trials=4)

@@ -22,7 +22,7 @@ What a run does is described in the train config's own words (the `unlearn-sweep
     constraints: ["model_utility >= 0.9 * target"]
     budget: {num_trials, max_concurrent, time_budget_s, max_failures}   # num_trials is per search
     resources: {cpus, gpus, workers}      # per worker; a trial has `workers` workers
-    search: {sampler: tpe, scheduler: none | moasha, reduction_factor, grace, warm_start, concurrent, storage}
+    search: {sampler: trajectory | tpe | gp | nsga2 | random | grid, scheduler: none | trajectory | moasha, stop_below, pause, reduction_factor, grace, warm_start, concurrent, storage}
     tracking: {uri, experiment}           # MLflow; default sqlite:///<storage>/<name>/mlflow.db
     storage: runs/sweeps                  # local or shared (NFS) folder; the sweep lives in <storage>/<name>
     seed: 0
@@ -166,6 +166,10 @@ class SweepSpec(BaseModel):
         if self.search.sampler == "grid" and any(not hasattr(d, "choices") for d in self._space.params.values()):
             raise ConfigError("spec", field="search.sampler", value="grid",
                               fix="a grid needs discrete dimensions: give every searched field a list of values")
+        if self.search.scheduler == "trajectory" and self.search.sampler != "trajectory":
+            raise ConfigError("spec", field="search.scheduler", value="trajectory",
+                              fix="the trajectory scheduler reads the trajectory sampler's model: set "
+                                  "search.sampler: trajectory, or use scheduler moasha or none")
         self._plans = build_plans(self)
         return self
 

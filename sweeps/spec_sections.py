@@ -241,18 +241,27 @@ class Resources(_Section):
 class SearchSettings(_Section):
     """How a search proposes and stops trials.
 
-    sampler: Optuna's multi-objective sampler: tpe (constrained, the default), gp (Gaussian process,
-    constrained), nsga2, random, or grid (every combination of the space's discrete values).
-    scheduler: none, or moasha (multi-objective asynchronous successive halving: trials behind on the Pareto
-    ranking at a rung stop; rungs at grace * reduction_factor**k epochs, up to the trial's epochs).
+    sampler: trajectory (a model of every evaluation point of every trial proposes the configuration with the
+    largest expected hypervolume improvement per epoch, `sweeps.trajectory_searcher`), Optuna's
+    multi-objective samplers tpe (constrained), gp (Gaussian process, constrained), nsga2, random, or grid
+    (every combination of the space's discrete values).
+    scheduler: none; trajectory (with sampler trajectory: a trial is paused, or stopped, when the chance that
+    any of its remaining points is feasible and adds hypervolume falls below `stop_below`, and a paused trial
+    continues when it becomes the most promising work, `sweeps.scheduling.trajectory`); or moasha
+    (multi-objective asynchronous successive halving: trials behind on the Pareto ranking at a rung stop;
+    rungs at grace * reduction_factor**k epochs, up to the trial's epochs).
+    stop_below, pause: the trajectory scheduler's threshold (a chance, 0..1) and whether it pauses (true) or
+    stops (false) a trial below it.
     warm_start: finished sweeps (folders) whose Pareto points are evaluated first (e.g. found on a smaller model).
     concurrent: the sweep's searches (model x variant) share the trial slots at once, each holding about its
     fair share (true, the default); false = in the spec's order, the next search starting when the one before
     has proposed all its trials (`sweeps.multiplex`).
     storage: an Optuna RDB URL for clusters; null = sqlite:///<sweep dir>/optuna.db."""
 
-    sampler: Literal["tpe", "gp", "nsga2", "random", "grid"] = "tpe"
-    scheduler: Literal["none", "moasha"] = "none"
+    sampler: Literal["trajectory", "tpe", "gp", "nsga2", "random", "grid"] = "tpe"
+    scheduler: Literal["none", "trajectory", "moasha"] = "none"
+    stop_below: float = Field(0.1, ge=0, lt=1)
+    pause: bool = True
     concurrent: bool = True
     reduction_factor: float = Field(3.0, gt=1)
     grace: float = Field(1.0, gt=0)

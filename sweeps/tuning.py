@@ -70,8 +70,13 @@ class Violations:
         return [c.violation(result, self.refs) for c in self.constraints]
 
 
-def make_scheduler(spec: Any, plan: Any, refs: Mapping[str, float]) -> Any | None:
-    """The early-stopping scheduler of one search: None (every trial runs its schedule), or MO-ASHA."""
+def make_scheduler(spec: Any, plan: Any, refs: Mapping[str, float], searcher: Any = None) -> Any | None:
+    """The early-stopping scheduler of one search: None (every trial runs its schedule), the trajectory
+    scheduler (reading `searcher`'s model) or MO-ASHA."""
+    if spec.search.scheduler == "trajectory":
+        from sweeps.scheduling.trajectory import TrajectoryScheduler
+
+        return TrajectoryScheduler(searcher, stop_below=spec.search.stop_below, pause=spec.search.pause)
     if spec.search.scheduler != "moasha":
         return None
     from sweeps.scheduling.moasha import MOASHAScheduler
@@ -84,7 +89,29 @@ def make_scheduler(spec: Any, plan: Any, refs: Mapping[str, float]) -> Any | Non
         constraints=Violations(spec.constraints, refs) if spec.constraints else None)
 
 
-def make_searcher(spec: Any, plan: Any, refs: Mapping[str, float], seeded: list[dict]) -> OptunaSearcher:
+def plan_epochs(plan: Any) -> Any:
+    """Where a trial of this search is evaluated (`sweeps.trajectory_model.Epochs`): the searched or fixed
+    epoch count, eval.every, the longest run."""
+    from sweeps.trajectory_model import Epochs
+    from unlearning.train.fields import resolve
+
+    fixed = float(plan.base["train"]["epochs"])
+    name = next((n for n in plan.space.params if resolve(n) == ("train", "epochs")), None)
+    longest = max(float(b) for b in plan.space.params[name].bounds()) if name else fixed
+    return Epochs(fixed=fixed, every=float(plan.base["eval"].get("every") or 1.0), longest=longest, param=name)
+
+
+def make_searcher(spec: Any, plan: Any, refs: Mapping[str, float], seeded: list[dict],
+                  target: Mapping[str, float] | None = None) -> OptunaSearcher:
+    if spec.search.sampler == "trajectory":
+        from sweeps.objectives import hv_reference
+        from sweeps.trajectory_searcher import TrajectorySearcher
+
+        return TrajectorySearcher(
+            space=plan.space.to_optuna(), objectives=spec.objectives, constraints=spec.constraints, references=refs,
+            sampler="trajectory", seed=spec.seed, study_name=plan.search_id, storage=spec.optuna_storage(),
+            seeded=seeded, hv_reference=hv_reference(spec.objectives, spec.constraints, target or {}),
+            epochs=plan_epochs(plan))
     return OptunaSearcher(space=plan.space.to_optuna(), objectives=spec.objectives, constraints=spec.constraints,
                           references=refs, sampler=spec.search.sampler, seed=spec.seed, study_name=plan.search_id,
                           storage=spec.optuna_storage(), seeded=seeded)
@@ -112,8 +139,11 @@ def make_tuner(spec: Any, searches: Sequence[tuple[Any, Any, list[dict]]], recor
         consts = sweep_constants(plan.base, search_id=plan.search_id, sweep_dir=str(spec.sweep_dir()),
                                  reference=shared.reference_dir, inputs_cache=shared.inputs_dir, resources=resources,
                                  objective_names=[o.name for o in spec.objectives])
-        muxed[plan.search_id] = (make_searcher(spec, plan, refs, seeded), consts)
-        scheduler = make_scheduler(spec, plan, refs)
+        searcher = make_searcher(spec, plan, refs, seeded, target=shared.target_metrics)
+        if hasattr(searcher, "max_trials"):
+            searcher.max_trials = spec.budget.num_trials
+        muxed[plan.search_id] = (searcher, consts)
+        scheduler = make_scheduler(spec, plan, refs, searcher)
         if scheduler is not None:
             schedulers[plan.search_id] = scheduler
     at_once = concurrency(spec, total, searches=len(muxed))

@@ -12,14 +12,18 @@ table keys are `freeze(params)` of the sampled hyperparameters and the trainable
 same names in its config (other config entries are ignored); pass `key=` to map a config to a table key
 any other way. The trainable reports one point per `ray.tune.report` call, adding POINTS_KEY (how many
 points this trial has reported, this one included): a scheduler's STOP ends it after that report, so the
-last POINTS_KEY of each trial sums to the trial-epochs (points) the sweep consumed. It keeps no checkpoint:
-a trial retried or resumed by Tune replays its points from the first. Standard library and Ray only.
+last POINTS_KEY of each trial sums to the trial-epochs (points) the sweep consumed. Without `checkpoints` it
+keeps no checkpoint: a trial retried or resumed by Tune replays its points from the first; with
+`checkpoints=True` each report carries a Tune checkpoint (the count of points reported), and a trial that a
+scheduler PAUSEd continues after its last reported point when it is resumed. Standard library and Ray only.
 """
 
 from __future__ import annotations
 
 import itertools
+import tempfile
 import time
+from pathlib import Path
 from typing import Any, Callable, Hashable, Mapping, Sequence
 
 import ray.tune
@@ -55,9 +59,9 @@ def grid_param_space(table: Table) -> dict[str, Any]:
 
 
 def make_lookup_trainable(table: Table, *, key: Callable[[Mapping[str, Any]], Hashable] | None = None,
-                          seconds_per_point: float = 0.0) -> Callable[[dict], None]:
+                          seconds_per_point: float = 0.0, checkpoints: bool = False) -> Callable[[dict], None]:
     """A Tune function trainable reporting `table[key(config)]` point by point (see the module docstring);
-    `seconds_per_point` sleeps before each report to mimic training time."""
+    `seconds_per_point` sleeps before each report to mimic training time; `checkpoints` makes it pausable."""
     rows = {k: [dict(point) for point in points] for k, points in table.items()}  # plain data, pickled along
     names = parameter_names(rows) if key is None else None
 
@@ -68,9 +72,19 @@ def make_lookup_trainable(table: Table, *, key: Callable[[Mapping[str, Any]], Ha
         wanted = table_key(config)
         if wanted not in rows:
             raise KeyError(f"no table entry for {wanted!r}")
-        for count, point in enumerate(rows[wanted], start=1):
+        start = 0
+        if checkpoints and (ckpt := ray.tune.get_checkpoint()) is not None:
+            with ckpt.as_directory() as folder:
+                start = int(Path(folder, "points").read_text(encoding="utf-8"))
+        for count, point in enumerate(rows[wanted][start:], start=start + 1):
             if seconds_per_point > 0:
                 time.sleep(seconds_per_point)
-            ray.tune.report({**point, POINTS_KEY: count})
+            if not checkpoints:
+                ray.tune.report({**point, POINTS_KEY: count})
+                continue
+            with tempfile.TemporaryDirectory(prefix="lookup-ckpt-") as folder:
+                Path(folder, "points").write_text(str(count), encoding="utf-8")
+                ray.tune.report({**point, POINTS_KEY: count},
+                                checkpoint=ray.tune.Checkpoint.from_directory(folder))
 
     return lookup_trainable

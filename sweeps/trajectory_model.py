@@ -1,0 +1,483 @@
+"""The trajectory model behind the `trajectory` searcher and scheduler: every evaluation point is an observation.
+
+    model = TrajectoryModel(space, objectives, constraints, references, hv_reference, epochs=Epochs(...), seed=0)
+    model.observe("t1", {"lr": 1e-3, "epochs": 15}, epoch=3, metrics={"forget_quality": 1e-4, ...})
+    model.fit()
+    params, score = model.propose(running={"t2": {...}}, exclude=[...])     # the next configuration
+    model.chance_to_improve("t1", params, done_epoch=3)                     # P(a later point adds HV)
+
+A sweep's trial is a trajectory of evaluation points, each a candidate for the front. The model regresses every
+searched metric (the objectives on their search scale, and each constraint's metric) on (configuration, point):
+one Gaussian process per metric (scikit-learn's `GaussianProcessRegressor`, Matern 5/2 with one length scale per
+input, a white-noise term, hyperparameters fitted by marginal likelihood) over the configuration's encoding
+(`Encoding`: log / linear ranges and ordered numeric choices on [0, 1], other choices one-hot) and two point
+coordinates: the epoch over the longest run, and the epoch over the run's own length (where the learning-rate
+schedule is). Curves that cross are no problem for it: a point is predicted from similar configurations at the
+same stage of their run, not ranked by where a run stands now.
+
+Acquisition (the trajectory form of expected hypervolume improvement, after TMOBO, Wang, Fan & Ng, UAI 2025):
+for a candidate configuration, draw joint samples of all its evaluation points from the posterior (per metric,
+the points of one run are sampled jointly, so a sampled trajectory is coherent), keep the sampled points that
+satisfy every constraint (the constraint is a constraint, not a penalty: an infeasible point adds nothing), and
+measure the hypervolume they add to the current feasible front (`sweeps.pareto.hypervolume`, moocore's exact
+algorithm) in the minimisation space against `hv_reference`. The score is that expected improvement per epoch of
+compute, so a short run that promises as much as a long one wins. Running trials count as if they had
+delivered their predicted mean (so two slots do not chase the same region).
+
+The same samples, conditioned on a running trial's points so far, give the chance that any of its remaining
+points is feasible and adds hypervolume (`chance_to_improve`) and the improvement per remaining epoch
+(`continue_score`): what the stopping rule (`sweeps.scheduling.trajectory`) reads.
+
+Ray-free and Optuna-free: it takes Optuna distributions only to read their ranges.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from sweeps.objectives import Constraint, Objective
+from sweeps.pareto import hypervolume
+
+LOG_FLOOR_MARGIN = 2.0  # a log objective is clipped this far (decades) beyond the reference: worse is all "nothing"
+MAX_ENUMERATED = 4096   # a discrete space up to this size is scored whole; larger ones are sampled
+POINTS_PER_RUN = 8      # the GP is fitted on at most this many points per run (evenly spread, the last included)
+REFIT_GROWTH = 1.3      # kernel hyperparameters are re-fitted when the data grew by this factor since the last fit
+
+
+# --------------------------------------------------------------------------------------------------
+# encoding a configuration
+
+
+@dataclass
+class _Dim:
+    name: str
+    kind: str                      # "range" | "ordinal" | "onehot"
+    lo: float = 0.0
+    hi: float = 1.0
+    log: bool = False
+    integer: bool = False
+    choices: list[Any] = field(default_factory=list)
+
+    def width(self) -> int:
+        return len(self.choices) if self.kind == "onehot" else 1
+
+
+def _numeric(values: Sequence[Any]) -> bool:
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values)
+
+
+class Encoding:
+    """A configuration as a point of [0, 1]^d: ranges (log where the distribution is), numeric choices as an
+    ordered axis (log-spaced when they are positive and span a factor of 4 or more), other choices one-hot."""
+
+    def __init__(self, space: Mapping[str, Any]):
+        import optuna.distributions as od
+
+        self.dims: list[_Dim] = []
+        for name, dist in space.items():
+            if isinstance(dist, od.CategoricalDistribution):
+                choices = list(dist.choices)
+                if _numeric(choices) and len(set(choices)) > 1:
+                    vals = sorted(set(float(c) for c in choices))
+                    log = vals[0] > 0 and vals[-1] / vals[0] >= 4
+                    self.dims.append(_Dim(name, "ordinal", vals[0], vals[-1], log=log, choices=choices))
+                else:
+                    self.dims.append(_Dim(name, "onehot", choices=choices))
+            else:
+                integer = isinstance(dist, od.IntDistribution)
+                self.dims.append(_Dim(name, "range", float(dist.low), float(dist.high), log=bool(dist.log),
+                                      integer=integer))
+        self.width = sum(d.width() for d in self.dims)
+
+    def _unit(self, d: _Dim, v: float) -> float:
+        if d.hi == d.lo:
+            return 0.5
+        if d.log:
+            return (math.log(v) - math.log(d.lo)) / (math.log(d.hi) - math.log(d.lo))
+        return (v - d.lo) / (d.hi - d.lo)
+
+    def encode(self, params: Mapping[str, Any]) -> np.ndarray:
+        out: list[float] = []
+        for d in self.dims:
+            v = params[d.name]
+            if d.kind == "onehot":
+                out.extend(1.0 if v == c else 0.0 for c in d.choices)
+            else:
+                out.append(self._unit(d, float(v)))
+        return np.asarray(out, dtype=float)
+
+    def decode(self, unit: Sequence[float], rng: np.random.Generator | None = None) -> dict[str, Any]:
+        """A unit-cube point back to a configuration (ranges only; choices are enumerated, not decoded)."""
+        params: dict[str, Any] = {}
+        for d, u in zip(self.dims, unit):
+            u = min(max(float(u), 0.0), 1.0)
+            if d.kind == "range":
+                v = math.exp(math.log(d.lo) + u * (math.log(d.hi) - math.log(d.lo))) if d.log else d.lo + u * (d.hi - d.lo)
+                params[d.name] = int(round(v)) if d.integer else v
+            elif d.kind == "ordinal":
+                params[d.name] = min(d.choices, key=lambda c: abs(self._unit(d, float(c)) - u))
+            else:
+                params[d.name] = d.choices[int(u * len(d.choices)) % len(d.choices)]
+        return params
+
+    def discrete_size(self) -> int | None:
+        """How many configurations the space has, when every dimension is a list of choices (else None)."""
+        if any(d.kind == "range" for d in self.dims):
+            return None
+        return math.prod(len(d.choices) for d in self.dims)
+
+    def enumerate(self) -> list[dict[str, Any]]:
+        names = [d.name for d in self.dims]
+        return [dict(zip(names, combo)) for combo in itertools.product(*(d.choices for d in self.dims))]
+
+
+@dataclass(frozen=True)
+class Epochs:
+    """Where a configuration's evaluation points are: `param` names the searched epoch count (None when the run
+    length is fixed at `fixed`), `every` is eval.every (a fraction of an epoch, or N epochs), `longest` the
+    longest run the space allows."""
+
+    fixed: float
+    every: float
+    longest: float
+    param: str | None = None
+
+    def length(self, params: Mapping[str, Any]) -> float:
+        return float(params[self.param]) if self.param and self.param in params else float(self.fixed)
+
+    def points(self, params: Mapping[str, Any]) -> list[float]:
+        """The epochs at which a run of `params` is evaluated (the last one at its end)."""
+        length = self.length(params)
+        n = max(1, int(math.floor(length / self.every + 1e-9)))
+        pts = [round(self.every * (i + 1), 9) for i in range(n)]
+        if pts[-1] < length - 1e-9:
+            pts.append(length)
+        return pts
+
+
+# --------------------------------------------------------------------------------------------------
+# the model
+
+
+@dataclass
+class _Obs:
+    params: dict[str, Any]
+    epoch: float
+    values: dict[str, float]     # metric -> searched value (finite), clipped where it says
+
+
+class TrajectoryModel:
+    """See the module docstring."""
+
+    def __init__(self, space: Mapping[str, Any], objectives: Sequence[Objective], constraints: Sequence[Constraint],
+                 references: Mapping[str, float], hv_reference: Sequence[float], epochs: Epochs, seed: int = 0,
+                 samples: int = 32):
+        self.encoding = Encoding(space)
+        self.objectives, self.constraints = list(objectives), list(constraints)
+        self.references = dict(references)
+        self.hv_reference = [float(r) for r in hv_reference]
+        self.epochs = epochs
+        self.seed = int(seed)
+        self.samples = int(samples)
+        # every metric the model predicts: the objectives' (searched scale) and each constraint's (raw)
+        self.metrics = list(dict.fromkeys([o.name for o in self.objectives] + [c.metric for c in self.constraints]))
+        self.obs: dict[str, list[_Obs]] = {}     # trial key -> its observed points, in order
+        self.params: dict[str, dict[str, Any]] = {}
+        self._gps: dict[str, Any] = {}
+        self._fitted_n = -1
+        self.cost_power = 1.0
+        self.kappa: float | None = None
+        self._hyper_n = 0   # how many observations the kernel hyperparameters were fitted on
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The observations and settings; the fitted GPs are not kept (refitted from the observations)."""
+        state = dict(self.__dict__)
+        state.update(_gps={}, _fitted_n=-1, _hyper_n=0)
+        return state
+
+    # ---- observations ------------------------------------------------------------------------------
+
+    def _searched(self, metric: str, metrics: Mapping[str, Any]) -> float | None:
+        obj = next((o for o in self.objectives if o.name == metric), None)
+        if obj is None:
+            x = metrics.get(metric)
+            return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) else None
+        v = obj.searched(metrics)
+        if v is None:
+            return None
+        if obj.scale == "log":  # beyond the reference every value means "nothing forgotten": clip the tail
+            i = self.objectives.index(obj)
+            floor = -self.hv_reference[i] - LOG_FLOOR_MARGIN if obj.mode == "max" else None
+            if floor is not None:
+                v = max(v, floor)
+        return v
+
+    def observe(self, key: str, params: Mapping[str, Any], epoch: float, metrics: Mapping[str, Any]) -> bool:
+        """Record one evaluation point of trial `key`; False when it carries no usable value (a failure report)."""
+        values = {m: v for m in self.metrics if (v := self._searched(m, metrics)) is not None}
+        if not values or epoch is None or not (isinstance(epoch, (int, float)) and epoch > 0):
+            return False
+        self.params[key] = dict(params)
+        pts = self.obs.setdefault(key, [])
+        if any(abs(o.epoch - float(epoch)) < 1e-9 for o in pts):
+            return False  # a resumed trial reported this point again
+        pts.append(_Obs(dict(params), float(epoch), values))
+        return True
+
+    @property
+    def n_obs(self) -> int:
+        return sum(len(v) for v in self.obs.values())
+
+    def features(self, params: Mapping[str, Any], epochs: Sequence[float]) -> np.ndarray:
+        base = self.encoding.encode(params)
+        length = self.epochs.length(params)
+        rows = [np.concatenate([base, [e / self.epochs.longest, e / length]]) for e in epochs]
+        return np.asarray(rows, dtype=float)
+
+    # ---- fitting ------------------------------------------------------------------------------------
+
+    def _training_points(self) -> list[_Obs]:
+        """At most POINTS_PER_RUN points of each run, evenly spread over it, its last point included."""
+        out = []
+        for pts in self.obs.values():
+            if len(pts) <= POINTS_PER_RUN:
+                out.extend(pts)
+                continue
+            idx = sorted({int(round(i)) for i in np.linspace(len(pts) - 1, 0, POINTS_PER_RUN)})
+            out.extend(pts[i] for i in idx)
+        return out
+
+    def fit(self, refit_hyper: bool | None = None) -> bool:
+        """Fit one GP per metric on the observations (False with too few to fit). The kernel's hyperparameters
+        are fitted again when `refit_hyper`, or (None) when the data grew by REFIT_GROWTH since they were;
+        otherwise the GP is conditioned on the new data with the kernel it has."""
+        from sklearn.gaussian_process import GaussianProcessRegressor
+        from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
+
+        if self.n_obs < 3:
+            return False
+        if self._fitted_n == self.n_obs and self._gps:
+            return True
+        if refit_hyper is None:
+            refit_hyper = not self._gps or self.n_obs >= REFIT_GROWTH * self._hyper_n
+        if refit_hyper:
+            self._hyper_n = self.n_obs
+        train = self._training_points()
+        for metric in self.metrics:
+            rows, ys = [], []
+            for o in train:
+                if metric in o.values:
+                    rows.append(self.features(o.params, [o.epoch])[0])
+                    ys.append(o.values[metric])
+            if len(ys) < 3:
+                continue
+            X, y = np.asarray(rows), np.asarray(ys)
+            previous = self._gps.get(metric)
+            if previous is not None and not refit_hyper:
+                kernel, optimizer = previous.kernel_, None
+            else:
+                d = X.shape[1]
+                kernel = (ConstantKernel(1.0, (1e-2, 1e2)) * Matern(np.full(d, 0.5), (5e-2, 2e1), nu=2.5)
+                          + WhiteKernel(1e-2, (1e-5, 1e0)))
+                optimizer = "fmin_l_bfgs_b"
+            gp = GaussianProcessRegressor(kernel=kernel, normalize_y=True, optimizer=optimizer,
+                                          n_restarts_optimizer=0, random_state=self.seed)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                gp.fit(X, y)
+            self._gps[metric] = gp
+        self._fitted_n = self.n_obs
+        return bool(self._gps)
+
+    def ready(self) -> bool:
+        return all(m in self._gps for m in self.metrics)
+
+    # ---- prediction -------------------------------------------------------------------------------
+
+    def _sample(self, params: Mapping[str, Any], epochs: Sequence[float], n: int,
+                rng: np.random.Generator) -> dict[str, np.ndarray]:
+        """metric -> (n, len(epochs)) joint posterior samples of the run's points."""
+        X = self.features(params, epochs)
+        out = {}
+        for metric, gp in self._gps.items():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                mean, cov = gp.predict(X, return_cov=True)
+            cov = 0.5 * (cov + cov.T) + 1e-9 * np.eye(len(epochs))
+            try:
+                chol = np.linalg.cholesky(cov)
+            except np.linalg.LinAlgError:
+                chol = np.diag(np.sqrt(np.clip(np.diag(cov), 0, None)))
+            out[metric] = mean[None, :] + rng.standard_normal((n, len(epochs))) @ chol.T
+        return out
+
+    def _mean(self, params: Mapping[str, Any], epochs: Sequence[float]) -> dict[str, np.ndarray]:
+        X = self.features(params, epochs)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return {m: gp.predict(X) for m, gp in self._gps.items()}
+
+    def _vectors(self, values: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """(minimisation-space vectors [..., n_obj], feasibility mask [...]) of sampled/predicted metrics."""
+        vecs = np.stack([(-values[o.name] if o.mode == "max" else values[o.name]) for o in self.objectives], axis=-1)
+        feasible = np.ones(vecs.shape[:-1], dtype=bool)
+        for c in self.constraints:
+            x = values[c.metric]
+            obj = next((o for o in self.objectives if o.name == c.metric), None)
+            if obj is not None and obj.scale == "log":  # the model holds log10 values; the bound is raw
+                x = np.power(10.0, x)
+            bound = c.threshold(self.references.get(c.metric)) if (
+                c.relative_to is None or c.metric in self.references) else None
+            if bound is None:
+                continue
+            feasible &= {">=": x >= bound, ">": x > bound, "<=": x <= bound, "<": x < bound}[c.op]
+        return vecs, feasible
+
+    def observed_front(self) -> list[list[float]]:
+        """The feasible observed points beyond the reference, in the minimisation space."""
+        out = []
+        for pts in self.obs.values():
+            for o in pts:
+                if not all(m in o.values for m in self.metrics):
+                    continue
+                vec, ok = self._vectors({m: np.asarray(o.values[m]) for m in self.metrics})
+                if bool(ok) and all(v < r for v, r in zip(vec.tolist(), self.hv_reference)):
+                    out.append([float(x) for x in vec.tolist()])
+        return out
+
+    def _improvement(self, front: list[list[float]], base_hv: float, vecs: np.ndarray, feasible: np.ndarray) -> np.ndarray:
+        """Per sample: the hypervolume its feasible points add to `front` ([n_samples])."""
+        ref = np.asarray(self.hv_reference)
+        gains = np.zeros(vecs.shape[0])
+        for s in range(vecs.shape[0]):
+            pts = vecs[s][feasible[s] & np.all(vecs[s] < ref, axis=-1)]
+            if len(pts) == 0:
+                continue
+            if front:
+                arr = np.asarray(front)
+                pts = np.asarray([p for p in pts if not np.any(np.all(arr <= p, axis=1))])
+                if len(pts) == 0:
+                    continue
+            gains[s] = hypervolume([*front, *pts.tolist()], self.hv_reference) - base_hv
+        return gains
+
+    def _front_with(self, running: Mapping[str, Mapping[str, Any]]) -> list[list[float]]:
+        """The observed feasible front plus the predicted mean of the running trials' points still to come."""
+        front = self.observed_front()
+        for key, params in running.items():
+            done = max((o.epoch for o in self.obs.get(key, [])), default=0.0)
+            rest = [e for e in self.epochs.points(params) if e > done + 1e-9]
+            if not rest:
+                continue
+            vecs, ok = self._vectors(self._mean(params, rest))
+            front.extend(v.tolist() for v, f in zip(vecs, ok) if f and np.all(v < np.asarray(self.hv_reference)))
+        return front
+
+    # ---- what to run next ------------------------------------------------------------------------------
+
+    def candidates(self, rng: np.random.Generator, exclude: Iterable[Mapping[str, Any]] = (),
+                   n_random: int = 384) -> list[dict[str, Any]]:
+        """Configurations to score: the whole discrete space less `exclude`, or a scrambled Sobol design plus
+        perturbations of the configurations on the observed front (continuous spaces)."""
+        skip = {self._key(p) for p in exclude}
+        size = self.encoding.discrete_size()
+        if size is not None and size <= MAX_ENUMERATED:
+            return [p for p in self.encoding.enumerate() if self._key(p) not in skip]
+        from scipy.stats import qmc
+
+        dims = len(self.encoding.dims)
+        unit = qmc.Sobol(dims, scramble=True, seed=rng).random(n_random)
+        cands = [self.encoding.decode(u) for u in unit]
+        best = [p for k, p in self.params.items() if self._on_front(k)]
+        for p in best:  # local moves around what works
+            centre = np.asarray([self._unit_of(d, p[d.name]) for d in self.encoding.dims])
+            for _ in range(16):
+                cands.append(self.encoding.decode(centre + rng.normal(0, 0.08, size=dims)))
+        return [p for p in cands if self._key(p) not in skip]
+
+    def _unit_of(self, d: _Dim, v: Any) -> float:
+        if d.kind == "onehot":
+            return (d.choices.index(v) + 0.5) / len(d.choices)
+        return self.encoding._unit(d, float(v))
+
+    def _on_front(self, key: str) -> bool:
+        front = self.observed_front()
+        mine = []
+        for o in self.obs.get(key, []):
+            if all(m in o.values for m in self.metrics):
+                vec, ok = self._vectors({m: np.asarray(o.values[m]) for m in self.metrics})
+                if bool(ok):
+                    mine.append(vec.tolist())
+        return any(not any(all(a <= b for a, b in zip(f, v)) and f != v for f in front) for v in mine)
+
+    def _key(self, params: Mapping[str, Any]) -> tuple:
+        return tuple(repr(params.get(d.name)) for d in self.encoding.dims)
+
+    def score(self, params: Mapping[str, Any], front: list[list[float]], base_hv: float,
+              rng: np.random.Generator, after: float = 0.0) -> tuple[float, float]:
+        """(expected HV improvement per epoch of the points after epoch `after`, chance that they improve)."""
+        pts = [e for e in self.epochs.points(params) if e > after + 1e-9]
+        if not pts:
+            return 0.0, 0.0
+        if self.kappa is not None and after == 0.0:
+            cost = max(self.epochs.length(params), 1e-9) ** self.cost_power
+            gain = self._optimistic(params, front, base_hv, self.kappa, pts) * self.epochs.length(params) ** self.cost_power
+            return gain / cost, float(gain > 0)
+        samples = self._sample(params, pts, self.samples, rng)
+        vecs, ok = self._vectors(samples)
+        gains = self._improvement(front, base_hv, vecs, ok)
+        cost = max(self.epochs.length(params) - after, 1e-9) ** self.cost_power
+        threshold = 1e-3 * max(base_hv, 1e-12)
+        return float(gains.mean()) / cost, float(np.mean(gains > threshold))
+
+    def propose(self, running: Mapping[str, Mapping[str, Any]] = {}, exclude: Iterable[Mapping[str, Any]] = (),
+                rng: np.random.Generator | None = None, screen: int = 48) -> tuple[dict[str, Any] | None, float]:
+        """The configuration with the largest expected improvement per epoch (None when nothing is left)."""
+        rng = rng or np.random.default_rng(self.seed)
+        cands = self.candidates(rng, exclude=[*exclude, *running.values()])
+        if not cands:
+            return None, 0.0
+        front = self._front_with(running)
+        base_hv = hypervolume(front, self.hv_reference) if front else 0.0
+        if len(cands) > screen:  # cheap screen: the optimistic mean (mean + 1 sd) of the points, per epoch
+            cands = sorted(cands, key=lambda p: -self._optimistic(p, front, base_hv))[:screen]
+        scored = [(self.score(p, front, base_hv, rng)[0], i) for i, p in enumerate(cands)]
+        best, i = max(scored)
+        return cands[i], best
+
+    def _optimistic(self, params: Mapping[str, Any], front: list[list[float]], base_hv: float,
+                    kappa: float = 1.0, pts: Sequence[float] | None = None) -> float:
+        pts = list(pts) if pts is not None else self.epochs.points(params)
+        X = self.features(params, pts)
+        values = {}
+        for m, gp in self._gps.items():
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                mean, sd = gp.predict(X, return_std=True)
+            obj = next((o for o in self.objectives if o.name == m), None)
+            up = (obj is None or obj.mode == "max")
+            values[m] = mean + kappa * sd if up else mean - kappa * sd
+        vecs, ok = self._vectors(values)
+        return float(self._improvement(front, base_hv, vecs[None], ok[None])[0]) / self.epochs.length(params) ** self.cost_power
+
+    # ---- a running trial: go on or stop ------------------------------------------------------------
+
+    def outlook(self, key: str, running: Mapping[str, Mapping[str, Any]] = {},
+                rng: np.random.Generator | None = None) -> tuple[float, float]:
+        """(expected HV improvement per remaining epoch, chance that a remaining point is feasible and adds
+        hypervolume) of trial `key`, given its points so far and the others' observations."""
+        params = self.params.get(key)
+        if params is None or not self._gps:
+            return math.inf, 1.0
+        rng = rng or np.random.default_rng(self.seed + len(self.obs.get(key, [])))
+        done = max((o.epoch for o in self.obs.get(key, [])), default=0.0)
+        others = {k: p for k, p in running.items() if k != key}
+        front = self._front_with(others)
+        base_hv = hypervolume(front, self.hv_reference) if front else 0.0
+        return self.score(params, front, base_hv, rng, after=done)
