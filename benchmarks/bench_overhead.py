@@ -12,20 +12,29 @@
    (tokenised data, reference log-probs), no Ray, no tracking. The overhead is
    (sum of trial wall times - sum of bare times) / sum of bare times: Ray scheduling, the trial process and
    its imports, reporting, recording. The sweep's once-per-search work (Ray start, retain reference, shared
-   inputs, the target's evaluation) is not per trial and is printed separately.
+   inputs, the target's evaluation) is not per trial and is printed separately. The sweep's first trial (the
+   first to start) is reported apart from the median trial: it is the one that would pay its worker's cold
+   imports (`trainables/warm_imports.py` has Ray's workers import them as they start; UNLEARN_SWEEP_COLD_WORKERS=1
+   turns that off, to measure what it saves). Before the bare runs, one bare run of the first trial's config
+   warms this process (its time is printed, not counted), so that no bare run pays first-run costs either.
+   The machine's load average is printed at the start and at the end: on a shared machine the ratios are noisy.
 2. Cached-reference step: `benchmarks/bench_ref_cache.py` (NPO step time with cached reference log-probs
    against a live frozen reference model, same losses), with the retain term (the default NPO, alpha = 1)
    and for the forget term alone. A live reference costs one forward pass out of about 7 with the retain
    term, so 6/7 = 0.86x is that ratio's floor; forget-only the floor is about 3/4.
 
 The last line is the headline:
-`per-trial overhead <x>% (goal <= 5%); cached-reference step <y>x live (goal <= 0.75x)` with y the default
-NPO's (retain term included); the forget-only ratio is printed on the line above.
+`first trial overhead <f>%, median trial <m>% of the bare loop (goal <= 10% each; outside their own work: first
+<a>s, median <b>s); cached-reference step <y>x live (goal <= 0.75x)` with y the default NPO's (retain term
+included); the forget-only ratio and the overhead of all trials together are printed above it. The seconds
+outside a trial's own work (the driver's wall time - the time the trial measured inside itself) are the part of
+the overhead that does not depend on how busy the machine is when the bare runs run.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -79,7 +88,14 @@ def bare_seconds(config_file: Path, inputs_dir: Path, out_dir: Path) -> float:
     return time.perf_counter() - t0
 
 
-def per_trial_overhead(args: argparse.Namespace) -> float:
+def load_line(when: str) -> str:
+    one, five, _ = os.getloadavg()
+    return f"machine ({when}): {os.cpu_count()} cores, load average {one:.1f} (1 min), {five:.1f} (5 min)"
+
+
+def per_trial_overhead(args: argparse.Namespace) -> tuple[float, float, float, float, float]:
+    """(all trials' overhead, the first trial's, the median trial's), each (wall - bare) / bare, then the first
+    and the median trial's seconds outside their own work (driver wall - the trial's `trial_seconds`)."""
     from rich.console import Console
 
     from sweeps.results import read_results
@@ -96,8 +112,13 @@ def per_trial_overhead(args: argparse.Namespace) -> float:
         trials = [t for t in read_results(sweep_dir).trials.values() if t.status == "finished" and t.wall_s]
         if not trials:
             raise SystemExit("no trial finished: see the sweep's log above")
+        trials.sort(key=lambda t: t.time - t.wall_s)   # in the order they started; the first paid any cold start
+        first = trials[0].trial_id
+        warm = bare_seconds(sweep_dir / "trials" / first / "config.yaml", sweep_dir / "shared" / "inputs",
+                            storage / "bare" / "warm-up")
+        print(f"bare warm-up run (not counted): {warm:.1f}s")
         rows = []
-        for t in sorted(trials, key=lambda t: t.trial_id):
+        for t in trials:
             bare = bare_seconds(sweep_dir / "trials" / t.trial_id / "config.yaml", sweep_dir / "shared" / "inputs",
                                 storage / "bare" / t.trial_id)
             config = read_yaml(sweep_dir / "trials" / t.trial_id / "config.yaml")
@@ -106,14 +127,18 @@ def per_trial_overhead(args: argparse.Namespace) -> float:
         print(f"  {'trial':<16} {'epochs':>6} {'trial wall s':>12} {'inside s':>9} {'bare s':>7} {'overhead':>9}")
         for tid, epochs, wall, work, bare in rows:
             print(f"  {tid:<16} {epochs:>6} {wall:12.1f} {work or 0:9.1f} {bare:7.1f} "
-                  f"{100 * (wall - bare) / bare:8.1f}%")
+                  f"{100 * (wall - bare) / bare:8.1f}%{'  (first)' if tid == first else ''}")
+        first_share = (rows[0][2] - rows[0][4]) / rows[0][4]
         shares = sorted((r[2] - r[4]) / r[4] for r in rows)
-        print(f"  median per trial: {100 * shares[len(shares) // 2]:.1f}% (the sweep's first trial also pays its "
-              "worker's cold imports)")
+        median = shares[len(shares) // 2] if len(shares) % 2 else sum(shares[len(shares) // 2 - 1:][:2]) / 2
+        outside = sorted((r[2] - (r[3] or r[2])) for r in rows)   # driver wall - the trial's own work
+        first_out, median_out = rows[0][2] - (rows[0][3] or rows[0][2]), outside[len(outside) // 2]
+        print(f"  first trial: {100 * first_share:.1f}%, median per trial: {100 * median:.1f}%; outside the trial's "
+              f"own work (Ray, worker start and imports, reporting): first {first_out:.1f}s, median {median_out:.1f}s")
         wall_sum, bare_sum = sum(r[2] for r in rows), sum(r[4] for r in rows)
         print(f"  once per search (Ray start, retain reference, shared inputs, target evaluation, shutdown): "
               f"{sweep_wall - wall_sum:.1f}s of the sweep's {sweep_wall:.1f}s")
-        return (wall_sum - bare_sum) / bare_sum
+        return (wall_sum - bare_sum) / bare_sum, first_share, median, first_out, median_out
     finally:
         if not args.keep:
             shutil.rmtree(storage, ignore_errors=True)
@@ -131,13 +156,16 @@ def main() -> None:
 
     import bench_ref_cache
 
-    overhead = per_trial_overhead(args)
-    print(f"per-trial overhead {100 * overhead:.1f}% of the bare run")
+    print(load_line("start"))
+    overhead, first, median, first_out, median_out = per_trial_overhead(args)
+    print(f"per-trial overhead of all trials together {100 * overhead:.1f}% of the bare run")
     ratios = bench_ref_cache.measure(bench_ref_cache.parser().parse_args(["--repeats", str(args.ref_repeats)]))
     print(f"cached-reference step, forget term only: {ratios[0.0]:.2f}x live (floor ~0.75x); with the retain "
           f"term: {ratios[1.0]:.2f}x (floor ~0.86x)")
-    print(f"per-trial overhead {100 * overhead:.1f}% (goal <= 5%); cached-reference step {ratios[1.0]:.2f}x live "
-          "(goal <= 0.75x)")
+    print(load_line("end"))
+    print(f"first trial overhead {100 * first:.1f}%, median trial {100 * median:.1f}% of the bare loop (goal <= 10% "
+          f"each; outside their own work: first {first_out:.1f}s, median {median_out:.1f}s); cached-reference step "
+          f"{ratios[1.0]:.2f}x live (goal <= 0.75x)")
 
 
 if __name__ == "__main__":

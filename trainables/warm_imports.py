@@ -1,0 +1,50 @@
+"""Warm Ray workers: the heavy modules a trial needs are imported when a Ray worker process starts, before any
+trial's clock does.
+
+    ray.init(runtime_env={"worker_process_setup_hook": SETUP_HOOK, ...})     # sweeps.service.init_ray
+
+Ray runs `import_heavy` in every worker of the sweep's job as the worker starts (`worker_process_setup_hook`),
+before the worker runs anything. Tune starts a trial's actor in such a worker and calls the trial started
+(`on_trial_start`: the recorder's clock, `wall_s`) once the actor is up, so the imports are paid in the actor's
+start, with the sweep's once-per-search costs, and the first trial's own clock runs as the later ones' do (they
+reuse the actor: `reuse_actors`). Without it the first trial's function imported torch, transformers, deepspeed,
+the model's transformers modules and this project's training and evaluation code on its own clock (8 s on an
+idle 2-core machine, 15-30 s on a busy one) and the later ones did not. The sweep still pays the imports once per
+actor: this makes per-trial times (progress, ETA, time budgets, benchmarks) comparable, it does not remove them.
+A module that is missing or fails to import is skipped: the hook never stops a worker from starting (the trial
+imports it again and fails there, with its own error).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import io
+import time
+
+SETUP_HOOK = "trainables.warm_imports.import_heavy"
+ENV_OFF = "UNLEARN_SWEEP_COLD_WORKERS"  # =1 in the driver's environment: no hook (to measure what it saves)
+HEAVY_MODULES = (
+    "torch", "torch.distributed", "transformers", "transformers.models.llama.modeling_llama",
+    "transformers.models.auto.modeling_auto", "deepspeed", "ray.train", "ray.tune",
+    "unlearning.train.run", "unlearning.train.loop", "unlearning.train.engine", "unlearning.evaluation.config",
+    "unlearning.methods", "trainables.worker_loop", "trainables.trial",
+)
+imported: dict[str, float] = {}  # module -> seconds its import took in this process (the hook's record)
+finished_at: float | None = None  # time.time() when the hook finished in this process (None: it did not run)
+
+
+def import_heavy(modules: tuple[str, ...] = HEAVY_MODULES) -> dict[str, float]:
+    """Import `modules` (skipping those that fail); {module: seconds}. Quiet: deepspeed's accelerator lines
+    are nothing a user can act on."""
+    for name in modules:
+        t0 = time.perf_counter()
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - a worker must start whatever its environment lacks
+            continue
+        imported[name] = time.perf_counter() - t0
+    global finished_at
+    finished_at = time.time()
+    return dict(imported)
