@@ -72,6 +72,10 @@ def init_ray(spec: Any, address: str | None) -> str | None:
                                                      "HF_HUB_DISABLE_PROGRESS_BARS", "TOKENIZERS_PARALLELISM",
                                                      "UNLEARN_SWEEP_PROGRESS_WRITE_S")
                         if k in os.environ}}
+    from trainables.warm_imports import ENV_OFF, SETUP_HOOK
+
+    if os.environ.get(ENV_OFF) != "1":  # every worker imports torch & co. as it starts, not on a trial's clock
+        env["worker_process_setup_hook"] = SETUP_HOOK
     if address:
         ray.init(address=address, runtime_env=env, log_to_driver=True)
         return None
