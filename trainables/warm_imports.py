@@ -11,8 +11,9 @@ reuse the actor: `reuse_actors`). Without it the first trial's function imported
 the model's transformers modules and this project's training and evaluation code on its own clock (8 s on an
 idle 2-core machine, 15-30 s on a busy one) and the later ones did not. The sweep still pays the imports once per
 actor: this makes per-trial times (progress, ETA, time budgets, benchmarks) comparable, it does not remove them.
-A module that is missing or fails to import is skipped: the hook never stops a worker from starting (the trial
-imports it again and fails there, with its own error).
+It then does once what a process's first trial would (`_first_use`: torch's first autograd step, deepspeed's
+CPU comm op). A module that is missing or fails to import is skipped, as is a first use that fails: the hook
+never stops a worker from starting (the trial imports it again and fails there, with its own error).
 """
 
 from __future__ import annotations
@@ -34,6 +35,23 @@ imported: dict[str, float] = {}  # module -> seconds its import took in this pro
 finished_at: float | None = None  # time.time() when the hook finished in this process (None: it did not run)
 
 
+def _first_use() -> None:
+    """What the first trial of a process would do once and the later ones not: torch's first autograd step
+    (its thread pools, oneDNN), and on a CPU-only machine deepspeed's shared-memory comm op that
+    `deepspeed.init_distributed` loads (built once into TORCH_EXTENSIONS_DIR, loaded once per process)."""
+    import torch
+
+    x = torch.ones(8, 8, requires_grad=True)
+    (x @ x).sum().backward()
+    from deepspeed.accelerator import get_accelerator
+
+    accelerator = get_accelerator()
+    if accelerator.device_name() == "cpu":
+        builder = accelerator.create_op_builder("ShareMemCommBuilder")
+        if builder is not None:
+            builder.load()
+
+
 def import_heavy(modules: tuple[str, ...] = HEAVY_MODULES) -> dict[str, float]:
     """Import `modules` (skipping those that fail); {module: seconds}. Quiet: deepspeed's accelerator lines
     are nothing a user can act on."""
@@ -45,6 +63,10 @@ def import_heavy(modules: tuple[str, ...] = HEAVY_MODULES) -> dict[str, float]:
         except Exception:  # noqa: BLE001 - a worker must start whatever its environment lacks
             continue
         imported[name] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    with contextlib.suppress(Exception), contextlib.redirect_stdout(io.StringIO()):
+        _first_use()
+        imported["(first use: autograd step, deepspeed's CPU comm op)"] = time.perf_counter() - t0
     global finished_at
     finished_at = time.time()
     return dict(imported)
