@@ -7,6 +7,8 @@ Slow (a few minutes on 2 cores; the zoo is prepared once by the `prepared_zoo` f
 
 from __future__ import annotations
 
+import json
+
 import os
 import signal
 import subprocess
@@ -90,6 +92,15 @@ def test_small_sweep_records_every_trial_and_epoch_and_export_replays_it(prepare
         assert sorted(steps) == [0, 2, 4]
         assert sorted(m.value for m in client.get_metric_history(r.info.run_id, "epoch")) == [0, 1, 2]
         assert {a.path for a in client.list_artifacts(r.info.run_id)} >= {"config", "eval"}
+        # objectives first: the run's first metrics, in its description; every other metric under z_detail/
+        names = [o.name for o in spec.objectives]
+        assert list(r.data.metrics)[:len(names)] == names, list(r.data.metrics)
+        assert all(k in names or k.startswith("z_detail/") or k.endswith("_log10") or k in ("epoch", "trial_wall_seconds")
+                   for k in r.data.metrics), sorted(r.data.metrics)
+        assert all(f"**{n}**" in r.data.tags["mlflow.note.content"] for n in names)
+    assert "objectives: " in parents[0].data.tags["mlflow.note.content"]
+    view = client.get_experiment(parents[0].info.experiment_id).tags["mlflow.sharedViewState.objectives"]
+    assert json.loads(view)["selectedColumns"][:len(spec.objectives)] == [f"metrics.`{o.name}`" for o in spec.objectives]
 
     # the Pareto set over every (trial, epoch) point equals a brute-force check
     pts = [p for p in results.points if p.epoch > 0]
