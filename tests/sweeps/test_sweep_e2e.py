@@ -8,7 +8,6 @@ Slow (a few minutes on 2 cores; the zoo is prepared once by the `prepared_zoo` f
 from __future__ import annotations
 
 import json
-
 import os
 import signal
 import subprocess
