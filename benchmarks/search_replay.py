@@ -267,6 +267,7 @@ def replay(runs: Sequence[Mapping[str, Any]], setup: Setup, sampler: str, schedu
         from sweeps.trajectory_searcher import TrajectorySearcher
 
         searcher = TrajectorySearcher(**common, hv_reference=setup.reference, epochs=table_epochs(runs))
+        searcher.max_live = 1  # one trial at a time, a paused one not counted (Tune's limiter would count it)
     else:
         searcher = OptunaSearcher(**common)
     sched, callbacks = None, []
@@ -284,10 +285,14 @@ def replay(runs: Sequence[Mapping[str, Any]], setup: Setup, sampler: str, schedu
             raise ValueError("the trajectory scheduler needs the trajectory sampler")
         sched = TrajectoryScheduler(searcher, stop_below=setup.stop_below, pause=setup.pause)
     recorder, stopper = _recorder_and_stopper(budget)
+    trainable = make_lookup_trainable(table, checkpoints=scheduler == "trajectory" and setup.pause)
+    limiter = 1
+    if sampler == "trajectory":  # the searcher holds the limit; every CPU per trial keeps it one at a time
+        trainable, limiter = ray.tune.with_resources(trainable, {"cpu": ray.cluster_resources().get("CPU", 1)}), None
     tuner = ray.tune.Tuner(
-        make_lookup_trainable(table, checkpoints=scheduler == "trajectory" and setup.pause), param_space={},
+        trainable, param_space={},
         tune_config=ray.tune.TuneConfig(search_alg=searcher, scheduler=sched, num_samples=budget + 1,
-                                        max_concurrent_trials=1, reuse_actors=True),
+                                        max_concurrent_trials=limiter, reuse_actors=True),
         run_config=ray.tune.RunConfig(name=name, storage_path=str(folder / "tune"), stop=stopper, verbose=0,
                                       callbacks=[recorder, *callbacks]))
     # the run's ResultGrid looks for result files that the disabled loggers never wrote; the results are the

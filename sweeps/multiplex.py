@@ -86,9 +86,13 @@ class SearchMux(Searcher):
             return open_[:1]
         return sorted(open_, key=lambda sid: (len(self.live[sid]), self.started[sid], self.order.index(sid)))
 
+    def occupied(self) -> int:
+        """Trials holding a slot: live ones, less those a scheduler paused (freeze-thaw frees their slot)."""
+        return sum(len(live - getattr(self.searchers[sid], "paused", set())) for sid, live in self.live.items())
+
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
         limit = getattr(self, "max_concurrent", None)
-        if limit and sum(len(v) for v in self.live.values()) >= limit:
+        if limit and self.occupied() >= limit:
             return None  # every slot is taken: Tune asks again later
         while True:
             candidates = self._candidates()

@@ -46,6 +46,7 @@ from sweeps.pareto import hypervolume
 
 LOG_FLOOR_MARGIN = 2.0  # a log objective is clipped this far (decades) beyond the reference: worse is all "nothing"
 MAX_ENUMERATED = 4096   # a discrete space up to this size is scored whole; larger ones are sampled
+MIN_GAIN = 0.01         # an improvement counts when it adds at least this fraction of the front's hypervolume
 POINTS_PER_RUN = 8      # the GP is fitted on at most this many points per run (evenly spread, the last included)
 REFIT_GROWTH = 1.3      # kernel hyperparameters are re-fitted when the data grew by this factor since the last fit
 
@@ -194,11 +195,13 @@ class TrajectoryModel:
         self.cost_power = 1.0
         self.kappa: float | None = None
         self._hyper_n = 0   # how many observations the kernel hyperparameters were fitted on
+        self._kernels: dict[str, Any] = {}  # metric -> its fitted kernel (hyperparameters)
 
     def __getstate__(self) -> dict[str, Any]:
-        """The observations and settings; the fitted GPs are not kept (refitted from the observations)."""
+        """The observations, settings and fitted kernel hyperparameters; the GPs themselves are not kept (they
+        are conditioned again on the observations with those kernels, so a restored model predicts the same)."""
         state = dict(self.__dict__)
-        state.update(_gps={}, _fitted_n=-1, _hyper_n=0)
+        state.update(_gps={}, _fitted_n=-1)  # the kernels and when they were fitted stay: the same fits follow
         return state
 
     # ---- observations ------------------------------------------------------------------------------
@@ -265,7 +268,7 @@ class TrajectoryModel:
         if self._fitted_n == self.n_obs and self._gps:
             return True
         if refit_hyper is None:
-            refit_hyper = not self._gps or self.n_obs >= REFIT_GROWTH * self._hyper_n
+            refit_hyper = not self._kernels or self.n_obs >= REFIT_GROWTH * self._hyper_n
         if refit_hyper:
             self._hyper_n = self.n_obs
         train = self._training_points()
@@ -278,9 +281,9 @@ class TrajectoryModel:
             if len(ys) < 3:
                 continue
             X, y = np.asarray(rows), np.asarray(ys)
-            previous = self._gps.get(metric)
+            previous = self._kernels.get(metric)
             if previous is not None and not refit_hyper:
-                kernel, optimizer = previous.kernel_, None
+                kernel, optimizer = previous, None
             else:
                 d = X.shape[1]
                 kernel = (ConstantKernel(1.0, (1e-2, 1e2)) * Matern(np.full(d, 0.5), (5e-2, 2e1), nu=2.5)
@@ -292,6 +295,7 @@ class TrajectoryModel:
                 warnings.simplefilter("ignore")
                 gp.fit(X, y)
             self._gps[metric] = gp
+            self._kernels[metric] = gp.kernel_
         self._fitted_n = self.n_obs
         return bool(self._gps)
 
@@ -433,7 +437,7 @@ class TrajectoryModel:
         vecs, ok = self._vectors(samples)
         gains = self._improvement(front, base_hv, vecs, ok)
         cost = max(self.epochs.length(params) - after, 1e-9) ** self.cost_power
-        threshold = 1e-3 * max(base_hv, 1e-12)
+        threshold = MIN_GAIN * max(base_hv, 1e-12)
         return float(gains.mean()) / cost, float(np.mean(gains > threshold))
 
     def propose(self, running: Mapping[str, Mapping[str, Any]] = {}, exclude: Iterable[Mapping[str, Any]] = (),

@@ -51,11 +51,15 @@ class TrajectorySearcher(OptunaSearcher):
         self._scores: dict[str, float] = {}           # Tune trial id -> the proposal's score (improvement/epoch)
         self.live: set[str] = set()
         self.max_trials: int | None = None  # the search's budget (set by the sweep); None = Tune's num_samples
+        self.max_live: int | None = None    # trials running at once when no mux limits them (the replay); None: no limit
+        self.paused: set[str] = set()       # trials the trajectory scheduler paused (they hold no slot)
         self._finished = False
 
     # ---- proposals ---------------------------------------------------------------------------------
 
     def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        if self.max_live is not None and len(self.live - self.paused) >= self.max_live:
+            return None  # Tune asks again when a slot frees (a trial ends or is paused)
         waiting = self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
         if waiting or len(self._params) < self.n_init or not self.model.fit():
             config = super().suggest(trial_id)  # warm start, then random (repeats skipped)
@@ -115,10 +119,12 @@ class TrajectorySearcher(OptunaSearcher):
     def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
         self._observe(trial_id, result)
         self.live.discard(trial_id)
+        self.paused.discard(trial_id)
         super().on_trial_complete(trial_id, result=result, error=error)
 
     def running_params(self) -> dict[str, dict[str, Any]]:
-        return {t: self._params[t] for t in self.live if t in self._params}
+        """The configurations of the trials running now (paused ones excluded)."""
+        return {t: self._params[t] for t in self.live - self.paused if t in self._params}
 
     def reconcile(self, known: Mapping[str, tuple[str, dict | None]]) -> list[str]:
         """As `OptunaSearcher.reconcile`; a lost trial is no longer running for the model (its points stay)."""

@@ -8,7 +8,8 @@ then recovers as the learning rate anneals), so it cuts the runs that would have
 search's trajectory model (`sweeps.trajectory_model`, the one its `TrajectorySearcher` proposes from, which holds
 every evaluation point of every trial) what the rest of a running trial is worth:
 
-* after each evaluation point (from the `min_points`-th on, never at a trial's last point) it draws the trial's
+* after each evaluation point (from the `min_points`-th on, never at a trial's last point, and only once the
+  model has seen `min_complete` runs to their end: before that it cannot know how runs end) it draws the trial's
   remaining points from the posterior given everything observed, this trial's points so far included, and
   estimates the chance that any of them is feasible *and* adds hypervolume to the front (the other running
   trials counted at their predicted mean);
@@ -21,8 +22,8 @@ every evaluation point of every trial) what the rest of a running trial is worth
   still below `stop_below` is stopped at its next point;
 * trials of other searches are not its business (`sweeps.scheduling.per_search` routes them).
 
-Its state is the searcher's (the model's observations), saved and restored with it; the scheduler itself keeps
-only which trials it paused.
+Its state is the searcher's (the model's observations and which trials are paused; a paused trial holds no
+trial slot, `sweeps.multiplex`), saved and restored with it; the scheduler itself keeps only its decisions.
 """
 
 from __future__ import annotations
@@ -38,24 +39,30 @@ from sweeps.searcher import FAILED_KEY
 class TrajectoryScheduler(FIFOScheduler):
     """See the module docstring."""
 
-    def __init__(self, searcher: Any, min_points: int = 2, stop_below: float = 0.1, pause: bool = True):
+    def __init__(self, searcher: Any, min_points: int = 2, stop_below: float = 0.1, pause: bool = True,
+                 min_complete: int = 2):
         super().__init__()
         self.searcher = searcher
         self.min_points = int(min_points)
+        self.min_complete = int(min_complete)
         self.stop_below = float(stop_below)
         self.pause = bool(pause)
-        self.paused: set[str] = set()
         self.decisions: dict[str, list[tuple[float, float, str]]] = {}  # trial -> [(epoch, chance, decision)]
 
     def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
         return True
 
+    @property
+    def paused(self) -> set[str]:
+        """The trials this scheduler paused: kept by the searcher, whose state rides Tune's checkpoints (and which
+        frees their trial slots)."""
+        return self.searcher.paused
+
     def _chance(self, trial_id: str) -> tuple[float, float]:
         model = self.searcher.model
         if not model.fit(refit_hyper=False) or not model.ready():
             return float("inf"), 1.0
-        running = {t: p for t, p in self.searcher.running_params().items() if t not in self.paused}
-        return model.outlook(trial_id, running=running)
+        return model.outlook(trial_id, running=self.searcher.running_params())
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
         if result.get(FAILED_KEY):
@@ -65,7 +72,7 @@ class TrajectoryScheduler(FIFOScheduler):
         model = self.searcher.model
         points = model.obs.get(tid, [])
         params = self.searcher.params_of(tid)
-        if len(points) < self.min_points or params is None:
+        if len(points) < self.min_points or params is None or self._complete() < self.min_complete:
             return TrialScheduler.CONTINUE
         done = max(o.epoch for o in points)
         if done >= model.epochs.length(params) - 1e-9:
@@ -80,6 +87,12 @@ class TrajectoryScheduler(FIFOScheduler):
             return TrialScheduler.PAUSE
         self.decisions.setdefault(tid, []).append((done, chance, "stop"))
         return TrialScheduler.STOP
+
+    def _complete(self) -> int:
+        """How many runs the model has seen to their last point (what it knows of how runs end)."""
+        model = self.searcher.model
+        return sum(1 for tid, pts in model.obs.items() if (p := self.searcher.params_of(tid)) is not None and pts
+                   and max(o.epoch for o in pts) >= model.epochs.length(p) - 1e-9)
 
     @staticmethod
     def _can_pause(trial: Any) -> bool:
@@ -107,8 +120,7 @@ class TrajectoryScheduler(FIFOScheduler):
         model = self.searcher.model
         if not model.fit(refit_hyper=False) or not model.ready():
             return 0.0, 0.0
-        running = {t: p for t, p in self.searcher.running_params().items() if t not in self.paused}
-        return model.outlook(trial_id, running=running)
+        return model.outlook(trial_id, running=self.searcher.running_params())
 
     def _resume(self, trial: Any) -> Any:
         self.paused.discard(trial.trial_id)
@@ -125,8 +137,7 @@ class TrajectoryScheduler(FIFOScheduler):
         return f"TrajectoryScheduler: {len(self.paused)} paused"
 
     def get_state(self) -> dict[str, Any]:
-        return {"paused": set(self.paused), "decisions": dict(self.decisions)}
+        return {"decisions": dict(self.decisions)}
 
     def set_state(self, state: dict[str, Any]) -> None:
-        self.paused = set(state.get("paused", ()))
         self.decisions = dict(state.get("decisions", {}))
