@@ -129,7 +129,7 @@ def run_lookup(table, search, scheduler, tmp_path, name, checkpoints=False, conc
     seen = Seen()
     trainable, limit = make_lookup_trainable(table, checkpoints=checkpoints), concurrent
     if isinstance(search, TrajectorySearcher):  # it holds the limit itself, a paused trial not counted
-        search.max_live, limit = concurrent, None
+        search.max_live, search.max_trials, limit = concurrent, len(table), None
         trainable = ray.tune.with_resources(trainable, {"cpu": 2})  # one at a time on the 2-CPU local Ray
     tuner = ray.tune.Tuner(
         trainable, param_space={},
