@@ -85,6 +85,29 @@ class DriverLock:
         except (OSError, ValueError):
             return {}
 
+    def _held(self) -> ConfigError:
+        prev = self.previous()
+        who = (f"pid {prev.get('pid')} on {prev.get('host')} since "
+               f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(prev.get('started', 0)))} "
+               f"({prev.get('command', '?')})") if prev else "another process"
+        return ConfigError(str(self.dir), field="driver", value=who,
+                           fix="this sweep is being run by that driver: wait for it (`unlearn-sweep status "
+                               f"{self.dir}`), or stop it (Ctrl-C / kill {prev.get('pid', 'PID')}) and run "
+                               f"`unlearn-sweep resume {self.dir}`")
+
+    def check_free(self) -> None:
+        """Raise the one-line ConfigError `acquire` would when another driver holds the folder (takes nothing,
+        writes nothing: for refusing before anything is printed or started)."""
+        from filelock import Timeout
+
+        if not (self.dir / LOCK_FILE).exists():
+            return
+        try:
+            self._lock.acquire(timeout=0.2)
+        except Timeout:
+            raise self._held() from None
+        self._lock.release()
+
     def acquire(self) -> "DriverLock":
         from filelock import Timeout
 
@@ -92,14 +115,7 @@ class DriverLock:
         try:
             self._lock.acquire(timeout=0.5)
         except Timeout:
-            prev = self.previous()
-            who = (f"pid {prev.get('pid')} on {prev.get('host')} since "
-                   f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(prev.get('started', 0)))} "
-                   f"({prev.get('command', '?')})") if prev else "another process"
-            raise ConfigError(str(self.dir), field="driver", value=who,
-                              fix="this sweep is being run by that driver: wait for it (`unlearn-sweep status "
-                                  f"{self.dir}`), or stop it (Ctrl-C / kill {prev.get('pid', 'PID')}) and run "
-                                  f"`unlearn-sweep resume {self.dir}`") from None
+            raise self._held() from None
         prev = self.previous()
         if prev and prev.get("host") == socket.gethostname() and prev.get("pid") != os.getpid() \
                 and not _alive(int(prev.get("pid", 0))):

@@ -192,15 +192,16 @@ def run_sweep(spec: Any, address: str | None = None, resume: bool = False, conso
         console = output_console()
     from sweeps.overview import local_machine, print_overview, sweep_overview, unconnected_cluster
 
-    # what the sweep will do (`unlearn-sweep plan` without the probe); a cluster's resources once connected
-    machine = unconnected_cluster(address) if address else local_machine(spec, checked=True)
-    print_overview(sweep_overview(spec, machine), console)
     spec = absolute_spec(spec)
     sweep_dir = spec.sweep_dir()
     if not resume and (sweep_dir / "points.jsonl").exists():
         raise ConfigError(str(sweep_dir), field="name", value=spec.name,
                           fix=f"this sweep already has results: `unlearn-sweep resume {sweep_dir}` continues it, "
                               f"or run it under another name (`unlearn-sweep run SPEC --name {spec.name}-2`)")
+    DriverLock(sweep_dir).check_free()  # another driver on this folder: one line, before anything is printed
+    # what the sweep will do (`unlearn-sweep plan` without the probe); a cluster's resources once connected
+    machine = unconnected_cluster(address) if address else local_machine(spec, checked=True)
+    print_overview(sweep_overview(spec, machine), console)
     say = lambda msg: console.print(f"[dim]{msg}[/dim]")  # noqa: E731
     tracker = open_tracker(spec.tracking_uri(), spec.experiment_name(), optional=tracking_optional, log=say)
     t0 = time.perf_counter()

@@ -118,7 +118,10 @@ def test_interrupt_stops_the_whole_sweep_cleanly_and_resume_finishes_it(prepared
 
     raw = small_spec(tmp_path / "sweeps", f"stop-{how}", method={"name": "NPO", "baldro": ["dv", "none"]},
                      budget={"num_trials": 2, "max_concurrent": 1, "max_failures": 0})
-    raw["fixed"] = {**raw["fixed"], "epochs": 3}
+    # 8 epochs: a trial takes long enough (warm workers make a 3-epoch trial ~4 s) that one is running when the
+    # signal comes, after the second driver's refusal
+    epochs = 8
+    raw["fixed"] = {**raw["fixed"], "epochs": epochs}
     path = write_spec(tmp_path, raw)
     sweep_dir = tmp_path / "sweeps" / f"stop-{how}"
     proc = _cli("run", str(path))
@@ -169,14 +172,14 @@ def test_interrupt_stops_the_whole_sweep_cleanly_and_resume_finishes_it(prepared
     assert _assert_exact(sweep_dir, 2, ["tofu-mini-target.dv", "tofu-mini-target.none"]) == {
         "tofu-mini-target.dv": 0, "tofu-mini-target.none": 0}
     for tid in results.trials:   # every epoch of every trial, each once
-        assert sorted(p.epoch for p in results.points if p.trial_id == tid) == [1, 2, 3]
+        assert sorted(p.epoch for p in results.points if p.trial_id == tid) == list(range(1, epochs + 1))
     client, runs = mlflow_runs(sweep_dir)
     children = [r for r in runs if r.data.tags.get("run_role") == "trial"]
     assert sorted(r.data.tags["trial_id"] for r in children) == sorted(results.trials)   # no duplicate run
     for r in children:   # a resumed trial's run is FINISHED, its interruption note gone, each point logged once
         assert r.info.status == "FINISHED" and "failure_reason" not in r.data.tags
         assert sorted(m.step for m in client.get_metric_history(r.info.run_id, "epoch")).count(0) == 1
-        assert len(client.get_metric_history(r.info.run_id, "model_utility")) == 3 + 1   # + the target at step 0
+        assert len(client.get_metric_history(r.info.run_id, "model_utility")) == epochs + 1  # + the target, step 0
 
 
 def _asked(sweep_dir: Path) -> int:
