@@ -192,8 +192,6 @@ class TrajectoryModel:
         self.params: dict[str, dict[str, Any]] = {}
         self._gps: dict[str, Any] = {}
         self._fitted_n = -1
-        self.cost_power = 1.0
-        self.kappa: float | None = None
         self._hyper_n = 0   # how many observations the kernel hyperparameters were fitted on
         self._kernels: dict[str, Any] = {}  # metric -> its fitted kernel (hyperparameters)
 
@@ -429,14 +427,10 @@ class TrajectoryModel:
         pts = [e for e in self.epochs.points(params) if e > after + 1e-9]
         if not pts:
             return 0.0, 0.0
-        if self.kappa is not None and after == 0.0:
-            cost = max(self.epochs.length(params), 1e-9) ** self.cost_power
-            gain = self._optimistic(params, front, base_hv, self.kappa, pts) * self.epochs.length(params) ** self.cost_power
-            return gain / cost, float(gain > 0)
         samples = self._sample(params, pts, self.samples, rng)
         vecs, ok = self._vectors(samples)
         gains = self._improvement(front, base_hv, vecs, ok)
-        cost = max(self.epochs.length(params) - after, 1e-9) ** self.cost_power
+        cost = max(self.epochs.length(params) - after, 1e-9)
         threshold = MIN_GAIN * max(base_hv, 1e-12)
         return float(gains.mean()) / cost, float(np.mean(gains > threshold))
 
@@ -455,9 +449,9 @@ class TrajectoryModel:
         best, i = max(scored)
         return cands[i], best
 
-    def _optimistic(self, params: Mapping[str, Any], front: list[list[float]], base_hv: float,
-                    kappa: float = 1.0, pts: Sequence[float] | None = None) -> float:
-        pts = list(pts) if pts is not None else self.epochs.points(params)
+    def _optimistic(self, params: Mapping[str, Any], front: list[list[float]], base_hv: float) -> float:
+        """The screen's score: the improvement per epoch of the points' optimistic values (mean + 1 sd)."""
+        pts = self.epochs.points(params)
         X = self.features(params, pts)
         values = {}
         for m, gp in self._gps.items():
@@ -466,9 +460,9 @@ class TrajectoryModel:
                 mean, sd = gp.predict(X, return_std=True)
             obj = next((o for o in self.objectives if o.name == m), None)
             up = (obj is None or obj.mode == "max")
-            values[m] = mean + kappa * sd if up else mean - kappa * sd
+            values[m] = mean + sd if up else mean - sd
         vecs, ok = self._vectors(values)
-        return float(self._improvement(front, base_hv, vecs[None], ok[None])[0]) / self.epochs.length(params) ** self.cost_power
+        return float(self._improvement(front, base_hv, vecs[None], ok[None])[0]) / self.epochs.length(params)
 
     # ---- a running trial: go on or stop ------------------------------------------------------------
 
