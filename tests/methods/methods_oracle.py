@@ -1,5 +1,6 @@
 """Independent oracles for the method tests: explicit Python loops over tokens in float64, written from
-the formulas in unlearning-spec.md §1-2 (no code under test is called here)."""
+the formulas of open-unlearning's trainers (locuslab/open-unlearning @ d3d7cf9e, src/trainer/unlearn/*.py;
+docs/methods.md); no code under test is called here."""
 
 from __future__ import annotations
 

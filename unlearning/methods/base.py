@@ -1,6 +1,7 @@
 """Shared pieces of every unlearning loss: the Method base class, its outputs and the token primitives.
 
-Notation follows unlearning-spec.md §1. Labels use the HF convention: ``labels[:, t]`` is the token the
+Notation: docs/methods.md, "Notation and the reference training recipe". Labels use the HF convention:
+``labels[:, t]`` is the token the
 model must predict at position ``t - 1`` and is -100 on prompt and padding, so every per-token quantity
 here has shape ``[B, T-1]`` ("shifted": position t scores ``labels[:, t+1]``).
 

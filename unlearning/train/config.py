@@ -16,7 +16,8 @@ field path and the allowed keys, bad values with the field path and what is expe
     eval:   {enabled, on_start, every, settings: {...}}   # every: epochs between points (0.5 = twice/epoch)
     output_dir: runs/<name>
 
-Defaults follow unlearning-spec.md §1 (OU's TOFU recipe): lr 1e-5, 10 epochs, per-device batch 8,
+Defaults follow open-unlearning's TOFU recipe (docs/methods.md, "Notation and the reference training
+recipe"): lr 1e-5, 10 epochs, per-device batch 8,
 grad_accum 4, warmup 1 epoch, weight decay 0.01, linear decay, seed 0, max_grad_norm 1.0 (HF default).
 """
 

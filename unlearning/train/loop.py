@@ -5,7 +5,8 @@
                       checkpoint_dir="runs/x/checkpoints", resume=True)
     history.losses()          # one mean loss per optimizer step (averaged over micro-batches and ranks)
 
-What one call does (unlearning-spec.md §1, OU's HF-Trainer recipe):
+What one call does (open-unlearning's HF-Trainer recipe; docs/methods.md, "Notation and the reference
+training recipe"):
 * joins the process group (one local process on 127.0.0.1 unless launched with torchrun), seeds torch
   with ``cfg.seed`` and the data's retain generator with (seed, rank);
 * an epoch = this rank's share of the forget set (DistributedSampler order, see data.py) in micro-batches
