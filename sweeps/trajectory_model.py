@@ -302,15 +302,18 @@ class TrajectoryModel:
 
     # ---- prediction -------------------------------------------------------------------------------
 
+    def _predict(self, params: Mapping[str, Any], epochs: Sequence[float], **how: bool) -> dict[str, Any]:
+        """metric -> its GP's prediction at the run's points (`how`: return_std / return_cov, as sklearn)."""
+        X = self.features(params, epochs)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return {metric: gp.predict(X, **how) for metric, gp in self._gps.items()}
+
     def _sample(self, params: Mapping[str, Any], epochs: Sequence[float], n: int,
                 rng: np.random.Generator) -> dict[str, np.ndarray]:
         """metric -> (n, len(epochs)) joint posterior samples of the run's points."""
-        X = self.features(params, epochs)
         out = {}
-        for metric, gp in self._gps.items():
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                mean, cov = gp.predict(X, return_cov=True)
+        for metric, (mean, cov) in self._predict(params, epochs, return_cov=True).items():
             cov = 0.5 * (cov + cov.T) + 1e-9 * np.eye(len(epochs))
             try:
                 chol = np.linalg.cholesky(cov)
@@ -320,10 +323,7 @@ class TrajectoryModel:
         return out
 
     def _mean(self, params: Mapping[str, Any], epochs: Sequence[float]) -> dict[str, np.ndarray]:
-        X = self.features(params, epochs)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return {m: gp.predict(X) for m, gp in self._gps.items()}
+        return self._predict(params, epochs)
 
     def _vectors(self, values: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """(minimisation-space vectors [..., n_obj], feasibility mask [...]) of sampled/predicted metrics."""
@@ -396,7 +396,8 @@ class TrajectoryModel:
         dims = len(self.encoding.dims)
         unit = qmc.Sobol(dims, scramble=True, seed=rng).random(n_random)
         cands = [self.encoding.decode(u) for u in unit]
-        best = [p for k, p in self.params.items() if self._on_front(k)]
+        front = self.observed_front()
+        best = [p for k, p in self.params.items() if self._on_front(k, front)]
         for p in best:  # local moves around what works
             centre = np.asarray([self._unit_of(d, p[d.name]) for d in self.encoding.dims])
             for _ in range(16):
@@ -408,8 +409,8 @@ class TrajectoryModel:
             return (d.choices.index(v) + 0.5) / len(d.choices)
         return self.encoding._unit(d, float(v))
 
-    def _on_front(self, key: str) -> bool:
-        front = self.observed_front()
+    def _on_front(self, key: str, front: list[list[float]]) -> bool:
+        """Whether one of run `key`'s feasible points is non-dominated among `front` (the observed points)."""
         mine = []
         for o in self.obs.get(key, []):
             if all(m in o.values for m in self.metrics):
@@ -451,13 +452,8 @@ class TrajectoryModel:
 
     def _optimistic(self, params: Mapping[str, Any], front: list[list[float]], base_hv: float) -> float:
         """The screen's score: the improvement per epoch of the points' optimistic values (mean + 1 sd)."""
-        pts = self.epochs.points(params)
-        X = self.features(params, pts)
         values = {}
-        for m, gp in self._gps.items():
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                mean, sd = gp.predict(X, return_std=True)
+        for m, (mean, sd) in self._predict(params, self.epochs.points(params), return_std=True).items():
             obj = next((o for o in self.objectives if o.name == m), None)
             up = (obj is None or obj.mode == "max")
             values[m] = mean + sd if up else mean - sd

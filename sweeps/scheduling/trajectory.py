@@ -58,10 +58,12 @@ class TrajectoryScheduler(FIFOScheduler):
         frees their trial slots)."""
         return self.searcher.paused
 
-    def _chance(self, trial_id: str) -> tuple[float, float]:
+    def _outlook(self, trial_id: str, unknown: tuple[float, float]) -> tuple[float, float]:
+        """The model's (improvement per remaining epoch, chance to improve) of a trial; `unknown` while the
+        model cannot predict yet."""
         model = self.searcher.model
         if not model.fit(refit_hyper=False) or not model.ready():
-            return float("inf"), 1.0
+            return unknown
         return model.outlook(trial_id, running=self.searcher.running_params())
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
@@ -77,7 +79,7 @@ class TrajectoryScheduler(FIFOScheduler):
         done = max(o.epoch for o in points)
         if done >= model.epochs.length(params) - 1e-9:
             return TrialScheduler.CONTINUE  # its last point: the trial ends by itself
-        _, chance = self._chance(tid)
+        _, chance = self._outlook(tid, unknown=(float("inf"), 1.0))  # unknown: go on
         if chance >= self.stop_below:
             self.decisions.setdefault(tid, []).append((done, chance, "continue"))
             return TrialScheduler.CONTINUE
@@ -104,7 +106,7 @@ class TrajectoryScheduler(FIFOScheduler):
         paused = [t for t in trials if t.status == Trial.PAUSED and t.trial_id in self.paused]
         best, best_score = None, float("-inf")
         for t in paused:
-            score, chance = self._outlook(t.trial_id)
+            score, _ = self._outlook(t.trial_id, unknown=(0.0, 0.0))
             if score > best_score:
                 best, best_score = t, score
         if pending:
@@ -115,12 +117,6 @@ class TrajectoryScheduler(FIFOScheduler):
         if best is not None and not self.searcher.can_propose():
             return self._resume(best)  # nothing new will come: the most promising paused trial goes on
         return None  # Tune asks the searcher for the next configuration first, then this again
-
-    def _outlook(self, trial_id: str) -> tuple[float, float]:
-        model = self.searcher.model
-        if not model.fit(refit_hyper=False) or not model.ready():
-            return 0.0, 0.0
-        return model.outlook(trial_id, running=self.searcher.running_params())
 
     def _resume(self, trial: Any) -> Any:
         self.paused.discard(trial.trial_id)
