@@ -17,7 +17,8 @@ per-epoch dual, and PDU.yaml's defaults (5 warm-up epochs); its loss column also
 difference. GRU runs 3 optimizer steps at grad_accum 1 and 4 (the accumulated gradient projected, as the
 reference's GradAscent branch) with its retain-gradient EMA carried over, SIBL 3 outer
 iterations on a tiny real Llama (inner retain steps, CG-corrected outer direction, dual variable; see
-fidelity_cases.run_sibl for why its CG cases sum the reference's NLL as sum(CE*mask)/n), T3 3 head-training
+fidelity_cases.run_sibl for why its CG cases sum the reference's NLL as sum(CE*mask)/n) and its T-iteration
+procedure through the real loop against the reference's train() (tests/methods/fidelity_procedures.py), T3 3 head-training
 steps on a frozen tiny Llama, LUNAR its refusal direction and 3 regression steps of the chosen down_proj. The last line
 is the headline; "within float32 tolerance" means loss <= LOSS_TOL and gradient <= GRAD_TOL
 (tests/methods/fidelity_cases.py). Exit status 1 when a case is outside it.

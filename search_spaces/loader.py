@@ -17,7 +17,9 @@ One dimension per train-config field, named as everywhere else (`unlearning.trai
     dv_mode:   [softmin, softmax]                          # a list = categorical choices
     grad_accum: {choices: [2, 4]}
 
-Preset files hold `description:`, `methods:` (the base methods the preset is meant for) and `params:`.
+Preset files hold `description:`, `methods:` (the base methods the preset is meant for), `params:` and optionally
+`fixed:` (train-config values the method's reference recipe pins, e.g. T3's batch 1 and weight decay 0: a sweep
+using the preset gets them under its own `fixed:` unless it sets or searches that field itself).
 Mistakes (unknown names, empty or inverted ranges, log ranges through 0, ...) raise `ConfigError` naming
 `<name>.<field>`, the value and the fix.
 """
@@ -203,6 +205,7 @@ class SearchSpace(BaseModel):
     params: dict[str, Param] = Field(default_factory=dict)
     description: str = ""
     methods: tuple[str, ...] = ()
+    fixed: dict[str, Any] = Field(default_factory=dict)   # a preset's pinned values, keyed by short name
 
     def names(self) -> list[str]:
         return list(self.params)
@@ -299,7 +302,8 @@ def parse_space(raw: Any) -> SearchSpace:
             raise ConfigError("search space", field="exclude", value=name,
                               fix=f"nothing to exclude: the space has {sorted(params)}")
         params.pop(canonical)
-    return SearchSpace(params=params, description=base.description, methods=base.methods)
+    fixed = {k: v for k, v in base.fixed.items() if k not in params}
+    return SearchSpace(params=params, description=base.description, methods=base.methods, fixed=fixed)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -319,7 +323,7 @@ def preset_path(name: str) -> Path:
     return PRESET_DIR / f"{name}.yaml"
 
 
-_PRESET_KEYS = ("description", "methods", "params")
+_PRESET_KEYS = ("description", "methods", "params", "fixed")
 
 
 def load_preset(name: str) -> SearchSpace:
@@ -339,7 +343,20 @@ def load_preset(name: str) -> SearchSpace:
     methods = raw.get("methods") or []
     if not isinstance(methods, list):
         raise ConfigError(where, field="methods", value=methods, fix="give a list of method names")
-    return SearchSpace(params=params, description=str(raw.get("description") or ""), methods=tuple(methods))
+    fixed_raw = raw.get("fixed") or {}
+    if not isinstance(fixed_raw, Mapping):
+        raise ConfigError(where, field="fixed", value=fixed_raw, fix="give a mapping field -> value")
+    fixed: dict[str, Any] = {}
+    for key, value in fixed_raw.items():
+        try:
+            name = field_key(key)
+        except ConfigError as exc:
+            raise ConfigError(where, field=f"fixed.{key}", value=key, fix=exc.fix) from None
+        if name in params or name in fixed:
+            raise ConfigError(where, field=f"fixed.{key}", value=key, fix=f"'{name}' is set twice: keep one")
+        fixed[name] = value
+    return SearchSpace(params=params, description=str(raw.get("description") or ""), methods=tuple(methods),
+                       fixed=fixed)
 
 
 def default_preset(method: str, benchmark: str) -> str | None:

@@ -147,6 +147,10 @@ class SweepSpec(BaseModel):
         label = "/".join(variant_label(method, v) for v in variants)
         fixed = self._check_fixed(label)
         self._space = self._resolve_space(label, fixed)
+        pinned = {k: v for k, v in self._space.fixed.items() if k not in fixed and k not in self._space.params}
+        if pinned:  # the preset's reference recipe (search_spaces/<preset>.yaml `fixed:`), under the spec's own
+            self.fixed = {**pinned, **self.fixed}
+            fixed = self._check_fixed(label)
         check_objectives(self)
         check_eval(self)
         for i, m in enumerate(self.models):

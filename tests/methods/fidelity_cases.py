@@ -240,8 +240,8 @@ def run_gru(case: Case, seed: int = 0, steps: int = 3) -> tuple[float, float]:
     return worst
 
 
-SIBL_HP = {"retain_loss_eps": 0.1, "rho": 1.0, "inner_steps": 2, "eta_in": 0.05, "eta_theta": 0.05, "l1_coeff": 1e-3,
-           "sparsity": 0.5, "use_implicit": True, "cg_iters": 5, "cg_tol": 1e-6}
+SIBL_HP = {"outer_steps": None, "retain_loss_eps": 0.1, "rho": 1.0, "inner_steps": 2, "eta_in": 0.05,
+           "eta_theta": 0.05, "l1_coeff": 1e-3, "sparsity": 0.5, "use_implicit": True, "cg_iters": 5, "cg_tol": 1e-6}
 
 
 def _flat_params(model: nn.Module) -> torch.Tensor:
@@ -503,3 +503,8 @@ def contrast(case: Case, seed: int = 0) -> tuple[float, float] | None:
     if other is None or other.reference is None:
         return None
     return run_single(Case(case.method, case.form, case.hparams, other.reference, vocab=case.vocab), seed)
+
+
+from fidelity_procedures import PROCEDURE_CASES  # noqa: E402  (procedures: SIBL's T, LUNAR's fit, LMCleaner)
+
+CASES += PROCEDURE_CASES

@@ -350,7 +350,9 @@ class GRUReference:
 
 
 class SIBLReference:
-    """OU SIBL (sibl.py, S-BiAL) one outer iteration on a real model, in its own order of operations: the
+    """Copied from locuslab/open-unlearning src/trainer/unlearn/sibl.py @ a291f94023227b23bfeb19aade3b66e31c9bd783
+    (pull request #159; SIBL.yaml there: T 20, K 10, epsilon 0.1, ...). ``step``: one outer iteration on a real
+    model, in its own order of operations: the
     layerwise-magnitude mask dict, ``inner_step`` K times (the model's own HF loss + L1, ``.backward()``,
     ``param.data.sub_``), ``outer_step`` (L_alm backward, scipy CG on the masked inner Hessian, the L_alm
     Hessian-vector correction, the masked SGD step, the dual update). ``step`` returns (L_fgt, L_ret, the
@@ -432,6 +434,20 @@ class SIBLReference:
                     param.grad = None
         self.lambda_dual = max(0.0, self.lambda_dual + self.rho * r)
         return l_fgt.detach(), l_ret.detach(), direction
+
+    def train(self, T, train_dataloader):
+        """SIBL.train: T outer iterations, each on the first batch of a fresh iterator over the train dataloader
+        (``data_iter = iter(train_dataloader); combined_batch = next(data_iter)``), its retain batch repeated K
+        times for the inner loop (``retain_loader = [retain_batch] * self.K``), then outer_step. Returns the
+        history's (L_forget, L_retain) per iteration."""
+        history = []
+        for t in range(T):
+            data_iter = iter(train_dataloader)
+            combined_batch = next(data_iter)
+            forget_batch, retain_batch = combined_batch["forget"], combined_batch["retain"]
+            l_fgt, l_ret, _ = self.step(forget_batch, retain_batch)
+            history.append((float(l_fgt), float(l_ret)))
+        return history
 
 
 def masked_mean_nll(logits, labels):

@@ -58,8 +58,8 @@ SPEC_DEFAULTS = {
     "PDU": {"gamma": 1.0, "alpha": 1.0, "retain_loss_type": "NLL", "retain_loss_eps": 0.0, "primal_dual": True,
             "dual_step_size": 1.0, "dual_update_upon": "step", "dual_warmup_epochs": 5},
     "GRU": {"gamma_gru": 0.8, "forget_loss_type": "GradAscent", "beta": 0.1},
-    # open-unlearning configs/trainer/SIBL.yaml (epsilon, K, gamma under the project's names)
-    "SIBL": {"retain_loss_eps": 0.1, "rho": 1.0, "inner_steps": 10, "eta_in": 1e-4, "eta_theta": 1e-4, "l1_coeff": 1e-4,
+    # open-unlearning configs/trainer/SIBL.yaml @ a291f94 (T, epsilon, K, gamma under the project's names)
+    "SIBL": {"outer_steps": 20, "retain_loss_eps": 0.1, "rho": 1.0, "inner_steps": 10, "eta_in": 1e-4, "eta_theta": 1e-4, "l1_coeff": 1e-4,
              "use_sparsity": True, "sparsity": 0.9, "sparsity_method": "layerwise_magnitude", "use_implicit": True,
              "cg_iters": 10, "cg_tol": 1e-3, "outer_update": "sgd"},
     # configs/trainer/T3.yaml (method_args, head settings under the project's names) and Lunar.yaml
@@ -141,8 +141,9 @@ def test_reference_needs_are_declared():
 def test_reference_config_names_of_sibl_rmu_t3_and_pdu():
     """open-unlearning's configs/trainer spellings: SIBL.yaml K and gamma (= the L1 coefficient there, the forget
     weight everywhere else), RMU.yaml module_regex, T3.yaml guidance_cfg, PDU.yaml dual_update_upon."""
-    sibl = build_method("SIBL", K=3, gamma=2e-4, epsilon=0.2)
+    sibl = build_method("SIBL", K=3, gamma=2e-4, epsilon=0.2, T=7)
     assert (sibl.config.inner_steps, sibl.config.l1_coeff, sibl.config.retain_loss_eps) == (3, 2e-4, 0.2)
+    assert sibl.config.outer_steps == 7 and build_method("SIBL", T=None).config.outer_steps is None
     assert build_method("NPO", gamma=0.5).config.gamma == 0.5
     assert build_method("RMU", module_regex=r"model\.layers\.3").config.layer == 3
     t3 = build_method("T3", guidance_cfg={"hidden_size": 8, "num_hidden_layers": 2, "activation_str": "relu",
@@ -152,11 +153,12 @@ def test_reference_config_names_of_sibl_rmu_t3_and_pdu():
     assert (pdu.dual_update_upon, pdu.dual_warmup_epochs) == ("epoch", 2)
     from unlearning.train.fields import resolve
     assert resolve("K") == ("method", "hparams", "inner_steps")
+    assert resolve("T") == ("method", "hparams", "outer_steps")
     assert resolve("module_regex") == ("method", "hparams", "module_regex")
 
 
 @pytest.mark.parametrize("name,hp,field", [
-    ("SIBL", {"T": 20}, "T"),                                   # SIBL's outer-iteration count: not implemented
+    ("SIBL", {"T": 0}, "outer_steps"),                          # SIBL's outer-iteration count: >= 1 or null
     ("RMU", {"module_regex": r"model\.embed_tokens"}, "module_regex"),
     ("T3", {"guidance_cfg": {"hidden": 8}}, "guidance_cfg"),
     ("PDU", {"dual_update_upon": "batch"}, "dual_update_upon"),

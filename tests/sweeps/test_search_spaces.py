@@ -71,7 +71,7 @@ def test_presets_match_the_published_ranges():
     for name in names:
         text = (PRESET_DIR / f"{name}.yaml").read_text()
         assert text.startswith("# ") and load_preset(name).params
-        assert set(yaml.safe_load(text)) <= {"description", "methods", "params"}
+        assert set(yaml.safe_load(text)) <= {"description", "methods", "params", "fixed"}
     npo = load_preset("npo").params   # spec §2.14: lr 1e-5..5e-5, epochs 5/10, beta_dv 0.5..10, ratio 0.25..0.75
     assert (npo["lr"].low, npo["lr"].high, npo["lr"].log) == (1e-5, 5e-5, True)
     assert npo["epochs"].choices == [5, 10]

@@ -48,8 +48,8 @@ SETTINGS = {
     "CEU": (6e-4, {}),
     "PDU": (4e-4, {}),
     "GRU": (6e-4, {}),
-    # SIBL steps with its own SGD (eta_theta), not the loop's lr; 4 outer iterations, CG-corrected
-    "SIBL": (6e-4, {"eta_theta": 0.02, "inner_steps": 2, "cg_iters": 3}),
+    # SIBL steps with its own SGD (eta_theta), not the loop's lr; T=2 outer iterations (fresh batches) x 2 epochs, CG-corrected
+    "SIBL": (6e-4, {"T": 2, "eta_theta": 0.02, "inner_steps": 2, "cg_iters": 3}),
 }
 
 

@@ -64,6 +64,7 @@ HPARAM_ALIASES: dict[str, str] = {
     "layer_idx_list": "layers",
     "coeff_list": "coeffs",
     "K": "inner_steps",                 # open-unlearning SIBL.yaml: inner iterations per outer iteration
+    "T": "outer_steps",                 # open-unlearning SIBL.yaml: outer iterations
 }
 
 # aliases that mean something else in one method (open-unlearning SIBL.yaml: gamma = the L1 coefficient)
@@ -78,10 +79,7 @@ GUIDANCE_CFG_KEYS = {"hidden_size": "head_hidden_size", "num_hidden_layers": "he
                      "activation_str": "head_activation", "bias": "head_bias"}
 
 # reference names of procedures the project does not implement: refused with what to do instead
-UNSUPPORTED_HPARAMS: dict[str, str] = {
-    "T": "SIBL's outer-iteration count T is not a hyperparameter here: one outer iteration runs per micro-batch, "
-         "so set train.epochs / stop_after_epoch (and batch_size) instead",
-}
+UNSUPPORTED_HPARAMS: dict[str, str] = {}
 
 # every canonical hyperparameter of every method config and wrapper (checked against the dataclasses
 # by tests/methods/test_names_registry.py)
@@ -93,7 +91,8 @@ CANONICAL_HPARAMS = frozenset({
     "ignore_first_n_answer_tokens", "retain_loss_eps", "primal_dual", "dual_step_size", "dual_update_upon",
     "dual_warmup_epochs", "gamma_gru",
     "forget_loss_type", "rho", "inner_steps", "eta_in", "eta_theta", "l1_coeff", "use_sparsity", "sparsity",
-    "sparsity_method", "use_implicit", "cg_iters", "cg_tol", "outer_update", "guidance_scale", "base_temp",
+    "sparsity_method", "use_implicit", "cg_iters", "cg_tol", "outer_update", "outer_steps", "guidance_scale",
+    "base_temp",
     "head_hidden_size", "head_layers", "head_activation", "head_bias", "layers", "coeffs", "direction_prompts",
 })
 
@@ -150,7 +149,7 @@ def _expand(key: str, value: Any) -> dict[str, Any]:
 def canonicalize(hparams: Mapping[str, Any], method: str | None = None) -> dict[str, Any]:
     """Rename aliases to canonical names (``method``'s own aliases first, e.g. SIBL's gamma = l1_coeff) and
     expand ``module_regex`` / ``guidance_cfg``. ConfigError on unknown names, on reference names of procedures
-    the project does not implement (SIBL's T) and on two names for the same hyperparameter (e.g. both
+    the project does not implement (UNSUPPORTED_HPARAMS) and on two names for the same hyperparameter (e.g. both
     ``beta_dv`` and ``sigma_forget``). Also normalises the values of ``baldro`` and ``retain_loss_type``."""
     out: dict[str, Any] = {}
     source: dict[str, str] = {}

@@ -1,7 +1,15 @@
 """SIBL, sparse bilevel augmented-Lagrangian unlearning (open-unlearning ``src/trainer/unlearn/sibl.py``, S-BiAL).
 
+Reference: locuslab/open-unlearning pull request #159, ``src/trainer/unlearn/sibl.py`` and
+``configs/trainer/SIBL.yaml`` at a291f94023227b23bfeb19aade3b66e31c9bd783 (docs/methods-fidelity.md).
 SIBL is a training procedure rather than a loss: the reference overrides the trainer's ``train`` and updates the
-weights itself. Here one micro-batch (forget + retain) is one outer iteration t of that procedure:
+weights itself. Procedure (``outer_steps`` = the reference's ``T``, default 20): T outer iterations, each on the
+**first batch of a fresh iterator** over the (shuffled) forget/retain data, i.e. ``batch_size`` forget rows drawn
+anew at random for every iteration (rows may repeat across iterations), with one retain row drawn per forget row.
+The loop runs them as one epoch of T micro-batches (``micro_batches`` hook; ``train.epochs`` > 1 repeats the T
+iterations, evaluation points at fractions of the epoch: ``eval.every: 0.25`` = every 5 of 20). ``outer_steps:
+null`` is the project's former form: one outer iteration per loop micro-batch (an epoch = a pass over the forget
+set). One outer iteration t:
 
 1. mask M (once, from the initial weights): ``sparsity_method="layerwise_magnitude"`` keeps, in every weight
    matrix (a parameter whose name contains "weight" with >= 2 dims), the entries with |w| >= the ``sparsity``
@@ -19,24 +27,27 @@ weights itself. Here one micro-batch (forget + retain) is one outer iteration t 
    by double backward; attention runs on PyTorch's math SDPA kernel for that, the fused ones have none).
 4. update: ``outer_update="sgd"`` (default, the reference): w <- w - eta_theta * M * g in place; the loss handed to
    the loop then has a zero gradient, so the loop's AdamW moves nothing (set ``weight_decay: 0`` for the exact
-   reference trajectory: AdamW's decoupled decay still shrinks the weights by lr*weight_decay per step).
-   ``outer_update="optimizer"``: the loss's gradient is M * g and the loop's AdamW (``lr``, schedule) applies it.
+   reference trajectory: AdamW's decoupled decay still shrinks the weights by lr*weight_decay per step; the
+   preset search_spaces/sibl.yaml fixes it). ``outer_update="optimizer"``: the loss's gradient is M * g and the
+   loop's AdamW (``lr``, schedule) applies it.
 5. dual: lambda <- max(0, lambda + rho * r).
 
-The reference's T (outer iterations, default 20, each on the loader's first batch of a fresh iterator) is the
-loop's number of micro-batches here (epochs x micro-batches per epoch, or ``stop_after_epoch``); its trainer
-``learning_rate`` and epochs are unused by it. Scope (the weights are changed in place): one process, the torch
-engine or DeepSpeed ZeRO 0 in float32; anything else is refused at the first step. lambda and M are per run and
-not checkpointed (a resumed run restarts lambda at 0 and rebuilds M from the resumed weights). BalDRO cannot wrap
-SIBL. The reference's other mask methods (random, structured, gradual, movement, magnitude_sampling) are not
-reproduced. Defaults (reference SIBL.yaml): retain_loss_eps (``epsilon``) 0.1, rho 1, inner_steps (``K``) 10,
-eta_in 1e-4, eta_theta 1e-4, l1_coeff (``gamma``) 1e-4, sparsity 0.9, use_implicit true, cg_iters 10, cg_tol 1e-3.
+The reference's trainer ``learning_rate`` and epochs are unused by it; its batch is ``per_device_train_batch_size``
+2 (SIBL.yaml), the preset's. Scope (the weights are changed in place): one process, the torch engine or DeepSpeed
+ZeRO 0 in float32; anything else is refused at the first step. lambda and M are per run and not checkpointed (a
+resumed run restarts lambda at 0 and rebuilds M from the resumed weights). BalDRO cannot wrap SIBL. The
+reference's other mask methods (random, structured, gradual, movement, magnitude_sampling) are not reproduced.
+Defaults (reference SIBL.yaml): outer_steps (``T``) 20, retain_loss_eps (``epsilon``) 0.1, rho 1, inner_steps
+(``K``) 10, eta_in 1e-4, eta_theta 1e-4, l1_coeff (``gamma``) 1e-4, sparsity 0.9, use_implicit true, cg_iters 10,
+cg_tol 1e-3.
 
     out = build_method("SIBL", inner_steps=2, cg_iters=5).loss(model, batch)   # updates model in place
+    build_method("SIBL", T=20).micro_batches(data, epoch=0, rank=0, world=1, batch_size=2)   # 20 fresh batches
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -54,10 +65,12 @@ QUANTILE_LIMIT, QUANTILE_SAMPLE = 10_000_000, 1_000_000
 
 @dataclass
 class SIBLConfig:
-    """retain_loss_eps=0.1 (retain budget), rho=1.0, inner_steps=10, eta_in=1e-4, eta_theta=1e-4,
+    """outer_steps=20 (the reference's T; None: one outer iteration per loop micro-batch), retain_loss_eps=0.1
+    (retain budget), rho=1.0, inner_steps=10, eta_in=1e-4, eta_theta=1e-4,
     l1_coeff=1e-4, use_sparsity=True, sparsity=0.9, sparsity_method="layerwise_magnitude", use_implicit=True,
     cg_iters=10, cg_tol=1e-3, outer_update="sgd" ("optimizer": the loop's AdamW applies the outer gradient)."""
 
+    outer_steps: int | None = 20
     retain_loss_eps: float = 0.1
     rho: float = 1.0
     inner_steps: int = 10
@@ -71,6 +84,12 @@ class SIBLConfig:
     cg_iters: int = 10
     cg_tol: float = 1e-3
     outer_update: str = "sgd"
+
+
+def _outer_seed(seed: int, epoch: int, t: int) -> int:
+    """The shuffle seed of outer iteration t of ``epoch`` (a hash: no two (seed, epoch, t) share one)."""
+    digest = hashlib.sha256(f"sibl:{seed}:{epoch}:{t}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
@@ -155,11 +174,31 @@ class SIBL(Method):
             raise ConfigError(self.name, field="sparsity", value=cfg.sparsity,
                               fix="use 0 <= sparsity < 1 (the fraction of each weight matrix left frozen)")
         check_choice(self.name, "sparsity_method", cfg.sparsity_method, SPARSITY_METHODS)
+        steps = cfg.outer_steps
+        if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or steps < 1):
+            raise ConfigError(self.name, field="outer_steps", value=steps,
+                              fix="use an integer >= 1 (the reference's T, default 20), or null for one outer "
+                                  "iteration per loop micro-batch")
         check_choice(self.name, "outer_update", cfg.outer_update, OUTER_UPDATES)
 
     @property
     def needs_ref_model(self) -> bool:
         return False
+
+    def micro_batches(self, data: Any, epoch: int, rank: int, world: int, batch_size: int) -> list[list[int]] | None:
+        """The loop's micro-batches of ``epoch`` (its hook): ``outer_steps`` batches, each the first ``batch_size``
+        forget indices of a fresh random order (the reference's ``next(iter(train_dataloader))`` per outer
+        iteration), seeded by (the data's seed, epoch, t); None (the loop's own order) when outer_steps is None."""
+        steps = self.config.outer_steps
+        if steps is None:
+            return None
+        if world > 1:
+            raise ConfigError(self.name, field="train.engine", value=f"world={world}",
+                              fix="SIBL changes the weights in place: run one process")
+        n, seed = len(data), int(getattr(data, "seed", 0))
+        orders = (torch.randperm(n, generator=torch.Generator().manual_seed(_outer_seed(seed, epoch, t)))
+                  for t in range(steps))
+        return [order.tolist()[:batch_size] for order in orders]
 
     def forget_terms(self, model: nn.Module, batch: Mapping[str, Any], ref_model: nn.Module | None = None):
         z = logits_of(model, inputs_of(batch, "forget"))

@@ -31,7 +31,9 @@ frozen. Optional method hooks (looked up on the method, or on a BalDRO wrapper's
 n)`` before micro-batch k of an n-micro-batch optimizer step (GRU projects the accumulated gradient);
 ``end_epoch(module, epochs_done, batches, ref_model)`` after every full epoch, in eval mode without gradients,
 ``batches`` a lazy iterator over that epoch's micro-batches (PDU's dual warm-up and per-epoch dual update);
-``state_dict``/``load_state_dict`` checkpointed with the loop position (PDU's dual variable). The module is returned to the caller trained, in eval mode and fully materialised (ZeRO-3 too).
+``state_dict``/``load_state_dict`` checkpointed with the loop position (PDU's dual variable); ``micro_batches(data,
+epoch, rank, world, batch_size)`` -> an epoch's micro-batches (lists of forget indices) in place of the data's own
+order, or None for that order (SIBL's T outer iterations, each a fresh batch; LUNAR's one-step reference fit). The module is returned to the caller trained, in eval mode and fully materialised (ZeRO-3 too).
 """
 
 from __future__ import annotations
@@ -243,14 +245,22 @@ def _evaluate(eval_hook: EvalHook | None, module: nn.Module, epoch: int | float,
             on_eval(record)
 
 
+def _epoch_batches(method: UnlearningMethod, data: ForgetRetainDataset, epoch: int, dist_info: DistInfo,
+                   batch_size: int) -> list[list[int]]:
+    """This rank's micro-batches of ``epoch``: the method's own plan (``micro_batches`` hook) or the data's order."""
+    plan = _hook(method, "micro_batches")
+    planned = plan(data, epoch, dist_info.rank, dist_info.world, batch_size) if plan is not None else None
+    return planned if planned is not None else data.micro_batches(epoch, dist_info.rank, dist_info.world, batch_size)
+
+
 def _end_epoch(hook: Callable[..., Any], engine: Engine, epoch: int, data: ForgetRetainDataset, cfg: LoopConfig,
-               dist_info: DistInfo, ref_model: nn.Module | None) -> None:
+               dist_info: DistInfo, ref_model: nn.Module | None, method: UnlearningMethod) -> None:
     """The method's end-of-epoch hook, in eval mode without gradients, with this epoch's micro-batches."""
     module = engine.module
     was_training = module.training
     module.eval()
     batches = (to_device(data.collate(indices), dist_info.device)
-               for indices in data.micro_batches(epoch, dist_info.rank, dist_info.world, cfg.batch_size))
+               for indices in _epoch_batches(method, data, epoch, dist_info, cfg.batch_size))
     with torch.no_grad():
         hook(engine, epoch + 1, batches, ref_model)
     module.train(was_training)
@@ -286,7 +296,8 @@ def unlearn(model: nn.Module, method: UnlearningMethod, data: ForgetRetainDatase
     data.start(cfg.seed, dist_info.rank)
 
     n = len(data)
-    micro = micro_batches_per_epoch(n, cfg.batch_size, dist_info.world)
+    micro = (len(_epoch_batches(method, data, 0, dist_info, cfg.batch_size)) if _hook(method, "micro_batches")
+             else micro_batches_per_epoch(n, cfg.batch_size, dist_info.world))
     steps_per_epoch = math.ceil(micro / cfg.grad_accum)
     total = cfg.epochs * steps_per_epoch
     warmup = warmup_steps_for(cfg.warmup_epochs, n, cfg.batch_size, cfg.grad_accum, dist_info.world)
@@ -318,7 +329,7 @@ def unlearn(model: nn.Module, method: UnlearningMethod, data: ForgetRetainDatase
 
     progress(pending=False)
     for epoch in range(pos.epoch, math.ceil(stop - 1e-9)):
-        batches = data.micro_batches(epoch, dist_info.rank, dist_info.world, cfg.batch_size)
+        batches = _epoch_batches(method, data, epoch, dist_info, cfg.batch_size)
         groups = [batches[i:i + cfg.grad_accum] for i in range(0, len(batches), cfg.grad_accum)]
         for s in range(pos.step_in_epoch, min(len(groups), last_step - epoch * steps_per_epoch)):
             group = groups[s]
@@ -352,7 +363,7 @@ def unlearn(model: nn.Module, method: UnlearningMethod, data: ForgetRetainDatase
         if pos.step_in_epoch < len(groups):  # stopped inside this epoch (a fractional stop_after_epoch)
             break
         if end_epoch is not None:
-            _end_epoch(end_epoch, engine, epoch, data, cfg, dist_info, ref_model)
+            _end_epoch(end_epoch, engine, epoch, data, cfg, dist_info, ref_model, method)
         pos = _Position(epoch + 1, 0, pos.global_step)
         if pos.global_step in points:
             _evaluate(eval_hook, engine.module, points[pos.global_step], pos.global_step, history, on_eval)

@@ -1,0 +1,110 @@
+"""Fidelity cases for the methods that are training procedures rather than losses (SIBL's T outer iterations,
+LUNAR's reference fit, LMCleaner's replayed training log): the project's method run through the real training
+loop (``unlearning.train.loop.unlearn``, torch engine) against the reference procedure transcribed in
+reference_forms.py, on a tiny real Llama. Each runner returns (worst relative loss difference, worst relative
+weight/gradient difference), like fidelity_cases' runners; the cases join ``fidelity_cases.CASES``.
+
+    import fidelity_cases                      # first: it extends its CASES with PROCEDURE_CASES
+    from fidelity_procedures import run_sibl_procedure
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+import reference_forms as R
+from fidelity_cases import SIBL_HP, V, Case, _flat_params, _rel
+from methods_oracle import make_llama
+from unlearning.methods import build_method
+from unlearning.train.config import LoopConfig
+from unlearning.train.data import ForgetRetainDataset
+from unlearning.train.loop import unlearn
+
+
+def token_rows(seed: int, n: int, vocab: int = V) -> list[dict[str, list[int]]]:
+    """n question/answer rows as token ids: prompt (labels -100) then answer (labels = ids), lengths vary."""
+    gen = torch.Generator().manual_seed(seed)
+    rows = []
+    for _ in range(n):
+        prompt, answer = int(torch.randint(2, 5, (1,), generator=gen)), int(torch.randint(2, 7, (1,), generator=gen))
+        ids = torch.randint(2, vocab, (prompt + answer,), generator=gen).tolist()
+        rows.append({"input_ids": ids, "labels": [-100] * prompt + ids[prompt:], "attention_mask": [1] * len(ids)})
+    return rows
+
+
+def token_data(seed: int, n_forget: int = 6, n_retain: int = 5) -> ForgetRetainDataset:
+    return ForgetRetainDataset(token_rows(seed, n_forget), token_rows(seed + 1, n_retain), pad_token_id=0, seed=seed)
+
+
+def loop_config(**kw: Any) -> LoopConfig:
+    base = dict(engine="torch", zero_stage=0, lr=1e-3, epochs=1, batch_size=2, grad_accum=1, warmup_epochs=0.0,
+                weight_decay=0.0, max_grad_norm=0.0, lr_scheduler="constant", seed=0)
+    return LoopConfig(**{**base, **kw})
+
+
+class Recorder:
+    """Wraps a dataset's ``collate`` and keeps every micro-batch the loop collated, in order."""
+
+    def __init__(self, data: ForgetRetainDataset) -> None:
+        self.batches: list[dict[str, Any]] = []
+        self._collate = data.collate
+        data.collate = self
+
+    def __call__(self, indices):
+        batch = self._collate(indices)
+        self.batches.append(batch)
+        return batch
+
+
+class FreshIterator:
+    """A "dataloader" whose k-th ``iter()`` starts at the k-th recorded batch: what the reference sees when the
+    project's sampler draws that batch first in its k-th fresh iterator."""
+
+    def __init__(self, batches: list[dict[str, Any]]) -> None:
+        self.batches, self.calls = batches, 0
+
+    def __iter__(self):
+        start, self.calls = self.calls, self.calls + 1
+        return iter(self.batches[start:])
+
+
+def run_sibl_procedure(case: Case, seed: int = 0) -> tuple[float, float]:
+    """SIBL at T outer iterations through the loop (``micro_batches`` hook: T fresh batches of batch_size) against
+    the reference's ``SIBL.train(T)`` fed the same batches: the loop's per-step losses against the reference's
+    history (loss column) and the weights after the run (grad column). The reference's NLL is summed as
+    sum(CE*mask)/n when the CG correction is on (see fidelity_cases.run_sibl)."""
+    hp = {**SIBL_HP, **case.hparams}
+    steps, ga = hp["outer_steps"], case.loop.get("grad_accum", 1)
+    data = token_data(seed)
+    model = make_llama(seed + 100, vocab=V)
+    twin = copy.deepcopy(model)
+    record = Recorder(data)
+    history = unlearn(model, build_method("SIBL", **hp), data, loop_config(grad_accum=ga, batch_size=2))
+    oracle = R.SIBLReference(twin, hp["retain_loss_eps"], hp["rho"], hp["inner_steps"], hp["eta_in"], hp["eta_theta"],
+                             hp["l1_coeff"], hp["sparsity"], hp["use_implicit"], hp["cg_iters"], hp["cg_tol"])
+    if hp["use_implicit"]:
+        oracle._hf_loss = lambda part: R.masked_mean_nll(
+            twin(input_ids=part["input_ids"], attention_mask=part["attention_mask"]).logits, part["labels"])
+    with sdpa_kernel([SDPBackend.MATH]):
+        expect = oracle.train(steps, FreshIterator(record.batches))
+    assert len(record.batches) == steps and all(len(b["forget"]["input_ids"]) == 2 for b in record.batches)
+    got = [(s["forget_loss"], s["retain_loss"]) for s in history.steps]
+    if ga > 1:   # a step's losses are the means over its micro-batches
+        expect = [tuple(sum(v) / len(g) for v in zip(*g)) for g in
+                  (expect[i:i + ga] for i in range(0, len(expect), ga))]
+    loss = max(_rel(torch.tensor(a), torch.tensor(b)) for a, b in zip(got, expect))
+    return loss, _rel(_flat_params(model), _flat_params(twin))
+
+
+PROCEDURE_CASES: list[Case] = [
+    Case("SIBL", "reference", {"outer_steps": 3, "use_implicit": False}, runner=run_sibl_procedure,
+         notes="T=3 outer iterations through the loop, each a fresh batch of 2; no CG; grad = weights after"),
+    Case("SIBL", "reference", {"outer_steps": 3}, runner=run_sibl_procedure,
+         notes="T=3 with CG correction (5 it.), the reference's train() loop"),
+    Case("SIBL", "reference", {"outer_steps": 4, "use_implicit": False}, runner=run_sibl_procedure,
+         loop={"grad_accum": 2}, notes="T=4 at grad_accum 2 (the outer step is SIBL's own: unchanged)"),
+]
