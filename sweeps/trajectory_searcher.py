@@ -10,8 +10,9 @@ resumes read it as any other search) whose proposals come from `sweeps.trajector
 
 * every result of every trial (finished, stopped, paused or failed after some points) is one observation of
   (configuration, evaluation point) -> objectives and constraint metrics;
-* the first `n_init` configurations are Optuna's random ones (re-seeded from the study, as every search's) (the discrete-space rule that skips
-  configurations already run applies), or the warm-start configurations;
+* the warm-start configurations run first (Optuna's queue, as every search's); then the first `n_init`
+  configurations are random ones drawn by the model among its candidates (the longest runs first: see
+  `sweeps.trajectory_model`), never one already run;
 * afterwards each proposal is the configuration with the largest expected hypervolume improvement of the
   feasible front per epoch of compute, over its whole trajectory, with the running trials counted at their
   predicted mean; it is enqueued in the study and asked, so the study holds it like any other trial;
@@ -33,7 +34,8 @@ from sweeps.objectives import Constraint, Objective
 from sweeps.searcher import FAILED_KEY, OptunaSearcher
 from sweeps.trajectory_model import Epochs, TrajectoryModel
 
-N_INIT = 2  # random configurations before the model proposes (each brings a whole trajectory)
+N_INIT = 1  # random configurations before the model proposes (each brings a whole trajectory; measured in
+            # docs/search.md: 1 and 2 tie within noise, 3 is worse)
 
 
 class TrajectorySearcher(OptunaSearcher):
@@ -61,10 +63,10 @@ class TrajectorySearcher(OptunaSearcher):
         if self.max_live is not None and len(self.live - self.paused) >= self.max_live:
             return None  # Tune asks again when a slot frees (a trial ends or is paused)
         waiting = self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
-        if waiting or len(self._params) < self.n_init or not self.model.fit():
-            config = super().suggest(trial_id)  # warm start, then random (repeats skipped)
+        if waiting:
+            config = super().suggest(trial_id)  # the warm start
         else:
-            config = self._propose(trial_id)
+            config = self._propose(trial_id, initial=len(self._params) < self.n_init or not self.model.fit())
         if isinstance(config, dict):
             self._params[trial_id] = dict(config)
             self.live.add(trial_id)
@@ -72,19 +74,24 @@ class TrajectorySearcher(OptunaSearcher):
             self._finished = True
         return config
 
-    def _propose(self, trial_id: str) -> dict[str, Any] | str | None:
+    def _propose(self, trial_id: str, initial: bool = False) -> dict[str, Any] | str | None:
+        """The model's proposal (`initial`: a random draw among its candidates), enqueued in the study and asked;
+        seeded from the sweep's seed and the trials asked so far, so a resumed search draws the same."""
         asked = len(self.study.get_trials(deepcopy=False))
         rng = np.random.default_rng([self.seed, asked])
         running = {t: self._params[t] for t in self.live if t in self._params}
         done = [p for t, p in self._params.items() if t not in self.live]
-        params, score = self.model.propose(running=running, exclude=done, rng=rng)
+        if initial:
+            params, score = self.model.initial(rng, exclude=[*done, *running.values()]), float("inf")
+        else:
+            params, score = self.model.propose(running=running, exclude=done, rng=rng)
         self._scores[trial_id] = score
         if params is None:
             self._finished = True
             return OptunaSearcher.FINISHED
         self.study.enqueue_trial(params, skip_if_exists=False)
         trial = self._ask()  # the enqueued configuration (the study records it as any other trial)
-        trial.set_user_attr("proposed_by", "trajectory")
+        trial.set_user_attr("proposed_by", "random" if initial else "trajectory")
         self._bind(trial_id, trial)
         return dict(trial.params)
 

@@ -9,7 +9,7 @@ search's trajectory model (`sweeps.trajectory_model`, the one its `TrajectorySea
 every evaluation point of every trial) what the rest of a running trial is worth:
 
 * after each evaluation point (from the `min_points`-th on, never at a trial's last point, and only once the
-  model has seen `min_complete` runs to their end: before that it cannot know how runs end) it draws the trial's
+  model has seen `min_complete` runs (default 2) to their end: before that it cannot know how runs end) it draws the trial's
   remaining points from the posterior given everything observed, this trial's points so far included, and
   estimates the chance that any of them is feasible *and* adds hypervolume to the front (the other running
   trials counted at their predicted mean);
