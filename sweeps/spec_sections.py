@@ -18,7 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 
 from sweeps.objectives import Constraint
 from unlearning.errors import ConfigError
-from unlearning.evaluation.config import METRIC_ALIASES
+from unlearning.evaluation.config import MUSE_ALIASES, QA_ALIASES
+
+METRIC_ALIASES = {"tofu": QA_ALIASES, "lkf": QA_ALIASES, "muse": MUSE_ALIASES}
 
 DEFAULT_OBJECTIVES = {
     "tofu": [{"name": "forget_quality", "mode": "max", "scale": "log"},

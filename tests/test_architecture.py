@@ -1,10 +1,13 @@
 """The architecture contracts (pyproject.toml `[tool.importlinter]`): the arrows run one way, CLI -> reports ->
-sweep service -> trainable / search spaces -> the Ray-free core, and the core imports no Ray, MLflow or Optuna.
+sweep service -> trainable / search spaces -> the Ray-free core, and the core imports no Ray, MLflow or Optuna;
+inside the core, train -> benchmarks -> evaluation -> models -> methods | metrics -> data; and no package has an
+import circle between its modules (docs/architecture.md).
 
     .venv/bin/python -m pytest tests/test_architecture.py -q       # or: .venv/bin/lint-imports
 
 The second test shows the contracts can fail: in a copy of the tree, a reversed arrow (the core importing the
-sweep service) and a forbidden import (the core importing Ray) each break them.
+sweep service), a forbidden import (the core importing Ray), an arrow up a layer inside the core (data importing
+the zoo) and an import circle (train.data importing train.run, which imports it) each break them.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ def lint_imports(root: Path) -> subprocess.CompletedProcess:
 def test_the_arrows_run_one_way():
     out = lint_imports(REPO)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "2 kept, 0 broken" in out.stdout
+    assert "4 kept, 0 broken" in out.stdout
 
 
 @pytest.mark.parametrize("module,line,named", [
@@ -39,6 +42,10 @@ def test_the_arrows_run_one_way():
      "unlearning is not allowed to import sweeps:\n\n- unlearning.train.run -> sweeps.spec"),
     ("unlearning/metrics/report.py", "import ray  # the core must stay Ray-free\n",
      "unlearning is not allowed to import ray:\n\n-   unlearning.metrics.report -> ray"),
+    ("unlearning/data/lkf.py", "import unlearning.models.zoo  # an arrow up a layer\n",
+     "unlearning.data is not allowed to import unlearning.models"),
+    ("unlearning/train/data.py", "import unlearning.train.run  # a circle: run imports data\n",
+     "No cycles are allowed in unlearning.train"),
 ])
 def test_a_reversed_arrow_breaks_the_contract(tmp_path, module, line, named):
     for pkg in PACKAGES:

@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "evaluation"))
 from eval_fixtures import _splits, small_tofu_dir  # noqa: E402
 
 from unlearning.data.lkf import LKF_PARAPHRASE_FIELDS, LKF_SPLITS, lkf_question_variants, load_lkf  # noqa: E402
-from unlearning.data.lkf_mini import PARAPHRASES, write_lkf_mini  # noqa: E402
+from unlearning.benchmarks.lkf_mini import PARAPHRASES, write_lkf_mini  # noqa: E402
 
 
 @pytest.fixture()
@@ -72,7 +72,7 @@ def test_hub_names_go_through_the_same_loader(tmp_path, lkf_dir, monkeypatch):
 
 
 def test_train_sources_resolve(tmp_path, lkf_dir, monkeypatch):
-    from unlearning.data.lkf import resolve_lkf_source
+    from unlearning.benchmarks.lkf import lkf_source as resolve_lkf_source
     from unlearning.errors import ConfigError
 
     assert resolve_lkf_source("hub") is None  # nmndeep/LKF-<split>

@@ -16,7 +16,7 @@ from rouge_score import rouge_scorer
 
 from eval_fixtures import oracle_item, small_tofu_dir, tiny_llama, tofu_tokenizer
 from unlearning.data.lkf import lkf_question_variants, load_lkf
-from unlearning.data.lkf_mini import write_lkf_mini
+from unlearning.benchmarks.lkf_mini import write_lkf_mini
 from unlearning.data.templates import get_template
 from unlearning.data.tokenization import encode_qa
 from unlearning.errors import ConfigError

@@ -12,7 +12,8 @@ import torch
 
 from eval_fixtures import small_tofu_dir, tiny_llama, tofu_tokenizer
 from unlearning.errors import ConfigError
-from unlearning.evaluation.train_hook import default_retain_model, make_train_eval_hook
+from unlearning.benchmarks.hook import make_train_eval_hook
+from unlearning.benchmarks.tofu import default_retain_model
 from unlearning.models.loading import load_bundle
 from unlearning.train.config import parse_train_config
 

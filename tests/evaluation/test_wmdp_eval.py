@@ -257,13 +257,13 @@ def test_materialised_tasks_point_at_the_data_folder(tmp_path):
 @pytest.mark.slow
 def test_zoo_target_knows_wmdp_mini_and_retain_model_is_at_chance(prepared_zoo):
     from unlearning.models.loading import load_bundle
-    from unlearning.train.run import resolve_source
+    from unlearning.benchmarks.tofu import tofu_source
 
     cfg = parse_lm_eval({"tasks": ["wmdp_mini", "mmlu_mini"]})
     got = {}
     for name in ("tofu-mini/target", "tofu-mini/retain90"):
         bundle = load_bundle(name, dtype="float32")
-        got[name] = LmEvalEvaluator(cfg, bundle.tokenizer, resolve_source("tofu-mini", name)).evaluate(bundle.model)
+        got[name] = LmEvalEvaluator(cfg, bundle.tokenizer, tofu_source("tofu-mini", name)).evaluate(bundle.model)
     target, retain = got["tofu-mini/target"], got["tofu-mini/retain90"]
     # 100 forget questions, 4 options: chance 0.25 (binomial sd 0.043); measured target 0.88, retain 0.24
     assert target["wmdp_mini_acc"] >= 0.7 and target["mmlu_mini_acc"] >= 0.8

@@ -45,7 +45,7 @@ def register(app: typer.Typer) -> None:
             overrides["output_dir"] = str(out)
         cfg = load_train_config(config, overrides=overrides)
         if int(os.environ.get("RANK", "0")) == 0:  # zoo models nobody prepared yet: train them first, once
-            from unlearning.evaluation.train_hook import retain_model_for
+            from unlearning.benchmarks.hook import retain_model_for
             from unlearning.models.prepare import ensure_zoo_models
 
             retain = retain_model_for(cfg)

@@ -4,7 +4,7 @@
     rows = load_lkf("forget_eval_para")                 # hub: nmndeep/LKF-forget_eval_para, split "train"
     rows = load_lkf("retain_standard", "/data/lkf")     # local: /data/lkf/retain_standard.jsonl (or .json)
     variants = lkf_question_variants(rows[0])           # original question + its paraphrases
-    rows = load_lkf("forget_standard", resolve_lkf_source("lkf-mini"))   # the offline lkf-mini (lkf_mini.py)
+    rows = load_lkf("forget_standard", lkf_source("lkf-mini"))   # the offline lkf-mini (unlearning.benchmarks.lkf)
 
 Every split has `question`, `answer`; the `*_eval_para` splits also carry paraphrase columns
 `q_qwen1..5`, `q_phi1..5`, `q_mist1..5` (optional: checked when present, null/absent is fine). The
@@ -12,8 +12,6 @@ relearning set is published as `LKF-relearn_standard`; "relearn" is accepted as 
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 from unlearning.data.io import HubRef, load_split
 from unlearning.data.schema import Schema, text
@@ -53,24 +51,6 @@ def load_lkf(split: str, source: str | Path | None = None) -> list[dict]:
 
 LKF_TRAIN_DEFAULTS = {"forget_split": "forget_standard", "retain_split": "retain_standard"}
 LKF_TRAIN_SPLITS = ("forget_standard", "forget_train_para", "retain_standard", "retain_train_para")
-
-
-def resolve_lkf_source(source: str, model_name: str | None = None) -> str | Path | None:
-    """A train config's `data.source` for LKF -> what `load_lkf` takes: "lkf-mini" (made from the tofu-mini of the
-    model's zoo size) or "lkf-mini-<size>" -> the generated folder; "hub" -> None (nmndeep/LKF-*); a folder -> its
-    Path; anything else (another hub prefix owner/name) unchanged."""
-    if source == "hub":
-        return None
-    if source == "lkf-mini" or source.startswith("lkf-mini-"):
-        from unlearning.data.lkf_mini import lkf_mini_dir
-        from unlearning.models.zoo import parse_zoo_name
-
-        size = source[len("lkf-mini-"):] if source != "lkf-mini" else None
-        if size is None and model_name is not None:
-            parsed = parse_zoo_name(model_name)
-            size = parsed[0].size if parsed else None
-        return lkf_mini_dir(size)
-    return Path(source) if Path(source).exists() else source
 
 
 def lkf_question_variants(row: dict) -> list[str]:

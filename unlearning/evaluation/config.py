@@ -17,6 +17,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from unlearning.data.limits import MAX_LENGTH
 from unlearning.data.tofu import FORGET_SPLITS, holdout_split_for
 from unlearning.errors import ConfigError
 
@@ -57,19 +58,17 @@ LKF_JUDGE_METRICS: tuple[str, ...] = ("forget_J_P", "forget_J_ICR", "forget_J_W"
 MUSE_STOPWORDS = ("\n\n", "\nQuestion", "Question:")
 # short names of evaluator entries -> (the metric `metrics:` must select, the entry the evaluator reports); the
 # gibberish metric reports the share of flagged forget generations as an extra entry beside its mean score
-METRIC_ALIASES = {
-    "tofu": {"gibberish_rate": ("forget_Q_A_gibberish", "forget_Q_A_gibberish_rate"),
-             "forget_Q_A_gibberish_rate": ("forget_Q_A_gibberish", "forget_Q_A_gibberish_rate")},
-    "lkf": {"gibberish_rate": ("forget_Q_A_gibberish", "forget_Q_A_gibberish_rate"),
-            "forget_Q_A_gibberish_rate": ("forget_Q_A_gibberish", "forget_Q_A_gibberish_rate")},
-    "muse": {"gibberish_rate": ("forget_gibberish", "forget_gibberish_rate"),
-             "forget_gibberish_rate": ("forget_gibberish", "forget_gibberish_rate")},
-}
+QA_ALIASES = {"gibberish_rate": ("forget_Q_A_gibberish", "forget_Q_A_gibberish_rate"),  # TOFU's and LKF's
+              "forget_Q_A_gibberish_rate": ("forget_Q_A_gibberish", "forget_Q_A_gibberish_rate")}
+MUSE_ALIASES = {"gibberish_rate": ("forget_gibberish", "forget_gibberish_rate"),
+                "forget_gibberish_rate": ("forget_gibberish", "forget_gibberish_rate")}
 
 
-def flat_metrics(results: Mapping[str, Any], benchmark: str = "tofu") -> dict[str, float | None]:
+def flat_metrics(results: Mapping[str, Any],
+                 aliases: Mapping[str, tuple[str, str]] = QA_ALIASES) -> dict[str, float | None]:
     """Evaluator output (OU layout {metric: {"agg_value": x, ...}} or plain scalars) -> {metric: x}, plus the
-    short names of `METRIC_ALIASES` (gibberish_rate = the flagged share). Non-finite values become None."""
+    short names of `aliases` (the benchmark's: QA_ALIASES for TOFU and LKF, MUSE_ALIASES; gibberish_rate = the
+    flagged share). Non-finite values become None."""
     import math
 
     out: dict[str, float | None] = {}
@@ -80,7 +79,7 @@ def flat_metrics(results: Mapping[str, Any], benchmark: str = "tofu") -> dict[st
             out[str(key)] = float(value) if math.isfinite(value) else None
         elif value is None:
             out[str(key)] = None
-    for alias, (_, entry) in METRIC_ALIASES["muse" if benchmark == "muse" else "tofu"].items():
+    for alias, (_, entry) in aliases.items():
         if entry in out and alias not in out:
             out[alias] = out[entry]
     return out
@@ -91,8 +90,6 @@ _FORBID = ConfigDict(extra="forbid", frozen=True)
 # greedy generation runs max_new_tokens decoding steps for every forget question at every evaluation point, and
 # reference answers are a few dozen tokens (open-unlearning: TOFU 200, MUSE knowmem 32 / verbmem 128).
 MAX_NEW_TOKENS = 4096
-# tokenisation truncation: TOFU items are < 512 tokens (open-unlearning truncates at 512), MUSE texts at 2048
-MAX_LENGTH = 32768
 # the hub gibberish detector is a 512-position classifier: a longer input fails inside the evaluation
 MAX_GIBBERISH_LENGTH = 512
 

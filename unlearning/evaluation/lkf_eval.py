@@ -27,7 +27,6 @@ configured `judge` (ROUGE-L recall stand-in, a local causal LM, or a `module:fun
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -157,59 +156,3 @@ class LkfEvaluator:
     def write(self, results: dict[str, Any], out_dir: str | Path) -> tuple[Path, Path]:
         """LKF_EVAL.json + LKF_SUMMARY.json in out_dir (OU layout)."""
         return write_report(out_dir, results, benchmark="LKF")
-
-
-def lkf_eval_config(settings: dict[str, Any], max_length: int | None = None,
-                    where: str = "train config: eval.settings") -> LkfEvalConfig:
-    """`eval.settings` of an LKF run validated (one-line ConfigError); max_length defaults to the data's."""
-    from unlearning.evaluation.config import parse_config
-
-    settings = dict(settings)
-    if max_length is not None:
-        settings.setdefault("max_length", max_length)
-    return parse_config(LkfEvalConfig, settings, where=where)
-
-
-def make_lkf_eval_hook(config: Any, bundle: Any) -> Callable[[Any, float], dict[str, Any]]:
-    """hook(model, epoch) -> {metric: aggregate} of an LKF train config (`data.benchmark: lkf`); the relearning
-    attack at the points `robustness.relearn.every` names (the start, the last point, every k-th between)."""
-    from unlearning.data.lkf import resolve_lkf_source
-    from unlearning.evaluation.robust_eval import attack_schedule
-    from unlearning.metrics.report import summarize, to_jsonable
-
-    cfg = lkf_eval_config(config.eval.settings, config.data.max_length)
-    if config.train.zero_stage == 3 and any(m.endswith("_relearn") for m in cfg.selected()):
-        from unlearning.errors import ConfigError
-
-        raise ConfigError("train config", field="train.zero_stage", value=3,
-                          fix="the relearning attack fine-tunes a copy of the module, which ZeRO-3 partitions: "
-                              "use zero_stage 0-2 or drop the *_relearn metrics")
-    final = config.train.stop_after_epoch or config.train.epochs
-    device = next(bundle.model.parameters()).device
-    ev = LkfEvaluator(bundle.tokenizer, bundle.template, cfg, resolve_lkf_source(config.data.source, config.model.name),
-                      device=str(device), attack_at=attack_schedule(config.eval.every, final, cfg.robustness.relearn.every))
-
-    def hook(model: Any, epoch: float) -> dict[str, Any]:
-        return to_jsonable(summarize(ev.evaluate(model, epoch)))
-
-    return hook
-
-
-@dataclass
-class LkfEvaluation:
-    """A prepared evaluation for the sweep driver: `evaluate(model)` -> flat metrics (the target's, attacked at its
-    epoch 0); LKF has no retain model, so `reference_dir` is None."""
-
-    evaluate: Callable[[Any], dict[str, Any]]
-    reference_dir: str | None = None
-
-
-def lkf_evaluation(config: Any, bundle: Any, **_reference: Any) -> LkfEvaluation:
-    """The LKF evaluation of a train config (the driver's epoch-0 evaluation of the target model)."""
-    from unlearning.data.lkf import resolve_lkf_source
-    from unlearning.evaluation.config import flat_metrics
-
-    cfg = lkf_eval_config(config.eval.settings, config.data.max_length)
-    ev = LkfEvaluator(bundle.tokenizer, bundle.template, cfg, resolve_lkf_source(config.data.source, config.model.name),
-                      device=str(next(bundle.model.parameters()).device))
-    return LkfEvaluation(evaluate=lambda model: flat_metrics(ev.evaluate(model, 0), "lkf"))

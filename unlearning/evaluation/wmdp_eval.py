@@ -26,7 +26,7 @@ computed under a filter other than lm-eval's `none` is named `<task>_<metric>_<f
     from unlearning.evaluation.wmdp_eval import LmEvalEvaluator, parse_lm_eval
     ev = LmEvalEvaluator(parse_lm_eval({"tasks": ["wmdp_mini", "mmlu_mini"]}), tokenizer, source=zoo_data)
     ev.evaluate(model)      # {"wmdp_mini_acc": 0.88, "wmdp_mini_bio_acc": 0.88, ..., "mmlu_mini_acc": 0.935}
-    python -m unlearning.evaluation.wmdp_eval tofu-mini/target tofu-mini/retain90      # the table of both
+    python -m unlearning.benchmarks.wmdp tofu-mini/target tofu-mini/retain90      # the table of both
 
 lm_eval is imported only here, and only when an evaluator is built (it adds ~0.7 s to an import of torch).
 """
@@ -390,33 +390,3 @@ def _quiet():
             lg.setLevel(level)
         if bars:
             datasets.utils.logging.enable_progress_bar()
-
-
-def main() -> None:
-    import argparse
-
-    from unlearning.models.loading import load_bundle
-    from unlearning.train.run import resolve_source
-
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("models", nargs="+", help="zoo names or model folders")
-    ap.add_argument("--tasks", default="wmdp_mini,mmlu_mini")
-    ap.add_argument("--forget-split", default="forget10")
-    ap.add_argument("--source", default="tofu-mini", help="tofu-mini (the zoo's data) or a tofu-mini data folder")
-    ap.add_argument("--limit", type=float, default=None)
-    args = ap.parse_args()
-    limit = None if args.limit is None else (int(args.limit) if args.limit >= 1 else args.limit)
-    cfg = parse_lm_eval({"tasks": args.tasks.split(","), "limit": limit})
-    rows = []
-    for name in args.models:
-        bundle = load_bundle(name)
-        ev = LmEvalEvaluator(cfg, bundle.tokenizer, resolve_source(args.source, name), args.forget_split)
-        rows.append((name, ev.evaluate(bundle.model)))
-    keys = list(dict.fromkeys(k for _, m in rows for k in m))
-    print("model".ljust(24) + "".join(k.rjust(22) for k in keys))
-    for name, m in rows:
-        print(name.ljust(24) + "".join(f"{m.get(k, float('nan')):22.3f}" for k in keys))
-
-
-if __name__ == "__main__":
-    main()

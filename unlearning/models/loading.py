@@ -22,6 +22,7 @@ import torch
 from unlearning.data.templates import PromptTemplate, ensure_chat_template, get_template
 from unlearning.errors import ConfigError
 from unlearning.models.zoo import parse_zoo_name, zoo_dir
+from unlearning.models.zoo_model import TEMPLATE_FILE
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -51,7 +52,6 @@ def resolve_model_path(name: str | Path) -> str:
     return str(path)
 
 
-TEMPLATE_FILE = "prompt_template.txt"
 
 
 def template_for(name: str | Path) -> PromptTemplate:
@@ -61,6 +61,13 @@ def template_for(name: str | Path) -> PromptTemplate:
     if hint.is_file():
         return get_template(hint.read_text().strip())
     return get_template(str(name))
+
+
+def resolve_dtype(dtype: str) -> str:
+    """"auto" -> "bfloat16" on CUDA, "float32" on CPU."""
+    if dtype == "auto":
+        return "bfloat16" if torch.cuda.is_available() else "float32"
+    return dtype
 
 
 def load_tokenizer(name: str | Path, template: PromptTemplate | None = None):

@@ -58,14 +58,14 @@ def _train_one(root: str, cfg_json: str, name: str, threads: int) -> dict:
     import torch
 
     from unlearning.data.tokenization import encode_text
-    from unlearning.models.prepare import _load_tokenizer, _new_model, _save
+    from unlearning.models.zoo_model import load_zoo_tokenizer, new_model, save_model
     from unlearning.models.sft import finetune_items
 
     torch.set_num_threads(threads)
     rootp, raw = Path(root), json.loads(cfg_json)
     cfg = raw["train"]
-    tok = _load_tokenizer(rootp)
-    model = _new_model(raw["size"], cfg["seed"], tok)
+    tok = load_zoo_tokenizer(rootp)
+    model = new_model(raw["size"], cfg["seed"], tok)
     docs = _texts(rootp / "data", MUSE_TRAIN_SPLITS[name])
     docs += quiz_sheets(docs, cfg["quiz_copies"], cfg["quiz_sheet"], cfg["seed"])
     items = [encode_text(tok, t, MAX_LENGTH) for t in docs]
@@ -81,7 +81,7 @@ def _train_one(root: str, cfg_json: str, name: str, threads: int) -> dict:
     stats = finetune_items(model, items, tok.pad_token_id, epochs=cfg["epochs"], lr=cfg["lr"],
                            batch_size=cfg["batch_size"], seed=cfg["seed"], on_epoch=progress)
     stats["seconds"] = time.perf_counter() - t0
-    _save(model, tok, rootp / name)
+    save_model(model, tok, rootp / name, template="zoo")  # the zoo prompt template, as tofu-mini's models
     return stats
 
 
@@ -94,10 +94,10 @@ def text_probability(root: Path, name: str, texts: Sequence[str]) -> float:
     from unlearning.data.collators import TrainCollator
     from unlearning.data.tokenization import encode_text
     from unlearning.metrics.primitives import avg_nll
-    from unlearning.models.prepare import _load_tokenizer
+    from unlearning.models.zoo_model import load_zoo_tokenizer
 
     hf_logging.disable_progress_bar()
-    tok = _load_tokenizer(root)
+    tok = load_zoo_tokenizer(root)
     model = AutoModelForCausalLM.from_pretrained(root / name, dtype=torch.float32).eval()
     batch = TrainCollator(tok.pad_token_id)([encode_text(tok, t, MAX_LENGTH) for t in texts])
     with torch.no_grad():

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from unlearning.data.muse_mini import MuseMiniConfig
 from unlearning.errors import ConfigError
+from unlearning.models.zoo_names import SIZES, split_zoo_name
 from unlearning.paths import cache_root
 
 MUSE_ZOO = "muse-mini"
@@ -57,8 +58,6 @@ class MuseZooConfig:
     version: int = 1
 
     def __post_init__(self) -> None:
-        from unlearning.models.zoo import SIZES
-
         if self.size not in SIZES:
             raise ConfigError("zoo", field="size", value=self.size, fix=f"use one of {sorted(SIZES)}")
 
@@ -78,9 +77,6 @@ def muse_zoo_dir(cfg: MuseZooConfig) -> Path:
 def parse_muse_zoo_name(name: str) -> tuple[MuseZooConfig, str] | None:
     """`muse-mini/target` -> (default config, "target"); `muse-mini-tiny/retain` -> (tiny, ...); None for other
     names; ConfigError for a muse-mini name with an unknown size or model."""
-    from unlearning.models.zoo import SIZES
-    from unlearning.models.zoo_names import split_zoo_name
-
     parts = split_zoo_name(name, MUSE_ZOO, "small", SIZES, MUSE_ZOO_MODELS)
     return None if parts is None else (MuseZooConfig(size=parts[0]), parts[1])
 

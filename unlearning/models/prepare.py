@@ -31,9 +31,11 @@ from typing import Callable, Iterable, Sequence
 
 from unlearning.data.tofu import load_tofu
 from unlearning.data.tofu_mini import FORGET_PERCENTS, base_facts, write as write_tofu_mini
-from unlearning.models.loading import TEMPLATE_FILE
 from unlearning.models.muse_zoo import MuseZooConfig
-from unlearning.models.zoo import DEFAULT_MODELS, SIZES, ZOO_MODELS, ZooConfig, zoo_dir
+from unlearning.models.zoo import DEFAULT_MODELS, ZOO_MODELS, ZooConfig, zoo_dir
+from unlearning.models.zoo_model import load_zoo_tokenizer as _load_tokenizer
+from unlearning.models.zoo_model import new_model as _new_model
+from unlearning.models.zoo_model import save_model
 from unlearning.models.zoo_build import (build_locked, is_complete, on_disk, pick_models, read_manifest,
                                          train_in_workers, worker_layout, write_manifest)
 
@@ -72,28 +74,6 @@ def training_rows(data_dir: Path, name: str, base_repeats: int) -> list[dict]:
     return own + general * (base_repeats if split else 1)
 
 
-def _new_model(size: str, seed: int, tokenizer):
-    """A random-init tiny Llama of `size` (the same weights for the same seed)."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    s = SIZES[size]
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=s.hidden, intermediate_size=s.intermediate,
-        num_hidden_layers=s.layers, num_attention_heads=s.heads, num_key_value_heads=s.heads,
-        max_position_embeddings=512, tie_word_embeddings=True, pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-    )
-    return LlamaForCausalLM(config)
-
-
-def _load_tokenizer(root: Path):
-    from transformers import AutoTokenizer
-
-    return AutoTokenizer.from_pretrained(root / "tokenizer")
-
-
 def _template():
     from unlearning.data.templates import get_template
 
@@ -101,18 +81,7 @@ def _template():
 
 
 def _save(model, tokenizer, path: Path) -> None:
-    import shutil
-
-    from transformers.utils import logging as hf_logging
-
-    tmp = path.with_name(path.name + ".tmp")
-    hf_logging.disable_progress_bar()  # no "Writing model shards" bar per model
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    (tmp / TEMPLATE_FILE).write_text(TEMPLATE + "\n")
-    if path.exists():
-        shutil.rmtree(path)
-    tmp.rename(path)
+    save_model(model, tokenizer, path, TEMPLATE)
 
 
 def _train_one(root: str, cfg_json: str, name: str, threads: int) -> dict:

@@ -23,25 +23,11 @@ from pathlib import Path
 from unlearning.data.tofu_mini import FORGET_PERCENTS, TofuMiniConfig
 from unlearning.errors import ConfigError
 from unlearning.models.muse_zoo import MuseZooConfig, muse_zoo_dir, parse_muse_zoo_name
+from unlearning.models.zoo_names import DEFAULT_SIZE, SIZES, ModelSize, split_zoo_name
 from unlearning.paths import cache_root
 
-
-@dataclass(frozen=True)
-class ModelSize:
-    """Shape of a tiny Llama: hidden size, layers, attention heads, MLP width."""
-
-    hidden: int
-    layers: int
-    heads: int
-    intermediate: int
-
-
-SIZES: dict[str, ModelSize] = {
-    "tiny": ModelSize(hidden=64, layers=2, heads=4, intermediate=256),
-    "small": ModelSize(hidden=128, layers=4, heads=4, intermediate=512),
-    "base": ModelSize(hidden=256, layers=4, heads=8, intermediate=1024),
-}
-DEFAULT_SIZE = "small"
+__all__ = ["ModelSize", "SIZES", "DEFAULT_SIZE", "ZOO_MODELS", "DEFAULT_MODELS", "TrainSettings", "ZooConfig",
+           "zoo_dir", "parse_zoo_name", "zoo_data_dir"]
 ZOO_MODELS = ("base", "target", *(f"retain{100 - p}" for p in FORGET_PERCENTS))
 DEFAULT_MODELS = ("target", "retain90")  # what `prepare` trains unless asked for more (the default sweep's pair)
 
@@ -95,8 +81,6 @@ def parse_zoo_name(name: str) -> tuple[ZooConfig | MuseZooConfig, str] | None:
     muse = parse_muse_zoo_name(name)
     if muse is not None:
         return muse
-    from unlearning.models.zoo_names import split_zoo_name
-
     parts = split_zoo_name(name, "tofu-mini", DEFAULT_SIZE, SIZES, ZOO_MODELS)
     return None if parts is None else (ZooConfig(size=parts[0]), parts[1])
 

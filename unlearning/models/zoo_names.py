@@ -1,4 +1,6 @@
-"""How a zoo model is named: `<family>[-<size>]/<model>` (tofu-mini/target, tofu-mini-tiny/retain90, muse-mini/retain).
+"""How a zoo model is named: `<family>[-<size>]/<model>` (tofu-mini/target, tofu-mini-tiny/retain90, muse-mini/retain),
+and the model sizes every zoo shares (`SIZES`, `DEFAULT_SIZE`). It imports nothing of the project but
+`unlearning.errors`, so both zoos (`zoo.py`, `muse_zoo.py`) read it without importing each other.
 
     split_zoo_name("tofu-mini-tiny/target", "tofu-mini", "small", SIZES, ZOO_MODELS)   # ("tiny", "target")
     split_zoo_name("meta-llama/Llama-3.2-1B", "tofu-mini", ...)                         # None: not this family
@@ -8,9 +10,28 @@ A name of the family with an unknown size or model is a one-line ConfigError nam
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Iterable
 
 from unlearning.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ModelSize:
+    """Shape of a tiny Llama: hidden size, layers, attention heads, MLP width."""
+
+    hidden: int
+    layers: int
+    heads: int
+    intermediate: int
+
+
+SIZES: dict[str, ModelSize] = {
+    "tiny": ModelSize(hidden=64, layers=2, heads=4, intermediate=256),
+    "small": ModelSize(hidden=128, layers=4, heads=4, intermediate=512),
+    "base": ModelSize(hidden=256, layers=4, heads=8, intermediate=1024),
+}
+DEFAULT_SIZE = "small"
 
 
 def split_zoo_name(name: str, family: str, default_size: str, sizes: Iterable[str],

@@ -29,7 +29,11 @@ from typing import Any, Literal, Mapping, get_args, get_origin
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from unlearning.errors import ConfigError, UserError
-from unlearning.evaluation.config import MAX_LENGTH
+from unlearning.benchmarks.registry import get_benchmark, trained_names
+from unlearning.data.limits import MAX_LENGTH
+
+
+BenchmarkName = Literal[trained_names()]  # type: ignore[valid-type]  # tofu, muse, lkf
 
 
 class _Section(BaseModel):
@@ -59,74 +63,44 @@ class DataSection(_Section):
     max_length defaults to 2048 (open-unlearning), 256 on muse-mini (its zoo models have 512 positions).
 
     benchmark "lkf": JensUn's lesser-known facts, question/answer rows trained like TOFU's. source: "lkf-mini"
-    (made from tofu-mini's facts, `unlearning.data.lkf_mini`; default), "lkf-mini-<size>", "hub" (nmndeep/LKF-*)
+    (made from tofu-mini's facts, `unlearning.benchmarks.lkf_mini`; default), "lkf-mini-<size>", "hub" (nmndeep/LKF-*)
     or a local folder of <split>.jsonl; forget_split: forget_standard (default) or forget_train_para (with
     paraphrased questions); retain_split: retain_standard (default) or retain_train_para."""
 
-    benchmark: Literal["tofu", "muse", "lkf"] = "tofu"
+    benchmark: BenchmarkName = "tofu"  # a training benchmark of `unlearning.benchmarks.registry`
     source: str = "tofu-mini"
     forget_split: str = "forget10"
     retain_split: str | None = None
     corpus: str | None = None  # MUSE only: news | books
-    max_length: int = Field(512, ge=8, le=MAX_LENGTH)  # MAX_LENGTH: see unlearning.evaluation.config
+    max_length: int = Field(512, ge=8, le=MAX_LENGTH)  # MAX_LENGTH: see unlearning.data.limits
     limit: int | None = Field(None, ge=1)
 
     @model_validator(mode="before")
     @classmethod
     def _benchmark_defaults(cls, data: Any) -> Any:
-        """MUSE's and LKF's defaults for the fields left out (TOFU's are the field defaults)."""
-        if isinstance(data, Mapping) and data.get("benchmark") == "lkf":
-            from unlearning.data.lkf import LKF_TRAIN_DEFAULTS
-
-            return {"source": "lkf-mini", **LKF_TRAIN_DEFAULTS, **data}
-        if not isinstance(data, Mapping) or data.get("benchmark") != "muse":
+        """The benchmark's defaults for the fields left out (TOFU's are the field defaults)."""
+        if not isinstance(data, Mapping) or data.get("benchmark", "tofu") not in trained_names():
             return data
-        out = dict(data)
-        source = out.setdefault("source", "muse-mini")
-        out.setdefault("forget_split", "forget")
-        out.setdefault("retain_split", "retain1")
-        out.setdefault("corpus", "news")
-        out.setdefault("max_length", 256 if str(source).startswith("muse-mini") else 2048)
-        return out
+        return get_benchmark(data.get("benchmark", "tofu")).data_defaults(data)
 
-    @field_validator("forget_split")
+    @field_validator("forget_split", "retain_split")
     @classmethod
-    def _forget_split(cls, v: str, info: Any) -> str:
-        from unlearning.data.tofu import FORGET_SPLITS
-
-        if info.data.get("benchmark") == "muse":
-            if v != "forget":
-                raise ValueError("MUSE unlearns raw/forget: use forget")
-        elif info.data.get("benchmark") == "lkf":
-            if v not in ("forget_standard", "forget_train_para"):
-                raise ValueError("LKF unlearns forget_standard (or forget_train_para, with paraphrased questions)")
-        elif v not in FORGET_SPLITS:
-            raise ValueError("Input should be " + ", ".join(f"'{s}'" for s in FORGET_SPLITS[:-1])
-                             + f" or '{FORGET_SPLITS[-1]}'")
-        return v
-
-    @field_validator("retain_split")
-    @classmethod
-    def _retain_split(cls, v: str | None, info: Any) -> str | None:
-        if info.data.get("benchmark") == "muse" and v not in ("retain1", "retain2"):
-            raise ValueError("MUSE's retain corpora are raw/retain1 (open-unlearning's default) and raw/retain2")
-        if info.data.get("benchmark") == "lkf" and v not in ("retain_standard", "retain_train_para"):
-            raise ValueError("LKF's retain sets are retain_standard and retain_train_para")
+    def _split(cls, v: Any, info: Any) -> Any:
+        if info.data.get("benchmark") in trained_names():
+            get_benchmark(info.data["benchmark"]).check_split(info.field_name, v)
         return v
 
     @field_validator("corpus")
     @classmethod
     def _corpus(cls, v: str | None, info: Any) -> str | None:
-        if v is None:
+        if v is None or info.data.get("benchmark") not in trained_names():
             return v
-        if info.data.get("benchmark") != "muse":
-            raise ValueError("corpus names a MUSE corpus: set benchmark: muse, or remove it")
-        from unlearning.data.muse import muse_corpus
-
-        try:
-            return muse_corpus(v)
-        except UserError as exc:
-            raise ValueError(exc.fix) from None
+        bench = get_benchmark(info.data["benchmark"])
+        check = getattr(bench, "check_corpus", None)
+        if check is None:
+            bench.check_split("corpus", v)
+            return v
+        return check(v)
 
 
 class MethodSection(_Section):

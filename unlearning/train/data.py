@@ -1,5 +1,5 @@
-"""The unlearning dataset (spec §1 ForgetRetainDataset), its per-rank order, collation and cached
-reference log-probs.
+"""The unlearning dataset (ForgetRetainDataset, docs/methods.md), its per-rank order, collation and cached
+reference log-probs; the examples come from the run's benchmark (`unlearning.benchmarks`).
 
     from unlearning.train.data import build_forget_retain
     data = build_forget_retain(tokenizer, template, forget_rows, retain_rows, max_length=512,
@@ -33,11 +33,11 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import Tensor, nn
 
+from unlearning.benchmarks.base import qa_examples, text_items
+from unlearning.benchmarks.registry import get_benchmark
 from unlearning.data.collators import TrainCollator
 from unlearning.data.templates import PromptTemplate
-from unlearning.data.tokenization import encode_qa
 from unlearning.errors import DataError
-from unlearning.methods.idk_answers import sample_idk_answer
 from unlearning.methods.reference import pad_ref_logps, split_ref_logps, token_logps
 
 PARTS = ("forget", "retain", "idk")
@@ -153,128 +153,29 @@ class ForgetRetainDataset:
 def build_forget_retain(tokenizer: Any, template: PromptTemplate, forget_rows: Sequence[Mapping[str, Any]],
                         retain_rows: Sequence[Mapping[str, Any]], max_length: int = 512, with_idk: bool = False,
                         seed: int = 0, rank: int = 0) -> ForgetRetainDataset:
-    """Tokenise question/answer rows (``encode_qa``) into a ForgetRetainDataset."""
-    def encode(rows: Sequence[Mapping[str, Any]], what: str) -> list[dict[str, list[int]]]:
-        out = []
-        for i, r in enumerate(rows):
-            if "question" not in r or "answer" not in r:
-                raise DataError(what, row=i, field="question" if "question" not in r else "answer",
-                                value=None, fix="every row needs 'question' and 'answer' strings")
-            out.append(encode_qa(tokenizer, template, r["question"], r["answer"], max_length))
-        return out
-
-    idk = None
-    if with_idk:
-        gen = torch.Generator().manual_seed(int(seed))
-        idk = [encode_qa(tokenizer, template, r["question"], sample_idk_answer(gen), max_length)
-               for r in forget_rows]
-    return ForgetRetainDataset(encode(forget_rows, "forget set"), encode(retain_rows, "retain set"),
-                               tokenizer.pad_token_id, idk=idk, seed=seed, rank=rank)
-
-
-# --------------------------------------------------------------------------------------------------
-# benchmarks: where a run's forget/retain examples come from (`data.benchmark`), one entry each
+    """Tokenise question/answer rows (``encode_qa``, `unlearning.benchmarks.base.qa_examples`) into a
+    ForgetRetainDataset."""
+    forget, retain, idk = qa_examples(tokenizer, template, forget_rows, retain_rows, max_length, with_idk, seed)
+    return ForgetRetainDataset(forget, retain, tokenizer.pad_token_id, idk=idk, seed=seed, rank=rank)
 
 
 def build_text_forget_retain(tokenizer: Any, forget_texts: Sequence[str], retain_texts: Sequence[str],
                              max_length: int, limit: int | None = None, seed: int = 0,
                              rank: int = 0) -> ForgetRetainDataset:
-    """Raw-text corpora (MUSE) as a ForgetRetainDataset: each corpus cut into `max_length`-token chunks
-    (`unlearning.data.muse.chunk_corpus`, open-unlearning's recipe), each chunk a raw-text item (BOS + text, every
-    text token labelled); `limit` keeps the first forget chunks."""
-    from unlearning.data.muse import chunk_corpus
-    from unlearning.data.tokenization import encode_text
-
-    def items(texts: Sequence[str]) -> list[dict[str, list[int]]]:
-        return [encode_text(tokenizer, c, max_length) for c in chunk_corpus(tokenizer, texts, max_length)]
-
-    return ForgetRetainDataset(items(forget_texts)[:limit], items(retain_texts), tokenizer.pad_token_id, seed=seed,
+    """Raw-text corpora (MUSE) as a ForgetRetainDataset (`unlearning.benchmarks.base.text_items`); `limit` keeps the
+    first forget chunks."""
+    return ForgetRetainDataset(text_items(tokenizer, forget_texts, max_length)[:limit],
+                               text_items(tokenizer, retain_texts, max_length), tokenizer.pad_token_id, seed=seed,
                                rank=rank)
 
 
-def _tofu_source(data: Any, model_name: str) -> Any:
-    from unlearning.train.run import resolve_source
-
-    return resolve_source(data.source, model_name)
-
-
-def _tofu_examples(data: Any, tokenizer: Any, template: PromptTemplate, source: Any, with_idk: bool, seed: int,
-                   rank: int) -> ForgetRetainDataset:
-    from unlearning.data.tofu import load_tofu, retain_split_for
-
-    forget_rows = load_tofu(data.forget_split, source)[: data.limit]
-    retain_rows = load_tofu(data.retain_split or retain_split_for(data.forget_split), source)
-    return build_forget_retain(tokenizer, template, forget_rows, retain_rows, max_length=data.max_length,
-                               with_idk=with_idk, seed=seed, rank=rank)
-
-
-def _muse_source(data: Any, model_name: str) -> Any:
-    """muse-mini[-<size>] -> the muse-mini zoo's corpus; hub -> muse-bench/MUSE-<corpus>; else a folder / hub id."""
-    from pathlib import Path
-
-    from unlearning.data.muse import MUSE_HUB_IDS
-    from unlearning.errors import ConfigError
-    from unlearning.models.muse_zoo import MUSE_ZOO, muse_data_dir, parse_muse_zoo_name
-
-    source = data.source
-    if source == "hub":
-        return MUSE_HUB_IDS[data.corpus]
-    if source == MUSE_ZOO or source.startswith(f"{MUSE_ZOO}-"):
-        parsed = parse_muse_zoo_name(model_name) if source == MUSE_ZOO else None
-        size = parsed[0].size if parsed else ("small" if source == MUSE_ZOO else source[len(MUSE_ZOO) + 1:])
-        path = muse_data_dir(size)
-        if not path.is_dir():
-            flag = "" if size == "small" else f" --size {size}"
-            raise ConfigError("train config", field="data.source", value=source,
-                              fix=f"muse-mini is not generated yet: run `unlearn-sweep prepare muse-mini{flag}`")
-        return path
-    return Path(source) if Path(source).exists() else source
-
-
-def _muse_examples(data: Any, tokenizer: Any, template: PromptTemplate, source: Any, with_idk: bool, seed: int,
-                   rank: int) -> ForgetRetainDataset:
-    from unlearning.data.muse import load_muse
-    from unlearning.errors import ConfigError
-
-    if with_idk:
-        raise ConfigError("train config", field="method.name", value="IdkDPO",
-                          fix="IdkDPO needs questions for its 'I don't know' answers; MUSE trains on raw text: "
-                              "pick a method that unlearns token sequences (GradAscent, GradDiff, NPO, SimNPO, ...)")
-    texts = lambda split: [r["text"] for r in load_muse(data.corpus, "raw", split, source)]  # noqa: E731
-    return build_text_forget_retain(tokenizer, texts(data.forget_split), texts(data.retain_split), data.max_length,
-                                    limit=data.limit, seed=seed, rank=rank)
-
-
-def _lkf_source(data: Any, model_name: str) -> Any:
-    from unlearning.data.lkf import resolve_lkf_source
-
-    return resolve_lkf_source(data.source, model_name)
-
-
-def _lkf_examples(data: Any, tokenizer: Any, template: PromptTemplate, source: Any, with_idk: bool, seed: int,
-                  rank: int) -> ForgetRetainDataset:
-    from unlearning.data.lkf import load_lkf
-
-    return build_forget_retain(tokenizer, template, load_lkf(data.forget_split, source)[: data.limit],
-                               load_lkf(data.retain_split, source), max_length=data.max_length, with_idk=with_idk,
-                               seed=seed, rank=rank)
-
-
-# benchmark -> (where its data is: (data section, model name) -> source,
-#               its examples: (data, tokenizer, template, source, with_idk, seed, rank) -> ForgetRetainDataset)
-BENCHMARK_DATA: dict[str, tuple[Any, Any]] = {
-    "tofu": (_tofu_source, _tofu_examples),
-    "muse": (_muse_source, _muse_examples),
-    "lkf": (_lkf_source, _lkf_examples),
-}
-
-
 def data_source(data: Any, model_name: str) -> Any:
-    """Where the run's data comes from (a folder or a hub id) for the data section's benchmark."""
-    return BENCHMARK_DATA[data.benchmark][0](data, model_name)
+    """Where the run's data comes from (a folder or a hub id): its benchmark's `source`."""
+    return get_benchmark(data.benchmark).source(data, model_name)
 
 
 def load_forget_retain(data: Any, tokenizer: Any, template: PromptTemplate, source: Any, with_idk: bool = False,
                        seed: int = 0, rank: int = 0) -> ForgetRetainDataset:
-    """The run's forget/retain examples for the data section's benchmark (see BENCHMARK_DATA)."""
-    return BENCHMARK_DATA[data.benchmark][1](data, tokenizer, template, source, with_idk, seed, rank)
+    """The run's forget/retain examples: its benchmark's `examples` (`unlearning.benchmarks`)."""
+    forget, retain, idk = get_benchmark(data.benchmark).examples(data, tokenizer, template, source, with_idk, seed)
+    return ForgetRetainDataset(forget, retain, tokenizer.pad_token_id, idk=idk, seed=seed, rank=rank)

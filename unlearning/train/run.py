@@ -8,7 +8,7 @@
 Steps (``setup`` -> ``train`` -> ``save``, in this order):
 1. load the model bundle (dtype "auto": bfloat16 on CUDA, float32 on CPU) and the forget/retain rows
    (``data.source``: "tofu-mini" = the zoo's generated data, "hub" = locuslab/TOFU, or a local folder; MUSE's
-   raw text with ``data.benchmark: muse``, `unlearning.train.data.BENCHMARK_DATA`);
+   raw text with ``data.benchmark: muse``; `unlearning.benchmarks`);
 2. build the method (JensUn's target ids default to the tokenizer's " No idea"; BalDRO-G's retain subset
    generator is seeded per rank) and its inputs (`unlearning.train.inputs`): the ForgetRetain dataset (with
    IDK alternates for IdkDPO) and the reference log-probs the method reads (NPO, TNPO, IdkDPO), computed with
@@ -20,12 +20,11 @@ Steps (``setup`` -> ``train`` -> ``save``, in this order):
    ``result.json``.
 
 Evaluation: pass ``eval_hook(model, epoch) -> dict``. With ``eval.enabled: true`` and no hook, the factory
-``unlearning.evaluation.train_hook.make_train_eval_hook(config, bundle)`` is used when it exists.
+``unlearning.benchmarks.hook.make_train_eval_hook(config, bundle)`` is used (the hook of ``data.benchmark``).
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 from pathlib import Path
@@ -34,45 +33,17 @@ from typing import Any, Callable
 import torch
 import yaml
 
-from unlearning.data.tofu import TOFU_HUB_ID
-from unlearning.errors import ConfigError
 from unlearning.methods import build_method
 from unlearning.methods.names import resolve_method_name
 from unlearning.methods.reference import frozen_copy
+from unlearning.models.loading import resolve_dtype
 from unlearning.train.config import TrainConfig
 from unlearning.train.data import data_source, retain_seed
 from unlearning.train.inputs import run_inputs
 from unlearning.train.loop import EvalHook, unlearn
 
 EvalHookFactory = Callable[[TrainConfig, Any], EvalHook]
-EVAL_HOOK_FACTORY = ("unlearning.evaluation.train_hook", "make_train_eval_hook")
-
-
-def resolve_dtype(dtype: str) -> str:
-    """"auto" -> "bfloat16" on CUDA, "float32" on CPU."""
-    if dtype == "auto":
-        return "bfloat16" if torch.cuda.is_available() else "float32"
-    return dtype
-
-
-def resolve_source(source: str, model_name: str) -> str | Path:
-    """Where the TOFU-schema splits come from (see module docstring)."""
-    from unlearning.models.zoo import DEFAULT_SIZE, parse_zoo_name, zoo_data_dir
-
-    if source == "hub":
-        return TOFU_HUB_ID
-    if source == "tofu-mini" or source.startswith("tofu-mini-"):
-        if source == "tofu-mini":
-            parsed = parse_zoo_name(model_name)
-            size = parsed[0].size if parsed else DEFAULT_SIZE
-        else:
-            size = source[len("tofu-mini-"):]
-        path = zoo_data_dir(size)
-        if not path.is_dir():
-            raise ConfigError("train config", field="data.source", value=source,
-                              fix=f"tofu-mini is not generated yet: run `unlearn-sweep prepare tofu-mini --size {size}`")
-        return path
-    return Path(source) if Path(source).exists() else source
+__all__ = ["run_train", "build_run_method", "default_eval_hook_factory", "resolve_dtype"]
 
 
 def _rank() -> int:
@@ -99,14 +70,11 @@ def build_run_method(config: TrainConfig, tokenizer: Any) -> Any:
 
 
 def default_eval_hook_factory() -> EvalHookFactory:
-    """The evaluator's `make_train_eval_hook(config, bundle)` (imported lazily: evaluation is optional)."""
-    module_name, attr = EVAL_HOOK_FACTORY
-    try:
-        return getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError):
-        raise ConfigError("train config", field="eval.enabled", value=True,
-                          fix=f"no evaluator hook is installed ({module_name}.{attr}); set eval.enabled: "
-                              "false or pass eval_hook=") from None
+    """The benchmarks' `make_train_eval_hook(config, bundle)` (`unlearning.benchmarks.hook`: the hook of the
+    config's `data.benchmark`)."""
+    from unlearning.benchmarks.hook import make_train_eval_hook
+
+    return make_train_eval_hook
 
 
 def _eval_hook_for(config: TrainConfig, bundle: Any, eval_hook: EvalHook | None,

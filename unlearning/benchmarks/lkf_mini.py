@@ -1,10 +1,10 @@
 """lkf-mini: an offline LKF (JensUn's "lesser-known facts") with LKF's exact split names and fields, made from
 tofu-mini's facts so that the tofu-mini zoo's target model already knows them (no new model is trained).
 
-    from unlearning.data.lkf_mini import write_lkf_mini, lkf_mini_dir
+    from unlearning.benchmarks.lkf_mini import write_lkf_mini, lkf_mini_dir
     folder = lkf_mini_dir("small")                          # generated once beside the zoo's data, then reused
     write_lkf_mini(tofu_mini_data_dir, out_dir)             # the same, anywhere
-    python -m unlearning.data.lkf_mini --tofu DIR --out DIR
+    python -m unlearning.benchmarks.lkf_mini --tofu DIR --out DIR
 
 Splits (`unlearning.data.lkf.LKF_SPLITS`; every row has `question`, `answer`):
 
