@@ -476,10 +476,10 @@ CASES: list[Case] = [
     Case("T3", "reference", {}, runner=run_t3, notes="tiny Llama base, head trained 3 steps; grad = head"),
     Case("T3", "reference", {"head_hidden_size": 24, "head_layers": 2, "head_activation": "gelu", "head_bias": True},
          runner=run_t3, notes="2-layer GELU head with biases"),
-    Case("LUNAR", "reference", {"layers": [0], "coeffs": [2.0]}, runner=run_lunar,
-         notes="tiny Llama, layer 0: direction + 3 regression steps; grad = down_proj"),
-    Case("LUNAR", "reference", {"layers": [0, 1], "coeffs": [3.0]}, runner=run_lunar,
-         notes="layers 0 and 1 (the last: direction fallback; coeff padded with 2.0)"),
+    Case("LUNAR", "reference", {"layers": [0], "coeffs": [2.0], "fit": "loop"}, runner=run_lunar,
+         notes="fit loop: direction + 3 regression steps of the loop form; grad = down_proj"),
+    Case("LUNAR", "reference", {"layers": [0, 1], "coeffs": [3.0], "fit": "loop"}, runner=run_lunar,
+         notes="fit loop, layers 0 and 1 (the last: direction fallback; coeff padded with 2.0)"),
 ]
 
 

@@ -100,6 +100,48 @@ def run_sibl_procedure(case: Case, seed: int = 0) -> tuple[float, float]:
     return loss, _rel(_flat_params(model), _flat_params(twin))
 
 
+def _tensor_rows(rows):
+    return {"input_ids": [torch.tensor(r["input_ids"]) for r in rows],
+            "attention_mask": [torch.ones(len(r["input_ids"]), dtype=torch.long) for r in rows]}
+
+
+def run_lunar_fit(case: Case, seed: int = 0) -> tuple[float, float]:
+    """LUNAR ``fit: reference`` through the loop (its first step runs the whole fit) against the reference's
+    estimated-net fit (reference_forms.lunar_reference_fit) from the same torch seed, on the same directions: the last
+    epoch's mean loss (loss column) and the fitted down_proj weights (grad column)."""
+    import json
+    import tempfile
+    import warnings
+
+    from fidelity_cases import _IdsTokenizer
+
+    hp = {"fit_epochs": 3, "fit_batch_size": 8, **case.hparams}
+    data = token_data(seed, n_forget=5, n_retain=4)
+    model = make_llama(seed + 100, vocab=V)
+    twin = copy.deepcopy(model)
+    gen = torch.Generator().manual_seed(seed + 7)
+    refusal = [" ".join(map(str, torch.randint(1, V, (int(n),), generator=gen).tolist()))
+               for n in torch.randint(3, 9, (6,), generator=gen)]
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # the last layer's direction fallback is announced
+        path = f"{tmp}/harmful.json"
+        with open(path, "w") as f:
+            json.dump(refusal, f)
+        method = build_method("LUNAR", direction_prompts=path, **hp)
+        method.prepare_model(model, data, _IdsTokenizer())
+    history = unlearn(model, method, data, loop_config(epochs=1))
+    cfg = method.config
+    torch.manual_seed(0)   # the loop's seed (train.seed 0) before the fit, the same global RNG draws
+    weights, losses = R.lunar_reference_fit(twin, _tensor_rows(data.forget), _tensor_rows(data.retain), method.resolved,
+                                            method.coeff_list, list(method.directions), cfg.fit_lr, cfg.fit_epochs,
+                                            cfg.fit_batch_size)
+    got = torch.cat([model.model.layers[l].mlp.down_proj.weight.detach().reshape(-1) for l in method.resolved])
+    loss = max(_rel(torch.tensor(method.fit_losses), torch.tensor(losses)),
+               _rel(torch.tensor(history.steps[0]["loss"]), torch.tensor(losses[-1])))
+    assert len(history.steps) == 1 and len(method.fit_losses) == cfg.fit_epochs
+    return loss, _rel(got, torch.cat([w.reshape(-1) for w in weights]))
+
+
 PROCEDURE_CASES: list[Case] = [
     Case("SIBL", "reference", {"outer_steps": 3, "use_implicit": False}, runner=run_sibl_procedure,
          notes="T=3 outer iterations through the loop, each a fresh batch of 2; no CG; grad = weights after"),
@@ -107,4 +149,8 @@ PROCEDURE_CASES: list[Case] = [
          notes="T=3 with CG correction (5 it.), the reference's train() loop"),
     Case("SIBL", "reference", {"outer_steps": 4, "use_implicit": False}, runner=run_sibl_procedure,
          loop={"grad_accum": 2}, notes="T=4 at grad_accum 2 (the outer step is SIBL's own: unchanged)"),
+    Case("LUNAR", "reference", {"layers": [0], "coeffs": [2.0]}, runner=run_lunar_fit,
+         notes="fit reference: whole-set token vectors, AdamW 1e-3 + ExponentialLR(0.9), 3 epochs of batch 8"),
+    Case("LUNAR", "reference", {"layers": [0, 1], "coeffs": [3.0], "fit_lr": 3e-3, "fit_epochs": 4},
+         runner=run_lunar_fit, notes="fit reference, two layers fitted together (one optimizer, losses summed)"),
 ]

@@ -13,8 +13,8 @@ from fidelity_cases import _IdsTokenizer
 from unlearning.errors import ConfigError
 from unlearning.methods import METHOD_ALIASES, METHODS, build_method
 
-EXTRA = {"JensUn": {"target_token_ids": [3, 4]}, "RMU": {"layer": 1}, "LUNAR": {"layers": [0]},
-         "SIBL": {"inner_steps": 0, "cg_iters": 2, "outer_update": "optimizer"}}  # SIBL: no in-place step here
+EXTRA = {"JensUn": {"target_token_ids": [3, 4]}, "RMU": {"layer": 1}, "LUNAR": {"layers": [0], "fit": "loop"},
+         "SIBL": {"inner_steps": 0, "cg_iters": 2, "outer_update": "optimizer"}}  # no in-place step, a gradient
 # rewrite the gradient / update the weights / train a head / refit down_proj: BalDRO wrappers reweight a forget loss
 NOT_WRAPPABLE = {"GRU", "SIBL", "T3", "LUNAR"}
 

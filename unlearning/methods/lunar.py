@@ -17,28 +17,40 @@ while everything else keeps its original MLP output. Only ``layers.{l}.mlp.down_
   W_l = the model's own down_proj weight being trained (initialised, as the reference's estimated net, from the
   original weight). ``forget_loss`` / ``retain_loss`` report the same error on each part alone.
 
-Differences from the reference, all in how the regression is fed and optimised, not in what it fits:
-* the reference collects the activations of the whole forget and retain sets once (one sequence at a time) and
-  fits a separate bf16 copy of each down_proj with AdamW(lr 1e-3, weight decay 0.01) and ExponentialLR(0.9 per
-  epoch) for 100 epochs over shuffled batches of 64 token vectors, then copies the weights in; here the loop's
-  micro-batches (one retain row per forget row) feed the same regression to the model's own weights with the
-  loop's AdamW and schedule (``lr``, ``epochs``, ``batch_size``, ``weight_decay``), in the model's dtype;
-* its refusal prompts are a ``harmful.json`` (or ``unverified.json``) of instructions the chat model refuses,
-  from the LUNAR repository, which is not shipped: ``direction_prompts`` is a path to such a file (JSON list of
-  strings or of objects with instruction / question / text / prompt, JSONL, or text lines), or ``idk`` (default):
-  the project's 99 "I don't know" sentences (``idk_answers.txt``), which small zoo models can represent;
-* the forget side of the direction uses each forget row's prompt as the model reads it (chat template included),
-  where the reference tokenises the raw question; prompts are left-padded in batches of 32 with matching
-  position ids (the reference right-pads, so its last position is padding for the shorter prompts of a batch).
+How the regression is fitted (``fit``):
+* ``reference`` (default; locuslab/open-unlearning pull request #171, ``lunar.py`` / ``Lunar.yaml`` @ a2550b5):
+  the reference's own procedure (``unlearning/methods/lunar_fit.py``): the token vectors of the **whole** forget
+  and retain sets (one row per forward), a separate copy of each down_proj fitted with AdamW(``fit_lr`` 1e-3,
+  torch's weight decay 0.01) and ExponentialLR(0.9 per epoch) for ``fit_epochs`` 100 epochs over shuffled batches
+  of ``fit_batch_size`` 64 vectors, then copied into the model. The loop runs it as its first optimizer step (one
+  micro-batch per epoch, ``micro_batches`` hook; the loss handed back has no gradient, so set ``weight_decay: 0``,
+  as the preset does, or AdamW's decoupled decay nudges the weights); evaluation at epoch 0 sees the original
+  model, at epoch 1 the fitted one; later epochs change nothing (run ``epochs: 1``). The reference's names
+  ``lr``, ``num_epochs``, ``batch_size`` (method arguments there) are accepted for fit_lr, fit_epochs,
+  fit_batch_size under ``method.hparams``.
+* ``loop``: the project's former form: the loop's micro-batches (one retain row per forget row) feed the same
+  regression to the model's own weights with the loop's AdamW and schedule (``lr``, ``epochs``, ``batch_size``,
+  ``weight_decay``), activations from the frozen reference copy (``needs_ref_model``).
 
-Defaults (reference Lunar.yaml): layers [7] (``layer_idx_list``), coeffs [2.0] (``coeff_list``; a shorter list
-is padded with 2.0, as the reference), lr 1e-3 and 100 epochs belong to the train config. A layer outside the
-model is a ConfigError naming its layer count (``clamp_layer: true`` uses the nearest one). Llama-style blocks
-(``mlp.down_proj``, ``post_attention_layernorm``) only; not ZeRO-3. BalDRO cannot wrap LUNAR.
+Other differences: the reference's refusal prompts are ``<data_path>/splits/harmful.json`` (``unverified.json``
+with ``use_unverified``), instructions the chat model refuses, from the LUNAR authors' data, which open-unlearning
+does not ship (its ``data_path`` default is a local folder): ``direction_prompts`` is a path to such a file (JSON list
+of strings or of objects with instruction / question / text / prompt, JSONL, or text lines; a folder is read as the
+reference's ``data_path``: ``<folder>/splits/harmful.json``), or ``idk`` (default): the project's 99 "I don't know"
+sentences (``idk_answers.txt``), which small zoo models can represent; the forget side of the direction uses each
+forget row's prompt as the model reads it (chat template included), where the reference tokenises the raw
+question; prompts are left-padded in batches of 32 with matching position ids (the reference right-pads, so its
+last position is padding for the shorter prompts of a batch).
+
+Defaults (reference Lunar.yaml): layers [7] (``layer_idx_list``), coeffs [2.0] (``coeff_list``; a shorter list is
+padded with 2.0, as the reference), fit reference with fit_lr 1e-3, fit_epochs 100, fit_batch_size 64. A layer
+outside the model is a ConfigError naming its layer count (``clamp_layer: true`` uses the nearest one). Llama-style
+blocks (``mlp.down_proj``, ``post_attention_layernorm``) only; not ZeRO-3. BalDRO cannot wrap LUNAR.
 
     method = build_method("LUNAR", layers=[1], coeffs=[2.0])
     method.prepare_model(model, data, tokenizer)          # the direction (run_train calls it)
-    out = method.loss(model, batch, ref_model=frozen_copy_of_the_original)
+    out = method.loss(model, batch)                       # fit reference: the whole fit, in place, once
+    out = build_method("LUNAR", fit="loop").loss(model, batch, ref_model=frozen_copy_of_the_original)
 """
 
 from __future__ import annotations
@@ -53,24 +65,31 @@ import torch
 from torch import Tensor, nn
 
 from unlearning.errors import ConfigError, DataError
-from unlearning.methods.base import IGNORE_INDEX, LossOutput, Method, inputs_of
+from unlearning.methods.base import IGNORE_INDEX, LossOutput, Method, check_choice, check_positive, inputs_of
 from unlearning.methods.idk_answers import load_idk_answers
 from unlearning.methods.rmu import decoder_layers
 
 DEFAULT_COEFF = 2.0
 PROMPT_KEYS = ("instruction", "question", "text", "prompt")
+FITS = ("reference", "loop")
+HARMFUL_FILE = ("splits", "harmful.json")   # the reference's <data_path>/splits/harmful.json
 
 
 @dataclass
 class LUNARConfig:
     """layers=[7] (decoder blocks whose down_proj is re-fitted; an int = one layer), coeffs=[2.0] (one per layer,
     padded with 2.0; a number = the same for every layer), direction_prompts="idk" (or a path to refusal
-    prompts), clamp_layer=False."""
+    prompts, or the reference's data_path folder), clamp_layer=False, fit="reference" (or "loop"), fit_lr=1e-3,
+    fit_epochs=100, fit_batch_size=64 (the reference fit's settings)."""
 
     layers: list = field(default_factory=lambda: [7])
     coeffs: list = field(default_factory=lambda: [DEFAULT_COEFF])
     direction_prompts: str = "idk"
     clamp_layer: bool = False
+    fit: str = "reference"
+    fit_lr: float = 1e-3
+    fit_epochs: int = 100
+    fit_batch_size: int = 64
 
 
 def _unwrap(model: Any) -> nn.Module:
@@ -84,9 +103,12 @@ def load_prompts(spec: str) -> list[str]:
     if spec == "idk":
         return load_idk_answers()
     path = Path(spec)
+    if path.is_dir() and path.joinpath(*HARMFUL_FILE).is_file():
+        path = path.joinpath(*HARMFUL_FILE)     # the reference's data_path layout
     if not path.is_file():
         raise DataError("LUNAR", field="direction_prompts", value=spec,
-                        fix="give a JSON/JSONL/text file of refusal-eliciting prompts, or 'idk'")
+                        fix="give a JSON/JSONL/text file of refusal-eliciting prompts, the reference's data_path "
+                            "folder (holding splits/harmful.json), or 'idk'")
     text = path.read_text()
     if path.suffix == ".json":
         rows = json.loads(text)
@@ -175,6 +197,9 @@ class LUNAR(Method):
         super().__init__(config)
         self.resolved: list[int] | None = None
         self.directions: Tensor | None = None
+        self.rows: tuple[Sequence[Any], Sequence[Any]] | None = None   # (forget, retain) rows for the reference fit
+        self.fitted = False
+        self.fit_losses: list[float] = []
 
     def validate(self) -> None:
         super().validate()
@@ -196,6 +221,12 @@ class LUNAR(Method):
                               fix="use 'idk' or a path to a file of refusal prompts")
         if not isinstance(cfg.clamp_layer, bool):
             raise ConfigError(self.name, field="clamp_layer", value=cfg.clamp_layer, fix="use true or false")
+        check_choice(self.name, "fit", cfg.fit, FITS)
+        check_positive(self.name, "fit_lr", cfg.fit_lr)
+        for key in ("fit_epochs", "fit_batch_size"):
+            value = getattr(cfg, key)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(self.name, field=key, value=value, fix="use an integer >= 1")
 
     @property
     def coeff_list(self) -> list[float]:
@@ -204,7 +235,17 @@ class LUNAR(Method):
 
     @property
     def needs_ref_model(self) -> bool:
-        return True  # the regression's inputs and targets come from the original model
+        return self.config.fit == "loop"  # its regression's inputs and targets come from the original model
+
+    def micro_batches(self, data: Any, epoch: int, rank: int, world: int, batch_size: int) -> list[list[int]] | None:
+        """fit reference: one micro-batch per epoch (the fit runs in the first step); loop: the data's order."""
+        return [[0]] if self.config.fit == "reference" else None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"fitted": self.fitted}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.fitted = bool(state.get("fitted", False))
 
     def resolve_layers(self, model: nn.Module) -> list[int]:
         n = len(decoder_layers(model))
@@ -253,6 +294,7 @@ class LUNAR(Method):
         self.set_directions(last_token_means(model, refusal, blocks, pad) - last_token_means(model, forget, blocks, pad),
                             layers)
         model.train(was_training)
+        self.rows = (list(data.forget), list(getattr(data, "retain", [])))
         return model
 
     def set_directions(self, directions: Tensor, layers: list[int]) -> None:
@@ -263,10 +305,12 @@ class LUNAR(Method):
         if self.directions is None or self.resolved is None:
             raise ConfigError(self.name, field="direction", value=None,
                               fix="compute it first: method.prepare_model(model, data, tokenizer) (run_train does)")
-        if ref_model is None:
-            raise ConfigError(self.name, field="ref_model", value=None, fix="pass a frozen copy of the original model")
         if getattr(model, "zero_stage", 0) == 3:
             raise ConfigError(self.name, field="train.zero_stage", value=3, fix="use zero_stage 0-2 or engine torch")
+        if self.config.fit == "reference":
+            return self._reference_fit(model)
+        if ref_model is None:
+            raise ConfigError(self.name, field="ref_model", value=None, fix="pass a frozen copy of the original model")
         forget_in, retain_in = inputs_of(batch, "forget"), inputs_of(batch, "retain")
         acts_f = mlp_activations(ref_model, forget_in, self.resolved)
         acts_r = mlp_activations(ref_model, retain_in, self.resolved)
@@ -285,3 +329,26 @@ class LUNAR(Method):
             parts["retain"].append(err[xf.shape[0]:].mean().detach())
         per_token = torch.stack(parts["forget"]).sum()
         return LossOutput(total, per_token, torch.stack(parts["retain"]).sum(), per_token.reshape(1), "sample")
+
+    def _reference_fit(self, model: nn.Module) -> LossOutput:
+        """The reference's whole fit on the first call (lunar_fit.py), weights copied in; a no-op afterwards."""
+        from unlearning.methods.lunar_fit import fit_down_proj, regression_data
+
+        cfg = self.config
+        weights = [decoder_layers(model)[l].mlp.down_proj.weight for l in self.resolved]
+        if not self.fitted:
+            if self.rows is None:
+                raise ConfigError(self.name, field="data", value=None,
+                                  fix="compute the direction first: method.prepare_model(model, data, tokenizer)")
+            xs, ys = regression_data(_unwrap(model), self.rows[0], self.rows[1], self.resolved, self.directions,
+                                     self.coeff_list)
+            fitted, self.fit_losses = fit_down_proj([w.detach() for w in weights], xs, ys, cfg.fit_lr,
+                                                    cfg.fit_epochs, cfg.fit_batch_size)
+            with torch.no_grad():
+                for w, new in zip(weights, fitted):
+                    w.copy_(new)
+            self.fitted = True
+        value = torch.tensor(self.fit_losses[-1] if self.fit_losses else 0.0, device=weights[0].device)
+        zero = 0.0 * sum(w.reshape(-1)[0] for w in weights)   # no gradient: the fit already moved the weights
+        return LossOutput(value + zero, value, value, value.reshape(1), "sample",
+                          {"lunar_fit_epochs": torch.tensor(float(len(self.fit_losses)))})

@@ -65,11 +65,14 @@ HPARAM_ALIASES: dict[str, str] = {
     "coeff_list": "coeffs",
     "K": "inner_steps",                 # open-unlearning SIBL.yaml: inner iterations per outer iteration
     "T": "outer_steps",                 # open-unlearning SIBL.yaml: outer iterations
+    "num_epochs": "fit_epochs",         # open-unlearning Lunar.yaml: epochs of the estimated-net fit
 }
 
 # aliases that mean something else in one method (open-unlearning SIBL.yaml: gamma = the L1 coefficient)
 METHOD_HPARAM_ALIASES: dict[str, dict[str, str]] = {
     "SIBL": {"gamma": "l1_coeff"},
+    # open-unlearning Lunar.yaml method_args: the estimated-net fit's lr / batch_size, data_path of harmful.json
+    "LUNAR": {"lr": "fit_lr", "batch_size": "fit_batch_size", "data_path": "direction_prompts"},
 }
 
 # reference names whose value is rewritten into project fields by canonicalize (see _expand)
@@ -94,6 +97,7 @@ CANONICAL_HPARAMS = frozenset({
     "sparsity_method", "use_implicit", "cg_iters", "cg_tol", "outer_update", "outer_steps", "guidance_scale",
     "base_temp",
     "head_hidden_size", "head_layers", "head_activation", "head_bias", "layers", "coeffs", "direction_prompts",
+    "fit", "fit_lr", "fit_epochs", "fit_batch_size",
 })
 
 RETAIN_TYPE_ALIASES = {"nll": "NLL", "kl": "KL", "jsd": "JSD", "jensun": "JSD", "embed_diff": "EMBED_DIFF"}
