@@ -151,59 +151,18 @@ def _hydra_value(v: Any) -> str:
     return f"'{text}'" if re.search(r"[\s,=\[\]{}]", text) else text
 
 
-def _ou_model(name: str) -> tuple[str, str]:
-    """(model config name, weights path) in open-unlearning terms."""
-    m = re.fullmatch(r"open-unlearning/tofu_(.+)_full", name)
-    if m:
-        return m.group(1), name
-    return name.rstrip("/").split("/")[-1], name
-
-
 def open_unlearning_command(spec, plan, cfg: Mapping[str, Any], task_name: str) -> str:
     """The equivalent `python src/train.py ...` of open-unlearning / BalDRO for this config, or why there is none
-    (the embedded zoo's models and tofu-mini are not on the hub)."""
+    (the embedded zoo's models and data are not on the hub): the benchmark's own arguments
+    (`Benchmark.open_unlearning_args`), then the loop's and the method's."""
     from sweeps.plans import variant_label
+    from unlearning.benchmarks.base import NotExportable
 
-    if spec.is_tofu_mini or spec.is_muse_mini or spec.benchmark_name == "lkf-mini":
-        return (f"none: the model and {spec.benchmark_name} are the embedded zoo's (not on the hub); the same config "
-                "on a hub model (data.source: hub) prints its open-unlearning command line")
-    data = spec.data
-    if data.benchmark == "muse":
-        return _muse_command(plan, cfg, task_name)
-    if data.benchmark == "lkf":  # JensUn's fork has LKF experiments (configs/experiment/unlearn/lkf/), not this mapping
-        return ("none: LKF runs in JensUn's open-unlearning fork (configs/experiment/unlearn/lkf/), whose settings "
-                "this export does not map; replay the config with `unlearn-sweep train`")
-    model_cfg, weights = _ou_model(plan.model.name)
-    pct = int(data.forget_split[-2:])
-    parts = ["python src/train.py --config-name=unlearn.yaml", "experiment=unlearn/tofu/default",
-             f"forget_split={data.forget_split}", f"retain_split=retain{100 - pct:02d}",
-             f"holdout_split=holdout{pct:02d}", f"trainer={variant_label(plan.method, plan.variant)}",
-             f"task_name={task_name}", f"model={model_cfg}",
-             f"model.model_args.pretrained_model_name_or_path={weights}"]
-    if plan.model.retain_logs:
-        parts.append(f"retain_logs_path={plan.model.retain_logs}")
-    else:
-        parts.append(f"retain_logs_path=saves/eval/tofu_{model_cfg}_retain{100 - pct:02d}/TOFU_EVAL.json")
-    for key, hydra in OU_TRAIN_ARGS.items():
-        if key in cfg["train"]:
-            parts.append(f"{hydra}={_hydra_value(cfg['train'][key])}")
-    args = reference_method_args(plan.method, plan.variant, cfg["method"]["hparams"])
-    parts += [f"trainer.method_args.{k}={_hydra_value(v)}" for k, v in args.items()]
-    return " ".join(parts)
-
-
-def _muse_command(plan, cfg: Mapping[str, Any], task_name: str) -> str:
-    """open-unlearning's MUSE experiment (configs/experiment/unlearn/muse) for a MUSE config."""
-    from sweeps.plans import variant_label
-
-    data = cfg["data"]
-    split = {"news": "News", "books": "Books"}[data["corpus"]]
-    parts = ["python src/train.py --config-name=unlearn.yaml", "experiment=unlearn/muse/default",
-             f"data_split={split}", f"forget_split={data['forget_split']}", f"retain_split={data['retain_split']}",
-             f"trainer={variant_label(plan.method, plan.variant)}", f"task_name={task_name}",
-             f"model.model_args.pretrained_model_name_or_path={plan.model.name}"]
-    if plan.model.retain_logs:
-        parts.append(f"retain_logs_path={plan.model.retain_logs}")
+    try:
+        parts = spec.benchmark.open_unlearning_args(spec.data, plan.model, variant_label(plan.method, plan.variant),
+                                                    task_name)
+    except NotExportable as exc:
+        return f"none: {exc}"
     for key, hydra in OU_TRAIN_ARGS.items():
         if key in cfg["train"]:
             parts.append(f"{hydra}={_hydra_value(cfg['train'][key])}")

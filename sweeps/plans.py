@@ -103,9 +103,7 @@ def _rename(exc: UserError, field: str) -> ConfigError:
 def base_config(spec: Any, model: Any, variant: str) -> dict[str, Any]:
     """The complete train config of one search (see the module docstring); ConfigError naming the spec field."""
     method = spec.method.base
-    settings = dict(spec.eval.settings)
-    if spec.data.benchmark == "tofu":  # MUSE's evaluator reads its splits from the data section
-        settings["forget_split"] = spec.data.forget_split
+    settings = spec.benchmark.plan_settings(spec, dict(spec.eval.settings))  # TOFU's adds the forget split
     if model.retain_logs or model.retain_model:
         key = "retain_logs" if model.retain_logs else "retain_model"
         settings[key] = model.retain_logs or model.retain_model

@@ -81,9 +81,10 @@ def _offline(datasets: bool = False) -> bool:
 
 
 def _check_benchmark(spec: Any, where: str) -> None:
-    """A local TOFU source must hold the forget split (a MUSE one `raw/<forget split>`)."""
+    """A local source must hold the benchmark's forget split (`Benchmark.forget_split_file`: TOFU's split, MUSE's
+    `raw/<forget split>`)."""
     d = spec.data
-    if spec.is_tofu_mini or spec.is_muse_mini or d.source == "hub" or spec.benchmark_name == "lkf-mini":
+    if d.source == "hub" or d.source.startswith(spec.benchmark.mini):
         return
     from unlearning.data.io import find_split_file, resolve_source
     from unlearning.errors import DataError
@@ -91,9 +92,7 @@ def _check_benchmark(spec: Any, where: str) -> None:
     try:
         src = resolve_source(d.source)
         if isinstance(src, Path):
-            muse = d.benchmark == "muse"
-            find_split_file(src, f"raw/{d.forget_split}" if muse else d.forget_split,
-                            "MUSE raw split" if muse else "LKF split" if d.benchmark == "lkf" else "TOFU split")
+            find_split_file(src, spec.benchmark.forget_split_file(d), spec.benchmark.split_label)
     except DataError as exc:
         raise ConfigError(where, field="data.source", value=d.source, fix=exc.fix) from None
 
@@ -101,17 +100,14 @@ def _check_benchmark(spec: Any, where: str) -> None:
 def _check_generated_data(spec: Any, where: str) -> None:
     """A generated source of an explicit size (`tofu-mini-tiny`) must exist, or come from the zoo models the driver
     trains before Ray starts (`ensure_zoo_models`); otherwise every trial failed on it after Ray had started."""
-    from sweeps.spec_checks import MINI_SOURCES
-    from unlearning.models.muse_zoo import muse_data_dir
-    from unlearning.models.zoo import parse_zoo_name, zoo_data_dir
+    from unlearning.models.zoo import parse_zoo_name
 
-    d = spec.data
-    mini = MINI_SOURCES[d.benchmark]
+    d, mini = spec.data, spec.benchmark.mini
     if not d.source.startswith(f"{mini}-"):
         return
     size = d.source[len(mini) + 1:]
-    zoo = "muse-mini" if d.benchmark == "muse" else "tofu-mini"  # lkf-mini is made from tofu-mini's data
-    if (muse_data_dir(size) if zoo == "muse-mini" else zoo_data_dir(size)).is_dir():
+    zoo, data_dir = spec.benchmark.zoo_data(size)  # the zoo whose data it is or is made from, its data folder
+    if data_dir.is_dir():
         return
     names = [n for m in spec.models for n in (m.name, m.retain_model) if n and n.startswith(zoo)]
     if any(parse_zoo_name(n)[0].size == size for n in names):
@@ -144,12 +140,9 @@ def _check_hub_data(spec: Any, where: str) -> None:
 
     d = spec.data
     if d.source == "hub":
-        if d.benchmark == "lkf":
-            return  # several nmndeep/LKF-* datasets, found by the loader
-        from unlearning.data.muse import MUSE_HUB_IDS
-        from unlearning.data.tofu import TOFU_HUB_ID
-
-        repo = MUSE_HUB_IDS[d.corpus] if d.benchmark == "muse" else TOFU_HUB_ID
+        repo = spec.benchmark.hub_dataset(d)
+        if repo is None:
+            return  # several datasets (LKF's nmndeep/LKF-*), found by the loader
     elif _HUB_ID.match(d.source) and not Path(d.source).expanduser().exists():
         repo = d.source
     else:

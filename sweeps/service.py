@@ -243,7 +243,7 @@ def _drive(spec: Any, sweep_dir: Path, address: str | None, resume: bool, consol
         parent = tracker.parent_run(sweep_id=spec.name, name=spec.name,
                                     tags={"method": spec.method.base,
                                           "baldro_variants": ",".join(spec.method.variants),
-                                          "benchmark": spec.benchmark_name,
+                                          "benchmark": spec.data_label,
                                           "forget_split": spec.data.forget_split})
         tracker.log_text(parent, spec.to_yaml(), "config/sweep.yaml")
         tracker.describe_experiment(experiment_description(spec))

@@ -47,8 +47,8 @@ from sweeps.plans import SearchPlan, applies, build_plans, check_field_value, va
 from sweeps.spec_checks import (check_data_source, check_eval, check_model_refs, check_objectives,
                                 check_retain_reference)
 from sweeps.spec_errors import spec_error
-from sweeps.spec_sections import (DEFAULT_OBJECTIVES, MAX_SEED, Budget, MethodSpec, ModelSpec, Resources,
-                                  SearchSettings, Selection, TrackingSpec, at_most, eval_metric_for, metric_names)
+from sweeps.spec_sections import (MAX_SEED, Budget, MethodSpec, ModelSpec, Resources, SearchSettings, Selection,
+                                  TrackingSpec, at_most)
 from unlearning.errors import ConfigError, UserError
 from unlearning.train.config import DataSection, EvalSection
 from unlearning.yaml_io import read_mapping
@@ -209,7 +209,7 @@ class SweepSpec(BaseModel):
         sets, give way; inline ones are mistakes."""
         raw = self.search_space
         if raw is None:
-            raw = default_preset(self.method.base, self.benchmark_name)
+            raw = default_preset(self.method.base, self.data_label)
             if raw is None:
                 raise ConfigError("spec", field="search_space", value=None,
                                   fix=f"no preset lists {self.method.base}: name one (see `unlearn-sweep ls`) or "
@@ -244,22 +244,22 @@ class SweepSpec(BaseModel):
     # ---- views ------------------------------------------------------------------------------------
 
     @property
-    def is_tofu_mini(self) -> bool:
-        return self.data.source.startswith("tofu-mini")
+    def benchmark(self) -> Any:
+        """The benchmark of `data.benchmark` (`unlearning.benchmarks.registry`)."""
+        from unlearning.benchmarks.registry import get_benchmark
+
+        return get_benchmark(self.data.benchmark)
 
     @property
-    def is_muse_mini(self) -> bool:
-        return self.data.benchmark == "muse" and self.data.source.startswith("muse-mini")
+    def data_label(self) -> str:
+        """The data's name in reports and MLflow tags: tofu-mini (the zoo's generated data) or tofu (real TOFU from
+        the hub or a folder); muse-mini or muse; lkf-mini or lkf."""
+        return self.benchmark.data_label(self.data.source)
 
     @property
-    def benchmark_name(self) -> str:
-        """tofu-mini (the zoo's generated data) or tofu (real TOFU from the hub or a folder); muse-mini or muse;
-        lkf-mini (made from tofu-mini's facts) or lkf."""
-        if self.data.benchmark == "lkf":
-            return "lkf-mini" if self.data.source.startswith("lkf-mini") else "lkf"
-        if self.data.benchmark == "muse":
-            return "muse-mini" if self.is_muse_mini else "muse"
-        return "tofu-mini" if self.is_tofu_mini else "tofu"
+    def retain_derived(self) -> bool:
+        """Whether the retain reference comes with the data (a zoo mini: tofu-mini, muse-mini)."""
+        return self.benchmark.derives_retain(self.data.source)
 
     @property
     def space(self) -> SearchSpace:
@@ -302,7 +302,7 @@ class SweepSpec(BaseModel):
         data["budget"] = {"num_trials": min(2, self.budget.num_trials), "max_concurrent": 1,
                           "time_budget_s": min(self.budget.time_budget_s or 600.0, 600.0), "max_failures": 0}
         data["fixed"] = {**{k: v for k, v in self.fixed.items() if field_key(k) != "epochs"}, "epochs": 1}
-        raw = self.search_space or default_preset(self.method.base, self.benchmark_name)
+        raw = self.search_space or default_preset(self.method.base, self.data_label)
         raw = {"preset": raw} if isinstance(raw, str) else dict(raw)
         raw = {k: v for k, v in raw.items() if k in RESERVED_KEYS or field_key(k) != "epochs"}
         if "epochs" in self._space.params and "epochs" in parse_space(raw).params:
@@ -310,12 +310,7 @@ class SweepSpec(BaseModel):
         data["search_space"] = raw
         data["search"] = {**data.get("search", {}), "scheduler": "none"}
         data["data"] = {**data["data"], "limit": min(self.data.limit or 8, 8)}
-        settings = dict(self.eval.settings)
-        if self.data.benchmark == "muse":
-            for key in ("knowmem_max_new_tokens", "verbmem_max_new_tokens"):
-                settings[key] = min(int(settings.get(key, 16)), 16)
-        else:
-            settings["max_new_tokens"] = min(int(settings.get("max_new_tokens", 16)), 16)
+        settings = self.benchmark.smoke_settings(dict(self.eval.settings))
         data["eval"] = {**data["eval"], "settings": settings}
         data["smoke_test"] = True
         return parse_spec(data, where=f"{self._source or self.name} (smoke test)", source=self._source)
@@ -419,5 +414,5 @@ def first_line_command(path: str | Path) -> str:
 
 
 __all__ = ["SweepSpec", "SearchPlan", "ModelSpec", "MethodSpec", "Objective", "Constraint", "Budget", "Resources",
-           "SearchSettings", "TrackingSpec", "DEFAULT_OBJECTIVES", "load_spec", "parse_spec", "spec_error",
-           "variant_label", "list_presets", "metric_names", "eval_metric_for", "MOVED"]
+           "SearchSettings", "TrackingSpec", "load_spec", "parse_spec", "spec_error", "variant_label", "list_presets",
+           "MOVED"]

@@ -1,7 +1,8 @@
 """The sweep-level sections of a sweep spec (models, method variants, budget, resources, search, tracking), each a
 pydantic model that refuses unknown keys and raises one-line `ConfigError`s. What a run does (data, method
 hyperparameters, training, evaluation) is not restated here: the spec's `data:`, `fixed:` and `eval:` are the
-train config's own sections and names (`unlearning.train`). `sweeps.spec.SweepSpec` assembles everything.
+train config's own sections and names (`unlearning.train`); what differs per benchmark (default objectives,
+metric names) is the benchmark's (`unlearning.benchmarks`). `sweeps.spec.SweepSpec` assembles everything.
 
     from sweeps.spec_sections import Resources, SearchSettings, check_tracking_uri
     Resources(cpus=4, gpus=1, workers=2).per_trial()                            # {"cpus": 8, "gpus": 2}
@@ -18,62 +19,6 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 
 from sweeps.objectives import Constraint
 from unlearning.errors import ConfigError
-from unlearning.evaluation.config import MUSE_ALIASES, QA_ALIASES
-
-METRIC_ALIASES = {"tofu": QA_ALIASES, "lkf": QA_ALIASES, "muse": MUSE_ALIASES}
-
-DEFAULT_OBJECTIVES = {
-    "tofu": [{"name": "forget_quality", "mode": "max", "scale": "log"},
-             {"name": "model_utility", "mode": "max"},
-             {"name": "gibberish_rate", "mode": "min"}],
-    "muse": [{"name": "forget_verbmem_ROUGE", "mode": "min"},
-             {"name": "retain_knowmem_ROUGE", "mode": "max"},
-             {"name": "gibberish_rate", "mode": "min"}],
-    "lkf": [{"name": "forget_Q_A_ROUGE_worst", "mode": "min"},
-            {"name": "retain_Q_A_ROUGE", "mode": "max"},
-            {"name": "gibberish_rate", "mode": "min"}],
-}
-
-
-def _family(benchmark: str) -> str:
-    if benchmark.startswith("lkf"):
-        return "lkf"  # LKF and lkf-mini
-    return "muse" if benchmark.startswith("muse") else "tofu"  # MUSE and muse-mini
-
-
-def metric_names(benchmark: str) -> tuple[str, ...]:
-    """Metrics an objective or constraint may name for a benchmark (the evaluator's + gibberish_rate)."""
-    from unlearning.evaluation.config import LKF_METRICS, MUSE_METRICS, ROBUST_METRICS, TOFU_METRICS
-
-    own = {"muse": MUSE_METRICS, "lkf": LKF_METRICS}.get(_family(benchmark), TOFU_METRICS + ROBUST_METRICS)
-    return (*own, *METRIC_ALIASES[_family(benchmark)])
-
-
-def eval_metric_for(name: str, benchmark: str) -> str:
-    """The metric `eval.metrics` must select for an objective/constraint name."""
-    return METRIC_ALIASES[_family(benchmark)].get(name, (name,))[0]
-
-
-def check_selected_metrics(spec: Any, config_cls: Any, settings: Mapping[str, Any], benchmark: str,
-                           skip: frozenset[str] | set[str] = frozenset()) -> None:
-    """`settings` (eval.settings) validate as `config_cls` (the benchmark's evaluation settings) and select every
-    metric that the spec's objectives, constraints and select.require read (names in `skip` come from
-    elsewhere, e.g. lm-eval); one-line ConfigErrors naming the eval.settings field."""
-    from unlearning.errors import UserError
-    from unlearning.evaluation.config import parse_config
-
-    try:
-        cfg = parse_config(config_cls, dict(settings), where="eval")
-    except UserError as exc:
-        raise ConfigError("spec", field=f"eval.settings.{exc.field}", value=exc.value, fix=exc.fix) from None
-    chosen = cfg.selected()
-    needed = [o.name for o in spec.objectives or []] + [c.metric for c in (*spec.constraints, *spec.select.require,
-                                                                            *spec.select.first)]
-    for name in (n for n in needed if n not in skip):
-        source = eval_metric_for(name, benchmark)
-        if source not in chosen:
-            raise ConfigError("spec", field="eval.settings.metrics", value=list(chosen),
-                              fix=f"add '{source}': the objective/constraint '{name}' needs it")
 
 
 class _Section(BaseModel):

@@ -26,7 +26,7 @@ def sync_tracking(spec: Any, sweep_dir: str | Path, tracker: Any) -> dict[str, i
     results = read_results(sweep_dir)
     parent = tracker.parent_run(sweep_id=spec.name, name=spec.name,
                                 tags={"method": spec.method.base, "baldro_variants": ",".join(spec.method.variants),
-                                      "benchmark": spec.benchmark_name})
+                                      "benchmark": spec.data_label})
     tracker.log_text(parent, spec.to_yaml(), "config/sweep.yaml")
     tracker.describe_experiment(experiment_description(spec))
     describe_sweep(tracker, parent, spec.objectives, sorted({k for t in results.trials.values() for k in t.hparams}))

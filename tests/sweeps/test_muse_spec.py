@@ -27,7 +27,7 @@ def spec_of(tmp_path, **over):
 
 def test_the_preset_builds_muse_train_configs(tmp_path):
     spec = load_spec("muse-mini", check_models=False)
-    assert spec.benchmark_name == "muse-mini" and [m.retain_model for m in spec.models] == ["muse-mini/retain"]
+    assert spec.data_label == "muse-mini" and [m.retain_model for m in spec.models] == ["muse-mini/retain"]
     (plan,) = spec.searches()
     assert plan.base["data"] == {"benchmark": "muse", "source": "muse-mini", "forget_split": "forget",
                                  "retain_split": "retain1", "corpus": "news", "max_length": 128, "limit": None}
@@ -77,7 +77,7 @@ def test_hub_muse_needs_a_retain_reference_for_privleak(tmp_path):
     ok = spec_of(tmp_path, **{**hub, "models": [{"name": "muse-bench/MUSE-Books_target",
                                                   "retain_model": "muse-bench/MUSE-Books_retrain"}]},
                  objectives=[{"name": "privleak", "mode": "max"}])
-    assert ok.benchmark_name == "muse"
+    assert ok.data_label == "muse"
 
 
 def test_smoke_spec_shrinks_the_muse_budgets(tmp_path):

@@ -174,7 +174,7 @@ def test_muse_specs_use_muse_fields(tmp_path):
         load_spec(write(tmp_path, data), check_models=False)
     data["data"] = {"benchmark": "muse", "source": "hub"}
     spec = load_spec(write(tmp_path, data), check_models=False)
-    assert spec.benchmark_name == "muse" and spec.objectives[0].name == "forget_verbmem_ROUGE"  # MUSE's defaults
+    assert spec.data_label == "muse" and spec.objectives[0].name == "forget_verbmem_ROUGE"  # MUSE's defaults
     data["objectives"] = [{"name": "forget_quality"}]
     with pytest.raises(ConfigError, match=r"field 'objectives.0.name'.*forget_knowmem_ROUGE"):
         load_spec(write(tmp_path, data), check_models=False)

@@ -46,6 +46,8 @@ class Benchmark(Protocol):
     eval_settings: type            # the pydantic model of its `eval.settings`
     metric_aliases: Mapping[str, tuple[str, str]]   # short names -> (metric to select, entry reported)
     default_objectives: Sequence[Mapping[str, Any]]  # a sweep's objectives when the spec names none
+    split_label: str               # what a split file of it is called in messages ("TOFU split")
+    settings_key: str | None       # an add-on's block in another benchmark's eval.settings; None otherwise
 
     # ---- data -----------------------------------------------------------------------------------
     def data_defaults(self, raw: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -63,6 +65,15 @@ class Benchmark(Protocol):
 
     def data_label(self, source: str) -> str:
         """The data's name in reports and MLflow tags: the mini's name on generated data, else the benchmark's."""
+
+    def forget_split_file(self, data: Any) -> str:
+        """The file (under a local source) that must hold the forget split (`sweeps.preflight`)."""
+
+    def hub_dataset(self, data: Any) -> str | None:
+        """The hub dataset `data.source: hub` reads (None: several, found by the loader)."""
+
+    def zoo_data(self, size: str) -> tuple[str, Any]:
+        """(the zoo whose generated data `<mini>-<size>` is or is made from, that data's folder)."""
 
     # ---- evaluation -----------------------------------------------------------------------------
     def metric_names(self) -> tuple[str, ...]:
@@ -82,8 +93,12 @@ class Benchmark(Protocol):
     def derives_retain(self, source: str) -> bool:
         """Whether the retain reference comes with the data (a zoo mini), so no model needs one given."""
 
-    def check_eval(self, spec: Any) -> None:
-        """The spec's `eval.settings` validate as this benchmark's and select what objectives read."""
+    def check_eval(self, spec: Any, skip: tuple[str, ...] = ()) -> None:
+        """The spec's `eval.settings` validate as this benchmark's and select what objectives read (the names in
+        `skip` come from elsewhere, an add-on's block)."""
+
+    def check_source(self, spec: Any, minis: Mapping[str, str]) -> None:
+        """`data.source` names data of this benchmark (`mini_source_check`); `minis`: every mini -> its benchmark."""
 
     def check_model_refs(self, spec: Any, i: int, model: Any) -> None:
         """`models.<i>` and its retain reference suit this benchmark (the derived retain model filled in)."""
@@ -96,6 +111,16 @@ class Benchmark(Protocol):
 
     def open_unlearning_args(self, data: Any, model: Any, trainer: str, task_name: str) -> list[str]:
         """The benchmark's part of open-unlearning's `src/train.py` command line; NotExportable if none."""
+
+
+    # ---- `unlearn-sweep eval` ----------------------------------------------------------------------
+    cli_choices: tuple[str, ...]   # its names for `unlearn-sweep eval --benchmark` (tofu-mini, tofu)
+    headline: tuple[str, ...]      # the metrics the eval command prints
+
+    def cli_evaluator(self, choice: str, model: str, opts: Mapping[str, Any]) -> Any:
+        """The evaluator `unlearn-sweep eval` runs (`.evaluate(model)`, `.write(results, out)`); `opts`: the
+        command's options (data, forget_split, retain_logs, retain_model, settings, max_new_tokens, question_key,
+        template, dtype, device, log)."""
 
 
 # --------------------------------------------------------------------------------------------------

@@ -118,6 +118,11 @@ class LkfBenchmark:
     def hub_dataset(self, data: Any) -> str | None:
         return None  # several nmndeep/LKF-* datasets, found by the loader
 
+    def zoo_data(self, size: str) -> tuple[str, Path]:
+        from unlearning.models.zoo import zoo_data_dir
+
+        return "tofu-mini", zoo_data_dir(size)  # lkf-mini is made from tofu-mini's data
+
     def metric_names(self) -> tuple[str, ...]:
         return (*LKF_METRICS, *QA_ALIASES)
 
@@ -136,7 +141,7 @@ class LkfBenchmark:
     def check_source(self, spec: Any, minis: Mapping[str, str]) -> None:
         mini_source_check(spec, self, minis)
 
-    def check_eval(self, spec: Any) -> None:
+    def check_eval(self, spec: Any, skip: tuple[str, ...] = ()) -> None:
         """eval.settings validate as LKF settings and select every metric the objectives and conditions read."""
         settings = dict(spec.eval.settings)
         for key in ("retain_model", "retain_logs", "forget_split"):
@@ -144,7 +149,7 @@ class LkfBenchmark:
                 raise ConfigError("spec", field=f"eval.settings.{key}", value=settings[key],
                                   fix="LKF is evaluated on forget_eval_para / retain_eval_para without a retain "
                                       "model: remove it")
-        check_selected_metrics(spec, self, settings)
+        check_selected_metrics(spec, self, settings, skip=skip)
 
     def check_model_refs(self, spec: Any, i: int, m: Any) -> None:
         """No retain reference on LKF; on lkf-mini the model is a tofu-mini zoo model (its target knows the facts)."""
@@ -171,6 +176,27 @@ class LkfBenchmark:
                                 "command line")
         raise NotExportable("LKF runs in JensUn's open-unlearning fork (configs/experiment/unlearn/lkf/), whose "
                             "settings this export does not map; replay the config with `unlearn-sweep train`")
+
+
+    # ---- `unlearn-sweep eval` ----------------------------------------------------------------------
+    cli_choices = ("lkf-mini", "lkf")
+    headline = ("forget_Q_A_ROUGE", "forget_Q_A_ROUGE_worst", "forget_leak_rate", "retain_Q_A_ROUGE",
+                "forget_Q_A_gibberish", "forget_Q_A_gibberish_rate")
+
+    def cli_evaluator(self, choice: str, model: str, o: Mapping[str, Any]) -> Any:
+        from unlearning.evaluation.lkf_eval import LkfEvaluator
+        from unlearning.models.loading import load_bundle
+
+        for key in ("retain_logs", "retain_model"):
+            if o[key] is not None:
+                raise ConfigError("eval", field=key, value=o[key], fix="LKF has no retain model: remove it")
+        settings = dict(o["settings"])
+        if o["max_new_tokens"] is not None:
+            settings["max_new_tokens"] = o["max_new_tokens"]
+        cfg = lkf_eval_config(settings, where="unlearn-sweep eval")
+        bundle = load_bundle(model, dtype=o["dtype"], device=o["device"], template=o["template"])
+        source = lkf_source(o["data"] or (self.mini if choice == self.mini else "hub"), model)
+        return bundle, LkfEvaluator(bundle.tokenizer, bundle.template, cfg, source, device=o["device"])
 
 
 LKF = LkfBenchmark()

@@ -48,6 +48,11 @@ def muse_source(data: Any, model_name: str) -> Any:
     source = data.source
     if source == "hub":
         return MUSE_HUB_IDS[data.corpus]
+
+    def zoo_data(self, size: str) -> tuple[str, Any]:
+        from unlearning.models.muse_zoo import muse_data_dir
+
+        return self.mini, muse_data_dir(size)
     if source == MUSE_ZOO or source.startswith(f"{MUSE_ZOO}-"):
         parsed = parse_muse_zoo_name(model_name) if source == MUSE_ZOO else None
         size = parsed[0].size if parsed else ("small" if source == MUSE_ZOO else source[len(MUSE_ZOO) + 1:])
@@ -176,10 +181,10 @@ class MuseBenchmark:
     def check_source(self, spec: Any, minis: Mapping[str, str]) -> None:
         mini_source_check(spec, self, minis)
 
-    def check_eval(self, spec: Any) -> None:
+    def check_eval(self, spec: Any, skip: tuple[str, ...] = ()) -> None:
         settings = dict(spec.eval.settings)
         no_reference_in_settings(settings)
-        check_selected_metrics(spec, self, settings)
+        check_selected_metrics(spec, self, settings, skip=skip)
 
     def check_model_refs(self, spec: Any, i: int, m: Any) -> None:
         """muse-mini is unlearned from muse-mini zoo models (retain model derived); names must parse."""
@@ -217,6 +222,41 @@ class MuseBenchmark:
                  f"trainer={trainer}", f"task_name={task_name}",
                  f"model.model_args.pretrained_model_name_or_path={model.name}"]
         return parts + ([f"retain_logs_path={model.retain_logs}"] if model.retain_logs else [])
+
+
+    # ---- `unlearn-sweep eval` ----------------------------------------------------------------------
+    cli_choices = ("muse-news", "muse-books", "muse-mini")
+    headline = ("forget_knowmem_ROUGE", "retain_knowmem_ROUGE", "forget_verbmem_ROUGE", "privleak",
+                "forget_gibberish", "forget_gibberish_rate")
+
+    def cli_evaluator(self, choice: str, model: str, o: Mapping[str, Any]) -> Any:
+        from unlearning.evaluation.muse_eval import MuseEvaluator
+        from unlearning.evaluation.muse_reference import muse_reference
+        from unlearning.models.loading import load_bundle
+
+        settings = {**o["settings"], "gibberish": {**o["settings"].get("gibberish", {}), "max_length": 512}}
+        if o["max_new_tokens"] is not None:
+            settings["knowmem_max_new_tokens"] = settings["verbmem_max_new_tokens"] = o["max_new_tokens"]
+        cfg = parse_config(MuseEvalConfig, settings, where="unlearn-sweep eval")
+        corpus = "news" if choice == self.mini else choice.split("-", 1)[1]
+        source = o["data"] or (zoo_muse_data(model) if choice == self.mini else None)
+        ref_auc, _ = muse_reference(cfg, corpus, source, retain_logs=o["retain_logs"], retain_model=o["retain_model"],
+                                    dtype=o["dtype"], device=o["device"], template=o["template"])  # cached
+        bundle = load_bundle(model, dtype=o["dtype"], device=o["device"], template=o["template"])
+        return bundle, MuseEvaluator(bundle.tokenizer, bundle.template, cfg, corpus=corpus, source=source,
+                                     reference_auc=ref_auc, device=o["device"])
+
+
+def zoo_muse_data(model: str) -> Any:
+    """The muse-mini corpus of the model's zoo (or the default one); error when not prepared."""
+    from unlearning.models.muse_zoo import muse_data_dir, parse_muse_zoo_name
+
+    parsed = parse_muse_zoo_name(model)
+    data = muse_data_dir(parsed[0].size if parsed else "small")
+    if not (data / "raw" / "forget.jsonl").is_file():
+        raise ConfigError("eval", field="benchmark", value="muse-mini",
+                          fix="muse-mini is not generated yet: run `unlearn-sweep prepare muse-mini` (or pass --data DIR)")
+    return data
 
 
 MUSE = MuseBenchmark()

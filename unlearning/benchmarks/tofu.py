@@ -15,9 +15,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
-from unlearning.benchmarks.base import (Evaluation, Hook, NotExportable, mini_source_check, no_corpus,
-                                        no_reference_in_settings, qa_examples, retain_reference, split_reference,
-                                        train_attack_schedule, zoo_name)
+from unlearning.benchmarks.base import (Evaluation, Hook, NotExportable, check_selected_metrics, mini_source_check,
+                                        no_corpus, no_reference_in_settings, qa_examples, retain_reference,
+                                        split_reference, train_attack_schedule, zoo_name)
 from unlearning.data.tofu import FORGET_SPLITS, TOFU_HUB_ID, retain_split_for
 from unlearning.errors import ConfigError
 from unlearning.evaluation.config import QA_ALIASES, ROBUST_METRICS, TOFU_METRICS, EvalConfig
@@ -107,6 +107,11 @@ class TofuBenchmark:
     def hub_dataset(self, data: Any) -> str | None:
         return TOFU_HUB_ID
 
+    def zoo_data(self, size: str) -> tuple[str, Path]:
+        from unlearning.models.zoo import zoo_data_dir
+
+        return self.mini, zoo_data_dir(size)
+
     # ---- evaluation -----------------------------------------------------------------------------
     def metric_names(self) -> tuple[str, ...]:
         return (*TOFU_METRICS, *ROBUST_METRICS, *QA_ALIASES)
@@ -177,17 +182,15 @@ class TofuBenchmark:
     def check_source(self, spec: Any, minis: Mapping[str, str]) -> None:
         mini_source_check(spec, self, minis)
 
-    def check_eval(self, spec: Any, addon_names: tuple[str, ...] = ()) -> None:
-        """eval.settings validate as TOFU's (the `lm_eval` block, checked by the spec, reports `addon_names`)."""
-        from unlearning.benchmarks.base import check_selected_metrics
-
+    def check_eval(self, spec: Any, skip: tuple[str, ...] = ()) -> None:
+        """eval.settings validate as TOFU's (the `lm_eval` block is checked apart; it reports the `skip` names)."""
         settings = {k: v for k, v in spec.eval.settings.items() if k != "lm_eval"}
         if "forget_split" in settings and settings["forget_split"] != spec.data.forget_split:
             raise ConfigError("spec", field="eval.settings.forget_split", value=settings["forget_split"],
                               fix=f"the evaluator uses data.forget_split ({spec.data.forget_split}): remove it")
         settings["forget_split"] = spec.data.forget_split
         no_reference_in_settings(settings)
-        check_selected_metrics(spec, self, settings, skip=addon_names)
+        check_selected_metrics(spec, self, settings, skip=skip)
 
     def check_model_refs(self, spec: Any, i: int, m: Any) -> None:
         zoo = zoo_name(f"models.{i}.name", m.name)
@@ -231,6 +234,45 @@ class TofuBenchmark:
                 f"model={model_cfg}", f"model.model_args.pretrained_model_name_or_path={model.name}",
                 f"retain_logs_path={model.retain_logs}" if model.retain_logs else
                 f"retain_logs_path=saves/eval/tofu_{model_cfg}_retain{100 - pct:02d}/TOFU_EVAL.json"]
+
+
+    # ---- `unlearn-sweep eval` ----------------------------------------------------------------------
+    cli_choices = ("tofu-mini", "tofu")
+    headline = ("forget_quality", "model_utility", "forget_truth_ratio", "privleak", "extraction_strength",
+                "forget_Q_A_ROUGE", "forget_Q_A_gibberish", "forget_Q_A_gibberish_rate")
+
+    def cli_evaluator(self, choice: str, model: str, o: Mapping[str, Any]) -> Any:
+        from unlearning.evaluation.config import parse_config
+        from unlearning.evaluation.reference import reference_for
+        from unlearning.evaluation.tofu_eval import TofuEvaluator
+        from unlearning.models.loading import load_bundle
+
+        source = o["data"] or (zoo_tofu_data(model) if choice == self.mini else TOFU_HUB_ID)
+        settings = {**o["settings"], "forget_split": o["forget_split"], "question_key": o["question_key"]}
+        if o["max_new_tokens"] is not None:
+            settings["max_new_tokens"] = o["max_new_tokens"]
+        cfg = parse_config(EvalConfig, settings, where="unlearn-sweep eval")
+        reference = reference_for(cfg, source, retain_logs=o["retain_logs"], retain_model=o["retain_model"],
+                                  dtype=o["dtype"], device=o["device"], template=o["template"])
+        if reference is None:
+            o["log"]("no --retain-logs / --retain-model: forget_quality is None and privleak uses AUC_ref = 0.5")
+        bundle = load_bundle(model, dtype=o["dtype"], device=o["device"], template=o["template"])
+        return bundle, TofuEvaluator(bundle.tokenizer, bundle.template, cfg, source, reference, device=o["device"])
+
+
+def zoo_tofu_data(model: str) -> Path:
+    """The tofu-mini data folder of the model's zoo (or the default zoo); error when not prepared."""
+    from unlearning.models.zoo import ZooConfig, parse_zoo_name, zoo_dir
+
+    parsed = parse_zoo_name(model)
+    cfg = parsed[0] if parsed else ZooConfig()
+    data = zoo_dir(cfg) / "data"
+    if not (data / "full.jsonl").is_file():
+        size = "" if cfg.size == "small" else f" --size {cfg.size}"
+        raise ConfigError("eval", field="benchmark", value="tofu-mini",
+                          fix=f"tofu-mini is not generated yet: run `unlearn-sweep prepare tofu-mini{size}` "
+                              "(or pass --data DIR)")
+    return data
 
 
 TOFU = TofuBenchmark()
