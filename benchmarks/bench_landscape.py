@@ -73,7 +73,7 @@ def entry_spec(base_raw: dict[str, Any], entry: dict[str, Any], storage: Path, e
     """The sweep spec of one grid entry: the base spec with this method/variant, the grid as its space; the base
     spec's fixed values that apply to this method (and are not gridded) are kept."""
     from search_spaces.loader import field_key
-    from sweeps.plans import applies
+    from sweeps.spec.plans import applies
     from sweeps.spec import parse_spec
     from unlearning.methods.names import resolve_method_name
 

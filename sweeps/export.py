@@ -155,7 +155,7 @@ def open_unlearning_command(spec, plan, cfg: Mapping[str, Any], task_name: str) 
     """The equivalent `python src/train.py ...` of open-unlearning / BalDRO for this config, or why there is none
     (the embedded zoo's models and data are not on the hub): the benchmark's own arguments
     (`Benchmark.open_unlearning_args`), then the loop's and the method's."""
-    from sweeps.plans import variant_label
+    from sweeps.spec import variant_label
     from unlearning.benchmarks.base import NotExportable
 
     try:

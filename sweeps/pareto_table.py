@@ -71,7 +71,7 @@ def _rows(res, show_all: bool):
 def compact_table(model: str, res, spec, show_all: bool = False, run_ids: bool = True) -> Table:
     """The same rows in fewer columns (see the module docstring), without a title (`title(model, res)` goes
     above it, on the console's width); `legend(spec)` names its short columns."""
-    from sweeps.plans import variant_label
+    from sweeps.spec import variant_label
 
     names = spec.space.names()
     short = short_names([o.name for o in spec.objectives])
@@ -122,7 +122,7 @@ def _mark(p, res, compact: bool = False) -> str:
 
 def front_table(model: str, res, spec, show_all: bool = False) -> Table:
     """A rich table of one model's front (and, with show_all, its dominated feasible points)."""
-    from sweeps.plans import variant_label
+    from sweeps.spec import variant_label
 
     names = spec.space.names()
     table = Table(title=title(model, res))

@@ -45,7 +45,7 @@ from typing import Any, Callable, Mapping
 
 import yaml
 
-from sweeps.spec_sections import check_tracking_uri
+from sweeps.spec.sections import check_tracking_uri
 
 log = logging.getLogger(__name__)
 

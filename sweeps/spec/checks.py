@@ -4,11 +4,17 @@ it is validated; each raises a one-line `ConfigError` naming the spec field.
 
     check_data_source(spec)      # first: a typo in data.source must not surface as a missing retain model
     check_objectives(spec); check_eval(spec); check_model_refs(spec, 0, spec.models[0]); check_retain_reference(spec)
+    check_model_paths(spec)      # with `load_spec(check_models=True)`: zoo names parse, local folders exist
+
+What differs per benchmark (its data sources, settings, models and retain reference) is the benchmark's own check
+(`unlearning.benchmarks`, looked up as `spec.benchmark`); these functions apply it and the checks every
+benchmark shares.
 """
 
 from __future__ import annotations
 
 import difflib
+from pathlib import Path
 from typing import Any
 
 from sweeps.objectives import Objective
@@ -105,3 +111,33 @@ def check_retain_reference(spec: Any) -> None:
                               fix=f"the {uses[0]} compares {m.name} with the model trained without "
                                   f"{spec.data.forget_split}: give retain_model (that model) or retain_logs "
                                   "(its TOFU_EVAL.json), or drop the metric from objectives/constraints")
+
+
+def _looks_local(name: str) -> bool:
+    """A path (absolute, relative with ./ or ../, ~, or existing) rather than a hub id like org/model."""
+    return name.startswith(("/", "./", "../", "~")) or Path(name).expanduser().exists()
+
+
+def check_model_paths(spec: Any, where: str = "sweep spec") -> None:
+    """Zoo names must be valid (unprepared zoo models are trained by the driver before the sweep starts), local
+    folders must exist (hub ids are left to the hub)."""
+    from unlearning.models.zoo import parse_zoo_name
+
+    for i, m in enumerate(spec.models):
+        for key in ("name", "retain_model"):
+            name = getattr(m, key)
+            if name is None:
+                continue
+            try:
+                zoo = parse_zoo_name(name)
+            except UserError as exc:
+                raise ConfigError(where, field=f"models.{i}.{key}", value=name, fix=exc.fix) from None
+            if zoo is not None:
+                continue  # a valid zoo name; the driver trains the model first if it is not prepared yet
+            if _looks_local(name) and not (Path(name).expanduser() / "config.json").is_file():
+                raise ConfigError(where, field=f"models.{i}.{key}", value=name,
+                                  fix="no model folder (with config.json) there: fix the path, or give a hub id "
+                                      "like org/model")
+        if m.retain_logs is not None and not Path(m.retain_logs).expanduser().is_file():
+            raise ConfigError(where, field=f"models.{i}.retain_logs", value=m.retain_logs,
+                              fix="give an existing TOFU_EVAL.json of the retain model")

@@ -1,4 +1,6 @@
-"""The sweep spec: one validated YAML file that says what to search, how, and with what compute.
+"""The sweep spec model: one validated YAML file that says what to search, how, and with what compute
+(docs/spec.md). The package `sweeps.spec` re-exports it with its sections (`sections.py`), checks (`checks.py`),
+one-line errors (`errors.py`), search plans (`plans.py`) and the presets (`presets.py`).
 
     from sweeps.spec import load_spec
     spec = load_spec("sweeps/tofu-mini.yaml")       # or a preset name: load_spec("tofu-mini")
@@ -28,7 +30,7 @@ What a run does is described in the train config's own words (the `unlearn-sweep
     seed: 0
 
 Every mistake is ONE line naming the field path, the value and the fix, raised as
-`unlearning.errors.ConfigError` before any Ray work starts. The searches' base configs (`sweeps.plans`) are
+`unlearning.errors.ConfigError` before any Ray work starts. The searches' base configs (`sweeps.spec.plans`) are
 built and validated here, once.
 """
 
@@ -43,17 +45,15 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from search_spaces.loader import RESERVED_KEYS, SearchSpace, default_preset, field_key, parse_space
 from sweeps.objectives import Constraint, Objective
-from sweeps.plans import SearchPlan, applies, build_plans, check_field_value, variant_label
-from sweeps.spec_checks import (check_data_source, check_eval, check_model_refs, check_objectives,
-                                check_retain_reference)
-from sweeps.spec_errors import spec_error
-from sweeps.spec_sections import (MAX_SEED, Budget, MethodSpec, ModelSpec, Resources, SearchSettings, Selection,
+from sweeps.spec.checks import (check_data_source, check_eval, check_model_paths, check_model_refs,
+                                check_objectives, check_retain_reference)
+from sweeps.spec.errors import spec_error
+from sweeps.spec.plans import SearchPlan, applies, build_plans, check_field_value, variant_label
+from sweeps.spec.sections import (MAX_SEED, Budget, MethodSpec, ModelSpec, Resources, SearchSettings, Selection,
                                   TrackingSpec, at_most)
 from unlearning.errors import ConfigError, UserError
 from unlearning.train.config import DataSection, EvalSection
-from unlearning.yaml_io import read_mapping
 
-PRESET_DIR = Path(__file__).resolve().parent
 DEFAULT_STORAGE = "runs/sweeps"
 # sections of the first spec format, and where they went (a spec that still has one gets this fix)
 MOVED = {
@@ -63,6 +63,10 @@ MOVED = {
                  "(e.g. fixed: {engine: deepspeed, zero_stage: 0, dtype: float32})",
     "checkpoints": "removed: every trial checkpoints at each epoch end (it is how a trial resumes)",
 }
+
+
+# train-config fields the sweep sets itself (from `models:` and `method:`), never `fixed:`
+SET_BY_SWEEP = {"model.name", "output_dir", "baldro", *(f"method.{f}" for f in MethodSpec.model_fields)}
 
 
 class SweepSpec(BaseModel):
@@ -188,7 +192,7 @@ class SweepSpec(BaseModel):
             if name in keys:
                 raise ConfigError("spec", field=f"fixed.{key}", value=self.fixed[key],
                                   fix=f"'{key}' and '{keys[name]}' both set '{name}': keep one")
-            if name in ("baldro", "method.baldro", "method.name", "model.name", "output_dir"):
+            if name in SET_BY_SWEEP:
                 raise ConfigError("spec", field=f"fixed.{key}", value=self.fixed[key],
                                   fix="the sweep sets this itself: choose models with `models:` and variants with "
                                       "`method.baldro`")
@@ -350,69 +354,3 @@ def parse_spec(raw: Any, where: str = "sweep spec", source: str | None = None, c
     if check_models:
         check_model_paths(spec, where)
     return spec
-
-
-def _looks_local(name: str) -> bool:
-    """A path (absolute, relative with ./ or ../, ~, or existing) rather than a hub id like org/model."""
-    return name.startswith(("/", "./", "../", "~")) or Path(name).expanduser().exists()
-
-
-def check_model_paths(spec: SweepSpec, where: str = "sweep spec") -> None:
-    """Zoo names must be valid (unprepared zoo models are trained by the driver before the sweep starts), local
-    folders must exist (hub ids are left to the hub)."""
-    from unlearning.models.zoo import parse_zoo_name
-
-    for i, m in enumerate(spec.models):
-        for key in ("name", "retain_model"):
-            name = getattr(m, key)
-            if name is None:
-                continue
-            try:
-                zoo = parse_zoo_name(name)
-            except UserError as exc:
-                raise ConfigError(where, field=f"models.{i}.{key}", value=name, fix=exc.fix) from None
-            if zoo is not None:
-                continue  # a valid zoo name; the driver trains the model first if it is not prepared yet
-            if _looks_local(name) and not (Path(name).expanduser() / "config.json").is_file():
-                raise ConfigError(where, field=f"models.{i}.{key}", value=name,
-                                  fix="no model folder (with config.json) there: fix the path, or give a hub id "
-                                      "like org/model")
-        if m.retain_logs is not None and not Path(m.retain_logs).expanduser().is_file():
-            raise ConfigError(where, field=f"models.{i}.retain_logs", value=m.retain_logs,
-                              fix="give an existing TOFU_EVAL.json of the retain model")
-
-
-def list_presets() -> list[str]:
-    """Names of the sweep presets shipped in sweeps/ (tofu-mini, ...)."""
-    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
-
-
-def resolve_spec_path(path_or_preset: str | Path) -> Path:
-    """A path to a spec file, or the name of a preset in sweeps/ (`tofu-mini`)."""
-    p = Path(path_or_preset).expanduser()
-    if p.is_file():
-        return p
-    if str(path_or_preset) in list_presets():
-        return PRESET_DIR / f"{path_or_preset}.yaml"
-    raise ConfigError(str(path_or_preset), value=str(path_or_preset),
-                      fix=f"no such spec file; give a spec file or a preset name: {', '.join(list_presets())}")
-
-
-def load_spec(path: str | Path, check_models: bool = True) -> SweepSpec:
-    """Read and validate a sweep spec file (or preset name); ConfigError (one line) on any mistake."""
-    p = resolve_spec_path(path)
-    raw = read_mapping(p, "a sweep spec", "sweeps/tofu-mini.yaml")
-    return parse_spec(raw, where=str(p), source=str(p.resolve()), check_models=check_models)
-
-
-def first_line_command(path: str | Path) -> str:
-    """The command of a preset's first-line comment (`# unlearn-sweep run x.yaml   (note)` -> the command);
-    text after a run of two or more spaces is a note and is left out."""
-    text = Path(path).read_text(encoding="utf-8")
-    line = text.splitlines()[0] if text else ""
-    return re.split(r"\s{2,}", line.lstrip("#").strip())[0] if line.startswith("#") else ""
-
-
-__all__ = ["SweepSpec", "SearchPlan", "ModelSpec", "MethodSpec", "Objective", "Constraint", "Budget", "Resources",
-           "SearchSettings", "TrackingSpec", "load_spec", "parse_spec", "spec_error", "variant_label", "list_presets",
-           "MOVED"]

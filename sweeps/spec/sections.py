@@ -4,7 +4,7 @@ hyperparameters, training, evaluation) is not restated here: the spec's `data:`,
 train config's own sections and names (`unlearning.train`); what differs per benchmark (default objectives,
 metric names) is the benchmark's (`unlearning.benchmarks`). `sweeps.spec.SweepSpec` assembles everything.
 
-    from sweeps.spec_sections import Resources, SearchSettings, check_tracking_uri
+    from sweeps.spec.sections import Resources, SearchSettings, check_tracking_uri
     Resources(cpus=4, gpus=1, workers=2).per_trial()                            # {"cpus": 8, "gpus": 2}
     SearchSettings(sampler="tpe", scheduler="moasha", reduction_factor=3, grace=1)
     check_tracking_uri("file:///tmp/mlruns")                                    # ConfigError: file store
