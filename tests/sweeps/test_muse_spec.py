@@ -125,3 +125,14 @@ def test_preflight_checks_a_muse_folder_holds_raw_forget(tmp_path):
     (folder / "raw").mkdir()
     (folder / "raw" / "forget.jsonl").write_text('{"text": "x"}\n')
     preflight(spec)
+
+
+def test_preflight_names_a_muse_mini_size_that_is_not_generated(tmp_path, monkeypatch):
+    """A generated source of an explicit size must exist (or come from a model of the spec): the hint names
+    muse-mini's own zoo (`MuseBenchmark.zoo_data`)."""
+    from sweeps.preflight import _check_generated_data
+
+    monkeypatch.setenv("UNLEARN_SWEEP_CACHE", str(tmp_path / "cache"))   # an empty cache: nothing is generated
+    spec = spec_of(tmp_path, data={**preset()["data"], "source": "muse-mini-tiny"})
+    with pytest.raises(ConfigError, match=r"muse-mini-tiny is not generated .* prepare muse-mini --size tiny"):
+        _check_generated_data(spec, "spec")

@@ -48,11 +48,6 @@ def muse_source(data: Any, model_name: str) -> Any:
     source = data.source
     if source == "hub":
         return MUSE_HUB_IDS[data.corpus]
-
-    def zoo_data(self, size: str) -> tuple[str, Any]:
-        from unlearning.models.muse_zoo import muse_data_dir
-
-        return self.mini, muse_data_dir(size)
     if source == MUSE_ZOO or source.startswith(f"{MUSE_ZOO}-"):
         parsed = parse_muse_zoo_name(model_name) if source == MUSE_ZOO else None
         size = parsed[0].size if parsed else ("small" if source == MUSE_ZOO else source[len(MUSE_ZOO) + 1:])
@@ -162,6 +157,11 @@ class MuseBenchmark:
         from unlearning.data.muse import MUSE_HUB_IDS
 
         return MUSE_HUB_IDS[data.corpus]
+
+    def zoo_data(self, size: str) -> tuple[str, Any]:
+        from unlearning.models.muse_zoo import muse_data_dir
+
+        return self.mini, muse_data_dir(size)
 
     def metric_names(self) -> tuple[str, ...]:
         return (*MUSE_METRICS, *MUSE_ALIASES)
