@@ -28,9 +28,9 @@ class SharedWork:
 
 def prepare_shared(spec: Any, plan: Any, log=print) -> SharedWork:
     """Compute (or reuse from `<sweep>/shared/`) the shared work of one search: the benchmark's own evaluation
-    (`Benchmark.evaluation`: its retain reference, cached in `<sweep>/shared/<model>/reference_cache`), the inputs
+    (`unlearning.benchmarks.hook.prepare_evaluation`: its retain reference, cached in `<sweep>/shared/<model>/reference_cache`), the inputs
     and the target's evaluation (epoch 0)."""
-    from unlearning.benchmarks.registry import get_benchmark
+    from unlearning.benchmarks.hook import prepare_evaluation
     from unlearning.models.loading import load_bundle, resolve_dtype
     from unlearning.train.config import TrainConfig
     from unlearning.train.data import data_source
@@ -42,9 +42,8 @@ def prepare_shared(spec: Any, plan: Any, log=print) -> SharedWork:
     shared = spec.sweep_dir() / "shared" / model.name.replace("/", "__")
     shared.mkdir(parents=True, exist_ok=True)
     bundle = load_bundle(config.model.name, dtype=resolve_dtype(config.model.dtype), template=config.model.template)
-    evaluation = get_benchmark(config.data.benchmark).evaluation(
-        config, bundle, retain_logs=model.retain_logs, retain_model=model.retain_model,
-        cache_dir=shared / "reference_cache")
+    evaluation = prepare_evaluation(config, bundle, retain_logs=model.retain_logs, retain_model=model.retain_model,
+                                    cache_dir=shared / "reference_cache")
     if model.retain_logs or model.retain_model:
         log(f"retain reference for {model.name}: {model.retain_logs or model.retain_model}")
     inputs_dir = spec.sweep_dir() / "shared" / "inputs"

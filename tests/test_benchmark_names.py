@@ -1,5 +1,5 @@
 """A benchmark is one module (docs/architecture.md): outside `unlearning/benchmarks/` no module compares a benchmark's
-name or keys a table by it.
+name or keys a table by it, and the registry lists every benchmark.
 
     .venv/bin/python -m pytest tests/test_benchmark_names.py -q
 
@@ -54,3 +54,14 @@ def test_the_scan_finds_a_comparison_and_a_key():
     assert offenders('x = b in ("tofu", "lkf")\n') == [(1, "tofu"), (1, "lkf")]
     assert offenders('T = {"wmdp": 1}\n') == [(1, "wmdp")]
     assert offenders('"""tofu"""\nprint("tofu", f"muse")\n') == []   # naming a benchmark is fine
+
+
+def test_the_registry_lists_every_benchmark_behind_the_protocol():
+    from unlearning.benchmarks.base import AddonBenchmark, Benchmark, TrainingBenchmark
+    from unlearning.benchmarks.registry import BENCHMARKS, addons, trained_names
+
+    assert set(BENCHMARKS) == NAMES
+    assert all(isinstance(b, Benchmark) and b.name == n for n, b in BENCHMARKS.items())
+    assert set(trained_names()) == {"tofu", "muse", "lkf"}   # WMDP is read beside TOFU's data
+    assert all(isinstance(BENCHMARKS[n], TrainingBenchmark) for n in trained_names())
+    assert [b.name for b in addons()] == ["wmdp"] and isinstance(BENCHMARKS["wmdp"], AddonBenchmark)

@@ -28,23 +28,12 @@ def did_you_mean(name: str, allowed: Any) -> str:
     return (f"did you mean '{close[0]}'? " if close else "") + f"use one of {sorted(allowed)}"
 
 
-def lm_eval_metrics(spec: Any) -> tuple[str, ...]:
-    """The metrics of `eval.settings.lm_eval` (lm-evaluation-harness tasks, `wmdp_eval.py`); () without it."""
-    from unlearning.evaluation.wmdp_eval import metric_names as lm_eval_names, split_settings, uses_wmdp_mini
+def addon_metrics(spec: Any) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """(eval.settings without the add-on benchmarks' blocks, the metrics those blocks report: WMDP's `lm_eval`,
+    lm-evaluation-harness tasks). Errors name `eval.settings.<block>.<field>`."""
+    from unlearning.benchmarks.registry import addon_metric_names
 
-    try:
-        _, cfg = split_settings(spec.eval.settings, where="spec")
-        if cfg is None:
-            return ()
-        if uses_wmdp_mini(cfg) and not spec.data.source.startswith("tofu-mini"):
-            raise ConfigError("spec", field="lm_eval.tasks", value=cfg.tasks,
-                              fix="wmdp-mini is derived from tofu-mini: use data.source tofu-mini, or name other "
-                                  "tasks (wmdp_bio, wmdp_cyber, mmlu)")
-        if cfg.include_path or cfg.data_files:  # absolute: trials run in other working directories
-            spec.eval.settings["lm_eval"] = cfg.model_dump(exclude_defaults=True)
-        return lm_eval_names(cfg, where="spec")
-    except UserError as exc:
-        raise ConfigError("spec", field=f"eval.settings.{exc.field}", value=exc.value, fix=exc.fix) from None
+    return addon_metric_names(spec)
 
 
 def check_data_source(spec: Any) -> None:
@@ -58,9 +47,9 @@ def check_data_source(spec: Any) -> None:
 
 
 def check_objectives(spec: Any) -> None:
-    """Default objectives (the benchmark's); names must be the evaluator's metrics (or gibberish_rate, or
-    lm-eval's)."""
-    allowed = (*spec.benchmark.metric_names(), *lm_eval_metrics(spec))
+    """Default objectives (the benchmark's); names must be the evaluator's metrics (or gibberish_rate, or an
+    add-on's, e.g. lm-eval's)."""
+    allowed = (*spec.benchmark.metric_names(), *addon_metrics(spec)[1])
     if spec.objectives is None:
         spec.objectives = [Objective(**o) for o in spec.benchmark.default_objectives]
     if not spec.objectives:
@@ -87,7 +76,8 @@ def check_objectives(spec: Any) -> None:
 
 def check_eval(spec: Any) -> None:
     """eval.settings validate as the benchmark's settings and select what the objectives read."""
-    spec.benchmark.check_eval(spec, skip=lm_eval_metrics(spec))
+    settings, names = addon_metrics(spec)
+    spec.benchmark.check_eval(spec, settings, skip=names)
 
 
 def check_model_refs(spec: Any, i: int, m: Any) -> None:

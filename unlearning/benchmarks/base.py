@@ -1,14 +1,15 @@
 """The `Benchmark` protocol: what a benchmark owns, and the helpers its modules share (docs/contributing.md).
 
     from unlearning.benchmarks.registry import get_benchmark
-    bench = get_benchmark(config.data.benchmark)          # a Benchmark (tofu, muse, lkf, wmdp)
+    bench = get_benchmark(config.data.benchmark)          # a TrainingBenchmark (tofu, muse, lkf)
     source = bench.source(config.data, config.model.name)  # its data: the generated mini, the hub, a folder
     forget, retain, idk = bench.examples(config.data, tokenizer, template, source, with_idk=False, seed=0)
     hook = bench.eval_hook(config, bundle)                 # hook(model, epoch) -> {metric: value}
 
-A benchmark module defines one class that satisfies `Benchmark` and is listed in `registry.BENCHMARKS`. The
-train config (`data.benchmark`), the data loader, the evaluation hook, the sweep spec's checks, the sweep
-driver's shared work, export and the eval CLI look the benchmark up there instead of branching on its name.
+A benchmark module defines one class that satisfies `Benchmark` (a `TrainingBenchmark`, or an `AddonBenchmark`
+read beside another's evaluation) and is listed in `registry.BENCHMARKS`. The train config (`data.benchmark`),
+the data loader, the evaluation hook, the sweep spec's checks, the sweep driver's shared work, export and the
+eval CLI look the benchmark up there instead of branching on its name.
 """
 
 from __future__ import annotations
@@ -37,17 +38,38 @@ class NotExportable(Exception):
 
 @runtime_checkable
 class Benchmark(Protocol):
-    """One benchmark: its data, its training examples, its evaluation, its spec checks, its export."""
+    """What every benchmark has. A benchmark a run trains on (`trains`) is also a `TrainingBenchmark`; one read
+    beside another's evaluation through a block of its `eval.settings` (`settings_key`) is an `AddonBenchmark`."""
 
-    name: str                      # the value of `data.benchmark` (tofu, muse, lkf, wmdp)
+    name: str                      # its name: the value of `data.benchmark` (tofu, muse, lkf), or wmdp
     title: str                     # how the docs and messages write it (TOFU, MUSE, ...)
     mini: str | None               # its generated data as a `data.source` (tofu-mini), None without one
     trains: bool                   # whether `data.benchmark` may name it (WMDP is read beside TOFU's data)
-    eval_settings: type            # the pydantic model of its `eval.settings`
+    settings_key: str | None       # an add-on's block in another benchmark's eval.settings; None otherwise
+    eval_settings: type            # the pydantic model of its settings (`eval.settings`, or its block)
     metric_aliases: Mapping[str, tuple[str, str]]   # short names -> (metric to select, entry reported)
     default_objectives: Sequence[Mapping[str, Any]]  # a sweep's objectives when the spec names none
+
+
+@runtime_checkable
+class AddonBenchmark(Benchmark, Protocol):
+    """A benchmark read beside a training benchmark's evaluation (WMDP's `lm_eval:` block)."""
+
+    def parse(self, block: Any, where: str) -> Any:
+        """Its block of `eval.settings`, validated (one-line ConfigError naming `<settings_key>.<field>`)."""
+
+    def addon(self, cfg: Any, tokenizer: Any, source: Any, forget_split: str) -> Any:
+        """Its evaluator beside the run's own: `.evaluate(model)` -> flat metrics."""
+
+    def addon_metrics(self, spec: Any, cfg: Any) -> tuple[str, ...]:
+        """The metrics its block reports, for a sweep spec's objectives (and the spec checks that follow)."""
+
+
+@runtime_checkable
+class TrainingBenchmark(Benchmark, Protocol):
+    """A benchmark a run trains on: its data, training examples, evaluation, spec checks, export and CLI."""
+
     split_label: str               # what a split file of it is called in messages ("TOFU split")
-    settings_key: str | None       # an add-on's block in another benchmark's eval.settings; None otherwise
 
     # ---- data -----------------------------------------------------------------------------------
     def data_defaults(self, raw: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -93,9 +115,9 @@ class Benchmark(Protocol):
     def derives_retain(self, source: str) -> bool:
         """Whether the retain reference comes with the data (a zoo mini), so no model needs one given."""
 
-    def check_eval(self, spec: Any, skip: tuple[str, ...] = ()) -> None:
-        """The spec's `eval.settings` validate as this benchmark's and select what objectives read (the names in
-        `skip` come from elsewhere, an add-on's block)."""
+    def check_eval(self, spec: Any, settings: dict[str, Any], skip: tuple[str, ...] = ()) -> None:
+        """The spec's `eval.settings` (`settings`: without the add-ons' blocks) validate as this benchmark's and
+        select what the objectives read (the names in `skip` are the add-ons')."""
 
     def check_source(self, spec: Any, minis: Mapping[str, str]) -> None:
         """`data.source` names data of this benchmark (`mini_source_check`); `minis`: every mini -> its benchmark."""

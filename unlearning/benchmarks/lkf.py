@@ -141,9 +141,9 @@ class LkfBenchmark:
     def check_source(self, spec: Any, minis: Mapping[str, str]) -> None:
         mini_source_check(spec, self, minis)
 
-    def check_eval(self, spec: Any, skip: tuple[str, ...] = ()) -> None:
+    def check_eval(self, spec: Any, settings: dict[str, Any], skip: tuple[str, ...] = ()) -> None:
         """eval.settings validate as LKF settings and select every metric the objectives and conditions read."""
-        settings = dict(spec.eval.settings)
+        settings = dict(settings)
         for key in ("retain_model", "retain_logs", "forget_split"):
             if key in settings:
                 raise ConfigError("spec", field=f"eval.settings.{key}", value=settings[key],

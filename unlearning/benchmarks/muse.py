@@ -181,8 +181,8 @@ class MuseBenchmark:
     def check_source(self, spec: Any, minis: Mapping[str, str]) -> None:
         mini_source_check(spec, self, minis)
 
-    def check_eval(self, spec: Any, skip: tuple[str, ...] = ()) -> None:
-        settings = dict(spec.eval.settings)
+    def check_eval(self, spec: Any, settings: dict[str, Any], skip: tuple[str, ...] = ()) -> None:
+        settings = dict(settings)
         no_reference_in_settings(settings)
         check_selected_metrics(spec, self, settings, skip=skip)
 

@@ -6,8 +6,8 @@ examples, its evaluator (TOFU_EVAL.json metrics, robustness), its retain referen
     tofu_source("hub", "any")                         # locuslab/TOFU
     hook = TOFU.eval_hook(config, bundle)             # hook(model, epoch) -> {metric: aggregate}
 
-An `lm_eval:` block in `eval.settings` (WMDP / MMLU / wmdp-mini through lm-evaluation-harness,
-`unlearning.evaluation.wmdp_eval`) is evaluated beside TOFU's metrics.
+An add-on's block in `eval.settings` (WMDP's `lm_eval:`: WMDP / MMLU / wmdp-mini through lm-evaluation-harness,
+`unlearning.benchmarks.wmdp`) is evaluated beside TOFU's metrics by `hook.py`, which hands TOFU the rest.
 """
 
 from __future__ import annotations
@@ -53,16 +53,14 @@ def default_retain_model(model_name: str, forget_split: str) -> str | None:
     return f"{model_name.split('/', 1)[0]}/{retain_split_for(forget_split)}"
 
 
-def _settings(config: Any) -> tuple[EvalConfig, dict[str, Any], Any]:
-    """(TOFU's validated settings, the reference keys, the validated lm_eval block or None)."""
+def _settings(config: Any) -> tuple[EvalConfig, dict[str, Any]]:
+    """(TOFU's validated settings, the reference keys)."""
     from unlearning.evaluation.config import parse_config
-    from unlearning.evaluation.wmdp_eval import split_settings
 
     settings, refs = split_reference(config.eval.settings)
-    settings, lm_cfg = split_settings(settings, where="train config: eval.settings")
     settings.setdefault("forget_split", config.data.forget_split)
     settings.setdefault("max_length", config.data.max_length)
-    return parse_config(EvalConfig, settings, where="train config: eval.settings"), refs, lm_cfg
+    return parse_config(EvalConfig, settings, where="train config: eval.settings"), refs
 
 
 class TofuBenchmark:
@@ -123,11 +121,10 @@ class TofuBenchmark:
         from unlearning.evaluation.reference import reference_for
         from unlearning.evaluation.robust_eval import tofu_robustness, with_robustness
         from unlearning.evaluation.tofu_eval import TofuEvaluator
-        from unlearning.evaluation.wmdp_eval import LmEvalEvaluator
         from unlearning.metrics.report import summarize, to_jsonable
         from unlearning.models.loading import resolve_dtype
 
-        ev_cfg, refs, lm_cfg = _settings(config)
+        ev_cfg, refs = _settings(config)
         source = self.source(config.data, config.model.name)
         if refs["retain_logs"] is None and refs["retain_model"] is None:
             refs["retain_model"] = default_retain_model(config.model.name, ev_cfg.forget_split)
@@ -139,15 +136,7 @@ class TofuBenchmark:
         attack_at = train_attack_schedule(config, ev_cfg.selected(), ev_cfg.robustness.relearn.every)
         evaluator = with_robustness(evaluator, tofu_robustness(evaluator, ev_cfg, source, config.data.retain_split,
                                                                attack_at=attack_at))
-        extra = [] if lm_cfg is None else [LmEvalEvaluator(lm_cfg, bundle.tokenizer, source, ev_cfg.forget_split)]
-
-        def hook(model: Any, epoch: float) -> dict[str, Any]:
-            out = to_jsonable(summarize(evaluator.evaluate(model, epoch)))
-            for ev in extra:
-                out.update(ev.evaluate(model))
-            return out
-
-        return hook
+        return lambda model, epoch: to_jsonable(summarize(evaluator.evaluate(model, epoch)))
 
     def evaluation(self, config: Any, bundle: Any, *, retain_logs: str | None = None,
                    retain_model: str | None = None, cache_dir: Any = None) -> Evaluation:
@@ -156,9 +145,8 @@ class TofuBenchmark:
         from unlearning.evaluation.reference import reference_for
         from unlearning.evaluation.robust_eval import tofu_robustness, with_robustness
         from unlearning.evaluation.tofu_eval import TofuEvaluator
-        from unlearning.evaluation.wmdp_eval import LmEvalEvaluator
 
-        cfg, _, lm_cfg = _settings(config)
+        cfg, _ = _settings(config)
         source = self.source(config.data, config.model.name)
         reference = None
         if retain_logs or retain_model:
@@ -168,10 +156,7 @@ class TofuBenchmark:
         def evaluate(model: Any) -> dict[str, Any]:  # the evaluator is built only when the target is evaluated
             ev = TofuEvaluator(bundle.tokenizer, bundle.template, cfg, source, reference=reference)
             ev = with_robustness(ev, tofu_robustness(ev, cfg, source, config.data.retain_split))  # attacked at 0
-            out = flat_metrics(ev.evaluate(model, 0))
-            if lm_cfg is not None:
-                out.update(LmEvalEvaluator(lm_cfg, bundle.tokenizer, source, cfg.forget_split).evaluate(model))
-            return out
+            return flat_metrics(ev.evaluate(model, 0))
 
         return Evaluation(evaluate=evaluate, reference_dir=reference.source if reference is not None else None)
 
@@ -182,9 +167,8 @@ class TofuBenchmark:
     def check_source(self, spec: Any, minis: Mapping[str, str]) -> None:
         mini_source_check(spec, self, minis)
 
-    def check_eval(self, spec: Any, skip: tuple[str, ...] = ()) -> None:
-        """eval.settings validate as TOFU's (the `lm_eval` block is checked apart; it reports the `skip` names)."""
-        settings = {k: v for k, v in spec.eval.settings.items() if k != "lm_eval"}
+    def check_eval(self, spec: Any, settings: dict[str, Any], skip: tuple[str, ...] = ()) -> None:
+        settings = dict(settings)
         if "forget_split" in settings and settings["forget_split"] != spec.data.forget_split:
             raise ConfigError("spec", field="eval.settings.forget_split", value=settings["forget_split"],
                               fix=f"the evaluator uses data.forget_split ({spec.data.forget_split}): remove it")
