@@ -2,8 +2,9 @@
 their `cli_choices`, `unlearning.benchmarks.registry`) and write OU-layout logs.
 
     unlearn-sweep eval tofu-mini/target --forget-split forget10 --retain-model tofu-mini/retain90 --out runs/eval_target
-    unlearn-sweep eval runs/npo/model --benchmark tofu --data ../shared/data/tofu/normalized --template llama2-chat \\
-        --retain-logs ../shared/data/tofu/reference_eval_logs/tofu_Llama-2-7b-chat-hf_retain90 --out runs/eval_npo
+    unlearn-sweep eval runs/npo/model --benchmark tofu --data TOFU_DIR --template llama2-chat \\
+        --retain-logs RETAIN_LOGS --out runs/eval_npo          # RETAIN_LOGS: the retain model's TOFU_EVAL.json
+    unlearn-sweep eval tofu-mini/target --benchmark lkf-mini --out runs/lkf_target
     unlearn-sweep eval muse-bench/MUSE-News_target --benchmark muse-news --data /data/muse-news --out runs/muse
     unlearn-sweep eval muse-mini/target --benchmark muse-mini --retain-model muse-mini/retain --out runs/muse_mini
 
