@@ -72,3 +72,19 @@ def test_eval_command_help_and_user_errors(saved):
     assert isinstance(bad.exception, ConfigError) and "forget_qualty" in str(bad.exception)
     bad = CliRunner().invoke(app, ["eval", str(root / "model"), "--benchmark", "tofu-maxi", "--out", str(root / "x")])
     assert isinstance(bad.exception, ConfigError) and "tofu-mini" in str(bad.exception)
+
+
+def test_eval_command_runs_lkf_through_its_benchmark(saved, tmp_path):
+    """`--benchmark lkf` names the LKF benchmark's `cli_choices` (unlearning/benchmarks/lkf.py): LKF_EVAL.json,
+    and no retain model."""
+    from unlearning.benchmarks.lkf_mini import write_lkf_mini
+
+    root, data = saved
+    lkf = write_lkf_mini(data, tmp_path / "lkf")
+    args = ["eval", str(root / "model"), "--benchmark", "lkf", "--data", str(lkf), "--template", "plain",
+            "--metrics", "forget_Q_A_ROUGE,retain_Q_A_ROUGE", "--max-new-tokens", "4"]
+    out = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "out")])
+    assert out.exit_code == 0, out.output
+    assert set(read_eval(tmp_path / "out" / "LKF_EVAL.json")) == {"forget_Q_A_ROUGE", "retain_Q_A_ROUGE"}
+    bad = CliRunner().invoke(app, [*args, "--retain-model", str(root / "retain"), "--out", str(tmp_path / "x")])
+    assert isinstance(bad.exception, ConfigError) and "no retain model" in str(bad.exception)
