@@ -6,6 +6,7 @@ searcher and scheduler.
         --budget 0.3                                                    # a quick look (a few minutes)
     python benchmarks/bench_search.py --landscape runs/landscape --grid NPO   # one table of a landscape run
     python benchmarks/bench_search.py --tables drnpo --live             # + one live sweep of the winner (minutes)
+    python benchmarks/bench_search.py --epochs 15 --budget 0.5          # the run length fixed, as the default sweep's
 
 What it measures: how much of a grid's Pareto front a searcher finds for a fraction of the grid's compute, on
 every table. A table is one grid of a landscape (`benchmarks/bench_landscape.py`: every run of the grid, every
@@ -185,9 +186,14 @@ def base_spec_path(folder: Path) -> Path:
     return DEFAULT_SPEC
 
 
-def load(table: Table) -> Table:
+def load(table: Table, epochs: int | None = None) -> Table:
+    """The table's grid, setup, hypervolume and trial-epochs; `epochs`: only its runs of that length (the run
+    length fixed, as the default sweep fixes it: the key gains `-<epochs>ep`)."""
     runs, table.target = load_landscape(table.folder)
     table.grid = grid_runs(runs, table.label)
+    if epochs is not None:
+        table.grid = [r for r in table.grid if r["hparams"].get("epochs") == epochs]
+        table.key = f"{table.key}-{epochs}ep"
     table.setup = Setup.from_spec(base_spec_path(table.folder), table.target)
     table.grid_hv, table.grid_te = grid_hypervolume(table.grid, table.setup), grid_trial_epochs(table.grid)
     return table
@@ -560,6 +566,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--at", type=float, default=0.25, help="the headline's budget, x the grid's trial-epochs")
     ap.add_argument("--at-early", type=float, default=0.15, help="the earlier budget read, x the grid's")
     ap.add_argument("--goal", type=float, default=0.95, help="HV fraction whose trial-epochs are reported")
+    ap.add_argument("--epochs", type=int, default=None,
+                    help="replay only each grid's runs of this many epochs (the run length fixed, as the default "
+                         "sweep fixes it at 15)")
     ap.add_argument("--out", type=Path, default=REPO / "runs" / "bench-search")
     ap.add_argument("--live", action="store_true",
                     help="then one live sweep of the winner on tofu-mini (one table only; minutes)")
@@ -574,7 +583,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     searchers = parse_searchers(args.searchers)
-    tables = [load(t) for t in resolve_tables(args.tables, args.landscape, args.grid)]
+    tables = [load(t, args.epochs) for t in resolve_tables(args.tables, args.landscape, args.grid)]
     if args.live and len(tables) != 1:
         raise SystemExit("--live runs one table's winner: name one with --tables KEY or --landscape DIR")
     ats = sorted({args.at_early, args.at})

@@ -57,6 +57,7 @@ LOG_FLOOR_MARGIN = 2.0  # a log objective is clipped this far (decades) beyond t
 MAX_ENUMERATED = 4096   # a discrete space up to this size is scored whole; larger ones are sampled
 MIN_GAIN = 0.01         # an improvement counts when it adds at least this fraction of the front's hypervolume
 POINTS_PER_RUN = 8      # the GP is fitted on at most this many points per run (evenly spread, the last included)
+LENGTH_SCALES = (5e-2, 2e1)  # bounds of the kernel's length scales on the unit-cube inputs
 REFIT_GROWTH = 1.3      # kernel hyperparameters are re-fitted when the data grew by this factor since the last fit
 
 
@@ -301,7 +302,7 @@ class TrajectoryModel:
                 kernel, optimizer = previous, None
             else:
                 d = X.shape[1]
-                kernel = (ConstantKernel(1.0, (1e-2, 1e2)) * Matern(np.full(d, 0.5), (5e-2, 2e1), nu=2.5)
+                kernel = (ConstantKernel(1.0, (1e-2, 1e2)) * Matern(np.full(d, 0.5), LENGTH_SCALES, nu=2.5)
                           + WhiteKernel(1e-2, (1e-5, 1e0)))
                 optimizer = "fmin_l_bfgs_b"
             gp = GaussianProcessRegressor(kernel=kernel, normalize_y=True, optimizer=optimizer,
@@ -401,7 +402,7 @@ class TrajectoryModel:
     # ---- what to run next ------------------------------------------------------------------------------
 
     def candidates(self, rng: np.random.Generator, exclude: Iterable[Mapping[str, Any]] = (),
-                   n_random: int = 384) -> list[dict[str, Any]]:
+                   n_random: int = 512) -> list[dict[str, Any]]:
         """Configurations to score: the whole discrete space less `exclude`, or a scrambled Sobol design plus
         perturbations of the configurations on the observed front (continuous spaces)."""
         skip = {self._key(p) for p in exclude}
@@ -411,7 +412,7 @@ class TrajectoryModel:
         from scipy.stats import qmc
 
         dims = len(self.encoding.dims)
-        unit = qmc.Sobol(dims, scramble=True, seed=rng).random(n_random)
+        unit = qmc.Sobol(dims, scramble=True, seed=rng).random_base2(max(1, int(math.log2(n_random))))
         cands = [self.encoding.decode(u) for u in unit]
         front = self.observed_front()
         best = [p for k, p in self.params.items() if self._on_front(k, front)]
@@ -437,10 +438,23 @@ class TrajectoryModel:
         return longest or cands
 
     def initial(self, rng: np.random.Generator, exclude: Iterable[Mapping[str, Any]] = ()) -> dict[str, Any] | None:
-        """A random configuration among the candidates (the longest runs first): the search's first trials, before
-        the model has data to propose from."""
+        """A configuration before the model has data to propose from: the centre of the space (each ordered
+        dimension at its middle, log ranges at their geometric middle; the longest run) when nothing has run yet,
+        else a random one among the candidates (the longest runs first). Measured against a random first
+        configuration (docs/search.md): the centre's trajectory tells the model more, and no seed starts in a
+        corner where every run breaks."""
+        exclude = list(exclude)
         cands = self.candidates(rng, exclude=exclude)
-        return dict(cands[int(rng.integers(len(cands)))]) if cands else None
+        if not cands:
+            return None
+        if not self.obs:
+            centre = self.encoding.decode([0.5] * len(self.encoding.dims))
+            if self.longest_first and self.epochs.param in centre:
+                centre[self.epochs.param] = self._longest_value()
+            match = next((c for c in cands if self._key(c) == self._key(centre)), None)
+            if match is not None or self.encoding.discrete_size() is None:
+                return dict(match or centre)
+        return dict(cands[int(rng.integers(len(cands)))])
 
     def _unit_of(self, d: _Dim, v: Any) -> float:
         if d.kind == "onehot":
