@@ -75,6 +75,49 @@ def test_evaluation_points_follow_eval_every():
     assert Epochs(fixed=15, every=1, longest=15, param="epochs").points({"epochs": 5}) == [1, 2, 3, 4, 5]
 
 
+def _model(space: dict, longest_first: bool = True) -> TrajectoryModel:
+    return TrajectoryModel(space, OBJECTIVES, CONSTRAINTS, REFS, HV_REF,
+                           Epochs(fixed=15, every=1, longest=15, param="epochs"), seed=0, longest_first=longest_first)
+
+
+def test_longest_runs_are_the_candidates_until_none_is_left():
+    cat = optuna.distributions.CategoricalDistribution
+    space = {"lr": cat([5e-4, 1e-3, 2e-3]), "epochs": cat([5, 10, 15])}
+    model, rng = _model(space), np.random.default_rng(0)
+    assert {c["epochs"] for c in model.candidates(rng)} == {15}
+    every_long = [{"lr": lr, "epochs": 15} for lr in (5e-4, 1e-3, 2e-3)]
+    rest = model.candidates(rng, exclude=every_long)  # every longest run tried: the shorter ones come in
+    assert len(rest) == 6 and {c["epochs"] for c in rest} == {5, 10}
+    assert len(_model(space, longest_first=False).candidates(rng)) == 9  # the rule off: every length at once
+    # a continuous space: the epoch count is set to the longest
+    ranged = {"lr": optuna.distributions.FloatDistribution(5e-4, 2e-3, log=True),
+              "epochs": optuna.distributions.IntDistribution(5, 15)}
+    assert {c["epochs"] for c in _model(ranged).candidates(rng)} == {15}
+
+
+def test_first_configuration_is_the_centre_of_the_space_then_random():
+    cat = optuna.distributions.CategoricalDistribution
+    space = {"lr": cat([5e-4, 1e-3, 2e-3]), "alpha": cat([1, 3, 8]), "epochs": cat([5, 10, 15])}
+    model = _model(space)
+    assert model.initial(np.random.default_rng(0)) == {"lr": 1e-3, "alpha": 3, "epochs": 15}
+    assert model.initial(np.random.default_rng(1)) == {"lr": 1e-3, "alpha": 3, "epochs": 15}  # seed-free
+    # the centre already ran (a warm start): a random longest run instead, never an excluded one
+    other = model.initial(np.random.default_rng(0), exclude=[{"lr": 1e-3, "alpha": 3, "epochs": 15}])
+    assert other["epochs"] == 15 and other != {"lr": 1e-3, "alpha": 3, "epochs": 15}
+    ranged = _model({"lr": optuna.distributions.FloatDistribution(1e-4, 1e-2, log=True)})
+    assert ranged.initial(np.random.default_rng(0))["lr"] == pytest.approx(1e-3, rel=1e-9)  # geometric middle
+
+
+def test_a_model_saved_before_the_longest_first_rule_continues_without_it():
+    model = _model({"epochs": optuna.distributions.CategoricalDistribution([5, 15])})
+    state = model.__getstate__()
+    del state["longest_first"]
+    restored = TrajectoryModel.__new__(TrajectoryModel)
+    restored.__setstate__(state)
+    assert restored.longest_first is False
+    assert len(restored.candidates(np.random.default_rng(0))) == 2
+
+
 def test_model_expects_a_late_bloomer_to_improve_and_a_spent_run_not_to():
     model = TrajectoryModel({"x": optuna.distributions.CategoricalDistribution(XS)}, OBJECTIVES, CONSTRAINTS, REFS,
                             HV_REF, Epochs(fixed=EPOCHS, every=1, longest=EPOCHS), seed=0, samples=64)
