@@ -19,7 +19,9 @@ reference's GradAscent branch) with its retain-gradient EMA carried over, SIBL 3
 iterations on a tiny real Llama (inner retain steps, CG-corrected outer direction, dual variable; see
 fidelity_cases.run_sibl for why its CG cases sum the reference's NLL as sum(CE*mask)/n) and its T-iteration
 procedure through the real loop against the reference's train() (tests/methods/fidelity_procedures.py), T3 3 head-training
-steps on a frozen tiny Llama, LUNAR its refusal direction and 3 regression steps of the chosen down_proj. The last line
+steps on a frozen tiny Llama, LUNAR its refusal direction and 3 regression steps of the chosen down_proj (fit:
+loop) and its reference fit through the loop (fit: reference), LMCleaner its corrections through the loop from a
+training log recorded on a tiny Llama, in both log alignments (tests/methods/fidelity_procedures.py). The last line
 is the headline; "within float32 tolerance" means loss <= LOSS_TOL and gradient <= GRAD_TOL
 (tests/methods/fidelity_cases.py). Exit status 1 when a case is outside it.
 """

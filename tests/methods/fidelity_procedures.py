@@ -142,6 +142,76 @@ def run_lunar_fit(case: Case, seed: int = 0) -> tuple[float, float]:
     return loss, _rel(got, torch.cat([w.reshape(-1) for w in weights]))
 
 
+def train_with_logs(seed: int, rows, steps_per_epoch_batch: int = 2, epochs: int = 2):
+    """A tiny Llama trained on ``rows`` (AdamW, linear decay, a seeded shuffle per epoch), logged both ways: the
+    project's LogRecorder (u_t = step t's own update) and the reference's TrainingLogger (u taken before each step's
+    update). Returns (model, recorder, reference logger)."""
+    from unlearning.data.collators import TrainCollator
+    from unlearning.methods.lmcleaner_log import LogRecorder, flat
+
+    model = make_llama(seed + 100, vocab=V)
+    collate = TrainCollator(0)
+    opt = torch.optim.AdamW(model.parameters(), lr=5e-3)
+    total = epochs * -(-len(rows) // steps_per_epoch_batch)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1 - s / total)
+    rec, ref_log = LogRecorder(rows, 0), R.ReferenceTrainingLogger()
+    gen, step = torch.Generator().manual_seed(seed), 0
+    for _ in range(epochs):
+        order = torch.randperm(len(rows), generator=gen).tolist()
+        for i in range(0, len(order), steps_per_epoch_batch):
+            idx = order[i:i + steps_per_epoch_batch]
+            batch = collate([rows[j] for j in idx])
+            before, lr = flat(model.parameters()), opt.param_groups[0]["lr"]
+            out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"])
+            out.loss.backward()
+            ref_log.training_step(model, step, lr, idx)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            sched.step()
+            rec.step(lr, idx, before, flat(model.parameters()))
+            step += 1
+    return model, rec, ref_log
+
+
+def run_lmcleaner(case: Case, seed: int = 0) -> tuple[float, float]:
+    """LMCleaner through the loop (its first step applies every correction) on a log recorded while a tiny Llama was
+    trained, against the reference's _apply_unlearning on the same final weights. ``log_alignment: reference``: the
+    reference reads its own TrainingLogger's log; ``update`` (default): the reference fed the steps' own updates
+    (u_t, tau = N so that propagation reaches the last step), i.e. the algorithm it states with the log aligned.
+    Loss column: the audit's v norms; grad column: the weights after all corrections."""
+    import tempfile
+
+    from unlearning.methods.lmcleaner_log import TrainingLog
+
+    rows = token_rows(seed + 3, 8)
+    model, rec, ref_log = train_with_logs(seed, rows)
+    twin = copy.deepcopy(model)
+    data = ForgetRetainDataset(rows[:2], rows[2:], pad_token_id=0, seed=seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        hp = {"training_log": str(rec.write(tmp)), "window": 3, "damping": 1e-2, **case.hparams}
+        method = build_method("LMCleaner", **hp)
+        method.prepare_model(model, data, None)
+        unlearn(model, method, data, loop_config(epochs=1))
+    forget_ids = [i for i, r in enumerate(rows) if any(r["input_ids"] == f["input_ids"] for f in rows[:2])]
+    batch_for = lambda s: TrainingLog.batch(method.log, s)  # noqa: E731  the log's rows, collated
+    math_sdpa = sdpa_kernel([SDPBackend.MATH])
+    if method.config.log_alignment == "reference":
+        with math_sdpa:
+                expect = R.lmcleaner_batch_reference(twin, ref_log.sample_indices, ref_log.etas, ref_log.us,
+                                                 ref_log.current_step, forget_ids, batch_for, hp["window"],
+                                                 hp["damping"], hp.get("max_step"))
+    else:
+        n = len(rec.steps)
+        with math_sdpa:
+            expect = R.lmcleaner_batch_reference(twin, {s.step: list(s.indices) for s in rec.steps},
+                                                 {s.step: s.lr for s in rec.steps}, dict(rec.updates),
+                                                 n if hp.get("max_step") is None else hp["max_step"] + 1, forget_ids,
+                                                 batch_for, hp["window"], hp["damping"])
+    assert [a["tz"] for a in method.audit] == [a["tz"] for a in expect] and expect
+    loss = _rel(torch.tensor([a["v_norm"] for a in method.audit]), torch.tensor([a["v_norm"] for a in expect]))
+    return loss, _rel(_flat_params(model), _flat_params(twin))
+
+
 PROCEDURE_CASES: list[Case] = [
     Case("SIBL", "reference", {"outer_steps": 3, "use_implicit": False}, runner=run_sibl_procedure,
          notes="T=3 outer iterations through the loop, each a fresh batch of 2; no CG; grad = weights after"),
@@ -153,4 +223,10 @@ PROCEDURE_CASES: list[Case] = [
          notes="fit reference: whole-set token vectors, AdamW 1e-3 + ExponentialLR(0.9), 3 epochs of batch 8"),
     Case("LUNAR", "reference", {"layers": [0, 1], "coeffs": [3.0], "fit_lr": 3e-3, "fit_epochs": 4},
          runner=run_lunar_fit, notes="fit reference, two layers fitted together (one optimizer, losses summed)"),
+    Case("LMCleaner", "reference", {"log_alignment": "reference"}, runner=run_lmcleaner,
+         notes="the reference's TrainingLogger pairing (u of step j-1 at record j); K=3, damping 1e-2, 8 logged steps"),
+    Case("LMCleaner", "project default", {}, runner=run_lmcleaner,
+         notes="each step's own update (the stated algorithm), propagated to the last step; K=3"),
+    Case("LMCleaner", "project default", {"window": 800, "damping": 1e-4}, runner=run_lmcleaner,
+         notes="LMCleanerBatch.yaml's K 800 / damping 1e-4 (the window covers the whole run)"),
 ]

@@ -35,6 +35,14 @@ def test_loss_backward_finite(model, ref_model, batch, name, baldro):
         kw["baldro"] = baldro
         if base == "PDU":  # only its fixed-alpha form is wrappable (primal_dual is true by default)
             kw["primal_dual"] = False
+    if base == "LMCleaner":   # a procedure on a training log: tests/methods/test_procedures.py, fidelity_procedures.py
+        if baldro:
+            with pytest.raises(ConfigError, match="cannot wrap"):
+                build_method(name, **kw)
+        else:
+            with pytest.raises(ConfigError, match="training_log"):
+                build_method(name, **kw).prepare_model(model, SimpleNamespace(forget=[]), None)
+        return
     if baldro and base in NOT_WRAPPABLE:
         with pytest.raises(ConfigError, match="cannot wrap"):
             build_method(name, **kw)

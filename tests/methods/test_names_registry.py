@@ -86,8 +86,11 @@ def test_ga_has_no_hparams_and_baldro_defaults():
 
 
 @pytest.mark.parametrize("alias,base,kind", [(a, t.method, t.baldro) for a, t in METHOD_ALIASES.items()])
-def test_aliases_build_the_right_method(alias, base, kind):
+def test_aliases_build_the_right_method(alias, base, kind, tmp_path):
     kw = {"target_token_ids": [1]} if base == "JensUn" else {}
+    if base == "LMCleaner":   # its training log is required
+        from unlearning.methods.lmcleaner_log import LogRecorder
+        kw = {"training_log": str(LogRecorder([{"input_ids": [1, 2], "labels": [1, 2]}], 0).write(tmp_path))}
     m = build_method(alias, **kw)
     wrapper = {None: None, "dv": BalDRODV, "g": BalDROG}[kind]
     if wrapper is None:

@@ -37,3 +37,39 @@ def test_sibl_loop_runs_t_steps_per_epoch():
     with pytest.raises(ConfigError, match="outer_steps"):
         build_method("SIBL", T=1.5)
     assert torch.isfinite(torch.tensor(history.losses())).all()
+
+
+def test_lmcleaner_alignments_differ_and_bad_logs_are_one_line_errors(tmp_path):
+    """The two log alignments give different corrections (the fidelity cases can tell them apart); a missing log, a
+    log without the forget rows and a bad window are one-line errors naming the field, before any compute."""
+    import copy
+
+    from fidelity_procedures import token_rows, train_with_logs
+    from unlearning.train.data import ForgetRetainDataset
+
+    rows = token_rows(3, 8)
+    model, rec, _ = train_with_logs(0, rows)
+    folder = rec.write(tmp_path / "log")
+    data = ForgetRetainDataset(rows[:2], rows[2:], pad_token_id=0, seed=0)
+    after = []
+    for alignment in ("update", "reference"):
+        m = copy.deepcopy(model)
+        method = build_method("LMCleaner", training_log=str(folder), K=3, log_alignment=alignment)
+        method.prepare_model(m, data, None)
+        unlearn(m, method, data, loop_config(epochs=1))
+        after.append(torch.cat([p.detach().reshape(-1) for p in m.parameters()]))
+        assert method.forget_steps and method.audit
+    assert float((after[0] - after[1]).abs().max()) > 1e-4
+    with pytest.raises(ConfigError) as err:                         # required: refused before any compute
+        build_method("LMCleaner").prepare_model(model, data, None)
+    assert "\n" not in str(err.value) and "'training_log'" in str(err.value)
+    for bad, field in (({"training_log": str(tmp_path / "none")}, "training_log"),
+                       ({"training_log": str(folder), "K": 0}, "window"),
+                       ({"training_log": str(folder), "log_alignment": "x"}, "log_alignment")):
+        with pytest.raises(ConfigError) as err:
+            build_method("LMCleaner", **bad)
+        assert "\n" not in str(err.value) and f"'{field}'" in str(err.value)
+    other = ForgetRetainDataset(token_rows(99, 2), rows[2:], pad_token_id=0, seed=0)
+    with pytest.raises(ConfigError, match="none of the forget rows"):
+        build_method("LMCleaner", training_log=str(folder)).prepare_model(model, other, None)
+    assert build_method("LMCleanerBatch", training_log_dir=str(folder), K=5).config.window == 5

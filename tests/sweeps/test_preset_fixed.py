@@ -48,3 +48,8 @@ def test_a_preset_fixed_typo_names_the_file(tmp_path, monkeypatch):
         load_preset("bad")
     assert "\n" not in str(err.value) and "fixed.epochz" in str(err.value)
     assert parse_space({"lr": {"low": 1e-3, "high": 1e-2}}).fixed == {}
+
+
+def test_lmcleaner_preset_reads_the_zoo_log_and_runs_one_step(tmp_path):
+    spec = parse_spec(_spec(tmp_path, "LMCleaner"))
+    assert (spec.fixed["training_log"], spec.fixed["epochs"], spec.fixed["weight_decay"]) == ("zoo", 1, 0.0)

@@ -18,7 +18,7 @@ from typing import Any, Mapping
 from unlearning.errors import ConfigError
 
 CANONICAL_METHODS = ("GradAscent", "GradDiff", "IdkDPO", "NPO", "SimNPO", "RMU", "SatImp", "WGA", "TNPO",
-                     "UNDIAL", "JensUn", "CEU", "PDU", "GRU", "SIBL", "T3", "LUNAR")
+                     "UNDIAL", "JensUn", "CEU", "PDU", "GRU", "SIBL", "T3", "LUNAR", "LMCleaner")
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,8 @@ METHOD_ALIASES: dict[str, MethodAlias] = {
     "DPO": MethodAlias("IdkDPO"),
     "GradJSDiff": MethodAlias("JensUn"),
     "CE-U": MethodAlias("CEU"),
+    "LMCleanerBatch": MethodAlias("LMCleaner"),         # open-unlearning configs/trainer/LMCleanerBatch.yaml
+    "LMCleanerBatchLevel": MethodAlias("LMCleaner"),    # its handler class
     "DrNPO": MethodAlias("NPO", "dv"),
     "GroupNPO": MethodAlias("NPO", "g"),
     "DrSimNPO": MethodAlias("SimNPO", "dv"),
@@ -73,6 +75,8 @@ METHOD_HPARAM_ALIASES: dict[str, dict[str, str]] = {
     "SIBL": {"gamma": "l1_coeff"},
     # open-unlearning Lunar.yaml method_args: the estimated-net fit's lr / batch_size, data_path of harmful.json
     "LUNAR": {"lr": "fit_lr", "batch_size": "fit_batch_size", "data_path": "direction_prompts"},
+    # open-unlearning LMCleanerBatch.yaml: K = the truncation window, training_log_dir = the log folder
+    "LMCleaner": {"K": "window", "training_log_dir": "training_log"},
 }
 
 # reference names whose value is rewritten into project fields by canonicalize (see _expand)
@@ -98,6 +102,7 @@ CANONICAL_HPARAMS = frozenset({
     "base_temp",
     "head_hidden_size", "head_layers", "head_activation", "head_bias", "layers", "coeffs", "direction_prompts",
     "fit", "fit_lr", "fit_epochs", "fit_batch_size",
+    "training_log", "window", "hessian_mode", "damping", "max_step", "log_alignment",
 })
 
 RETAIN_TYPE_ALIASES = {"nll": "NLL", "kl": "KL", "jsd": "JSD", "jensun": "JSD", "embed_diff": "EMBED_DIFF"}

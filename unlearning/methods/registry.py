@@ -25,6 +25,7 @@ from unlearning.methods.grad_diff import GradDiff
 from unlearning.methods.gru import GRU
 from unlearning.methods.idk_dpo import IdkDPO
 from unlearning.methods.jensun import JensUn
+from unlearning.methods.lmcleaner import LMCleaner
 from unlearning.methods.lunar import LUNAR
 from unlearning.methods.names import canonicalize, resolve_method_name
 from unlearning.methods.npo import NPO
@@ -39,7 +40,8 @@ from unlearning.methods.undial import UNDIAL
 from unlearning.methods.wga import WGA
 
 METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (
-    GradAscent, GradDiff, IdkDPO, NPO, SimNPO, RMU, SatImp, WGA, TNPO, UNDIAL, JensUn, CEU, PDU, GRU, SIBL, T3, LUNAR)}
+    GradAscent, GradDiff, IdkDPO, NPO, SimNPO, RMU, SatImp, WGA, TNPO, UNDIAL, JensUn, CEU, PDU, GRU, SIBL, T3, LUNAR,
+    LMCleaner)}
 WRAPPER_CONFIGS = {"g": BalDROGConfig, "dv": BalDRODVConfig}
 
 

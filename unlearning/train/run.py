@@ -120,6 +120,10 @@ def run_train(config: TrainConfig, eval_hook: EvalHook | None = None, resume: bo
     data = run_inputs(config, bundle, method, source, cache_dir=inputs_cache, rank=_rank())
     say(f"data {config.data.forget_split}: {len(data.forget)} forget / {len(data.retain)} retain rows; "
         f"method {method!r}")
+    if getattr(method, "attach_log", None) is not None and method.config.training_log is not None:  # LMCleaner
+        from unlearning.models.training_log import open_training_log  # its training log ("zoo": replayed)
+
+        method.attach_log(open_training_log(method.config.training_log, config.model.name))
     prepare = getattr(method, "prepare_model", None)  # T3 wraps the model (methods/t3.py), LUNAR reads the data
     if prepare is not None:
         model = prepare(model, data, tokenizer)

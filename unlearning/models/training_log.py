@@ -1,0 +1,180 @@
+"""The tofu-mini zoo's training log for LMCleaner (``training_log: zoo``), made on demand and cached apart from the zoo.
+
+    log = zoo_training_log("tofu-mini/target")   # first call: replays the zoo's SFT run once (minutes) and checks it
+    log.steps[t].lr, log.steps[t].indices, log.update(t), log.batch(t)
+    open_training_log("zoo", "tofu-mini/target")     # what run_train calls for LMCleaner; a folder opens a stored log
+
+Why a replay: the zoo's models are trained by ``unlearning.models.sft.finetune`` (AdamW, one-cycle lr, a seeded
+shuffle), which records nothing; logging every step's update of the small zoo model would take ~10 GB (1880 steps x
+5 MB). So ``prepare`` stays as it is (the zoo's cache key and cached models are untouched) and this module re-runs
+the same recipe (the zoo's random init, ``training_rows``, the same generator, AdamW and OneCycleLR, one thread as
+the zoo build) once, records which rows each step saw and its learning rate (``steps.jsonl``, ``rows.jsonl``: the
+lmcleaner_log format, ``"updates": "replay"``), and measures how far the replayed weights end from the cached zoo
+model's (``source.replay_max_abs_diff`` in meta.json; beyond 1% of the largest weight it is a one-line error and
+nothing is written): the zoo build's float sums are not reproduced bit for bit in another process, so the log is
+that of a re-run of the zoo model's recipe, whose end point is within the recorded distance of the cached model.
+LMCleaner then asks for u_tz in ascending tz; :class:`ZooReplayLog` replays forward to produce each (restarting
+only if asked for an earlier step). Cached under ``<cache>/training-logs/<zoo folder>-<model>/``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from unlearning.errors import ConfigError
+from unlearning.methods.lmcleaner_log import LogRecorder, TrainingLog, flat, open_stored_log, read_log_files
+from unlearning.models.zoo import parse_zoo_name, zoo_dir
+
+THREADS = 1               # the zoo's build trains its models one thread each (zoo_build.worker_layout on 2 cores)
+REPLAY_TOLERANCE = 1e-2   # the replayed weights must end within 1% of the largest cached weight (see _record)
+
+
+def _recipe(name: str) -> tuple[Any, str, Path]:
+    parsed = parse_zoo_name(name)
+    if parsed is None or type(parsed[0]).__name__ != "ZooConfig":
+        raise ConfigError("LMCleaner", field="training_log", value="zoo",
+                          fix=f"'zoo' needs a tofu-mini zoo model (tofu-mini/target, ...), not {name!r}: give the "
+                              "folder of your own run's training log")
+    cfg, model_name = parsed
+    root = zoo_dir(cfg)
+    if not (root / model_name).is_dir():
+        raise ConfigError("LMCleaner", field="model.name", value=name,
+                          fix=f"the zoo model is not prepared: run `unlearn-sweep prepare tofu-mini --size {cfg.size}`")
+    return cfg, model_name, root
+
+
+class _Replay:
+    """The zoo's SFT run of one model, step by step (the same computation as sft.finetune_items)."""
+
+    def __init__(self, name: str, threads: int) -> None:
+        from unlearning.data.collators import TrainCollator
+        from unlearning.models.prepare import _template, training_rows
+        from unlearning.models.sft import encode_rows
+        from unlearning.models.zoo_model import load_zoo_tokenizer, new_model
+
+        cfg, model_name, root = _recipe(name)
+        from dataclasses import asdict
+
+        train = asdict(cfg.train)
+        self.threads, self.root, self.model_name = threads, root, model_name
+        torch.set_num_threads(threads)
+        tok = load_zoo_tokenizer(root)
+        self.pad_token_id = tok.pad_token_id
+        self.model = new_model(cfg.size, train["seed"], tok)
+        rows = training_rows(root / "data", model_name, train["base_repeats"])
+        self.items = encode_rows(tok, _template(), rows)
+        self.collate = TrainCollator(tok.pad_token_id)
+        epochs = train["base_epochs"] if model_name == "base" else train["epochs"]
+        self.batch_size = train["batch_size"]
+        self.gen = torch.Generator().manual_seed(train["seed"])
+        torch.manual_seed(train["seed"])
+        self.total = epochs * math.ceil(len(self.items) / self.batch_size)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=train["lr"], weight_decay=0.0)
+        self.sched = torch.optim.lr_scheduler.OneCycleLR(self.opt, max_lr=train["lr"], total_steps=self.total,
+                                                         pct_start=0.05, anneal_strategy="linear")
+        self.model.train()
+        self.t, self.order = 0, []
+        self.source = {"zoo": name, "zoo_dir": str(root), "threads": threads}
+
+    def step(self) -> tuple[float, list[int], torch.Tensor]:
+        """Run the next optimizer step; (its lr, its rows, its update u_t flat)."""
+        if not self.order:
+            self.order = [torch.randperm(len(self.items), generator=self.gen).tolist()[i:i + self.batch_size]
+                          for i in range(0, len(self.items), self.batch_size)]
+        indices = self.order.pop(0)
+        lr = self.opt.param_groups[0]["lr"]
+        before = flat(self.model.parameters())
+        batch = self.collate([self.items[j] for j in indices])
+        out = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"])
+        out.loss.backward()
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        self.sched.step()
+        self.t += 1
+        return lr, indices, flat(self.model.parameters()) - before
+
+
+def log_dir(name: str) -> Path:
+    _cfg, model_name, root = _recipe(name)
+    return root.parent.parent / "training-logs" / f"{root.name}-{model_name}"
+
+
+def zoo_training_log(name: str, log=print) -> "ZooReplayLog":
+    """The zoo model's log (recorded on the first call, checked against the cached weights)."""
+    folder = log_dir(name)
+    if not (folder / "meta.json").is_file():
+        _record(name, folder, log)
+    meta, steps, rows = read_log_files(folder)
+    return ZooReplayLog(name, steps, rows, meta["pad_token_id"], meta["source"])
+
+
+def _record(name: str, folder: Path, log) -> None:
+    """Replay the zoo model's SFT once (the zoo's layout: one thread per model), log it, and record how far the replayed
+    weights are from the cached ones (``meta.json`` source.replay_max_abs_diff; 0.0 = the cached model's own run)."""
+    from transformers import AutoModelForCausalLM
+
+    _cfg, model_name, root = _recipe(name)
+    cached = AutoModelForCausalLM.from_pretrained(root / model_name, dtype=torch.float32)
+    want = flat(cached.parameters())
+    threads_before = torch.get_num_threads()
+    try:
+        log(f"recording the training log of {name}: replaying its SFT run ({THREADS} thread(s); a few minutes, once)")
+        replay = _Replay(name, THREADS)
+        rec = LogRecorder(replay.items, replay.pad_token_id, keep_updates=False, source=replay.source)
+        while replay.t < replay.total:
+            lr, indices, _u = replay.step()
+            rec.step(lr, indices)
+        got = flat(replay.model.parameters())
+    finally:
+        torch.set_num_threads(threads_before)
+    diff = float((got - want).abs().max())
+    scale = float(want.abs().max())
+    if diff > REPLAY_TOLERANCE * scale:
+        raise ConfigError("LMCleaner", field="training_log", value="zoo",
+                          fix=f"replaying {name}'s SFT run ends {diff:.1e} from its cached weights (max |w| "
+                              f"{scale:.1e}): the zoo was trained elsewhere or with another recipe; re-run "
+                              "`unlearn-sweep prepare` here")
+    rec.source = {**rec.source, "replay_max_abs_diff": diff, "cached_max_abs_weight": scale}
+    rec.write(folder)
+    log(f"training log of {name}: {len(rec.steps)} steps, replay within {diff:.1e} of the cached weights")
+
+
+class ZooReplayLog(TrainingLog):
+    """A zoo log whose updates are produced by replaying the recorded run forward."""
+
+    def __init__(self, name: str, steps, rows, pad_token_id, source) -> None:
+        super().__init__(steps, rows, pad_token_id, source)
+        self.name, self._replay = name, None
+
+    def update(self, t: int) -> torch.Tensor:
+        before = torch.get_num_threads()
+        try:   # the replay runs at the thread count that reproduced the zoo model (float sums depend on it)
+            if self._replay is None or self._replay.t > t:
+                self._replay = _Replay(self.name, int(self.source.get("threads", 1)))
+            torch.set_num_threads(self._replay.threads)
+            while True:
+                step = self._replay.t
+                _lr, indices, u = self._replay.step()
+                if step == t:
+                    break
+        finally:
+            torch.set_num_threads(before)
+        if tuple(indices) != self.steps[t].indices:
+            raise ConfigError("LMCleaner", field="training_log", value="zoo",
+                              fix=f"the replay's step {t} saw other rows than the log: delete {log_dir(self.name)}")
+        return u
+
+
+def open_training_log(spec: str, model_name: str) -> TrainingLog:
+    """``zoo`` -> the zoo model's replayed log; a folder -> its stored log."""
+    return zoo_training_log(model_name) if spec == "zoo" else open_stored_log(spec)
+
+
+def describe(folder: str | Path) -> dict[str, Any]:
+    """meta.json of a log folder (for reports)."""
+    return json.loads((Path(folder) / "meta.json").read_text())
