@@ -12,9 +12,10 @@ Each mutation is a one-line source edit, applied to a **throw-away copy** of the
   logs included);
 * X.. edit unlearning/methods/*.py, at least one per method file: a loss formula, its masking (which positions
   count), its reduction (sum / mean / denominator), or the procedure around it (PDU's warm-up and epoch dual,
-  GRU's accumulation, EMA and projection test); the fidelity tests run (`tests/methods/test_fidelity.py`: every
-  method against an independent transcription of its reference code). BalDRO (baldro.py) is a wrapper with its
-  own tests (test_baldro_*.py), not a fidelity case, and is not mutated here.
+  GRU's accumulation, EMA and projection test, SIBL's fresh batches, LUNAR's fit, LMCleaner's propagation and log
+  alignment); the fidelity tests run (`tests/methods/test_fidelity.py`: every method against an independent
+  transcription of its reference code, and `tests/methods/test_procedures.py`: what the procedure cases assume).
+  BalDRO (baldro.py) is a wrapper with its own tests (test_baldro_*.py), not a fidelity case, and is not mutated.
 
 The table lists, per mutation, the test functions that failed, each with (failed cases / parametrised cases). A
 mutation no test catches is reported as SURVIVED (with the reason where known). The last line is
@@ -144,6 +145,24 @@ METHOD_MUTATIONS: dict[str, tuple[str, str, str, str]] = {
     "X28": ("base.py", "    ce = F.cross_entropy(logits[:, :-1, :].float().transpose(1, 2), shifted,",
             "    ce = F.cross_entropy(logits[:, 1:, :].float().transpose(1, 2), shifted,",
             "token CE (base.token_ce): logits shifted the wrong way"),
+    "X29": ("sibl.py", "        return [order.tolist()[:batch_size] for order in orders]",
+            "        return [list(range(batch_size)) for _ in orders]",
+            "SIBL T: every outer iteration on the same first rows, not a fresh shuffle"),
+    "X30": ("lunar_fit.py", "EXPONENTIAL_GAMMA = 0.9 ", "EXPONENTIAL_GAMMA = 0.95 ",
+            "LUNAR fit: ExponentialLR decay 0.95 instead of the reference's 0.9"),
+    "X31": ("lunar_fit.py", "batch_size=batch_size, shuffle=True)", "batch_size=batch_size, shuffle=False)",
+            "LUNAR fit: token vectors in order, not reshuffled per epoch"),
+    "X32": ("lmcleaner.py", "                v = v - eta * hvp(net, batch, v, params).detach()",
+            "                v = v + eta * hvp(net, batch, v, params).detach()",
+            "LMCleaner: Hessian-vector term added instead of subtracted"),
+    "X33": ("lmcleaner.py", "                    v = v - eta * self.config.damping * v",
+            "                    v = v - self.config.damping * v", "LMCleaner: damping not scaled by the step's lr"),
+    "X34": ("lmcleaner.py", "            update = (lambda t: log.update(t - 1) if t > 0 else",
+            "            update = (lambda t: log.update(t) if t > 0 else",
+            "LMCleaner reference alignment: the step's own update instead of the logger's previous one"),
+    "X35": ("lmcleaner.py", "            for s in range(tz + 1, min(tz + self.config.window, end) + 1):",
+            "            for s in range(tz + 1, min(tz + self.config.window, end)):",
+            "LMCleaner: propagation window one step short"),
 }
 # why a mutation can survive the golden tests (shown in the table)
 EXPECTED_SURVIVORS = {
@@ -186,7 +205,8 @@ def main() -> int:
     ap.add_argument("--only", nargs="+", default=None)
     ap.add_argument("--list", action="store_true")
     ap.add_argument("--targets", nargs="+", default=["tests/metrics"], help="tests run for the metric mutations")
-    ap.add_argument("--method-targets", nargs="+", default=["tests/methods/test_fidelity.py"],
+    ap.add_argument("--method-targets", nargs="+",
+                    default=["tests/methods/test_fidelity.py", "tests/methods/test_procedures.py"],
                     help="tests run for the method mutations")
     args = ap.parse_args()
     groups = {"metrics": (MUTATIONS, args.targets), "methods": (METHOD_MUTATIONS, args.method_targets)}

@@ -53,7 +53,8 @@ MISSING_LOG_FIX = ("point it at the training run's log folder (steps.jsonl, rows
 @dataclass
 class LMCleanerConfig:
     """training_log (required before training: a log folder or "zoo"), window=800 (the reference's K),
-    hessian_mode="GGN", damping=1e-4, max_step=None (tau: the last logged step), log_alignment="update" (or "reference")."""
+    hessian_mode="GGN", damping=1e-4, max_step=None (tau: the last logged step), log_alignment="update" (or
+    "reference")."""
 
     training_log: str | None = None
     window: int = 800
@@ -152,6 +153,14 @@ class LMCleaner(Method):
                                   fix="the zoo's log is attached by unlearn-sweep train (run_train); elsewhere give "
                                       "a log folder (unlearning.models.training_log.zoo_training_log(name) makes one)")
             self.log = open_stored_log(self.config.training_log)
+        if self.log.final is not None:   # the log is of a re-run (the zoo's): start from the weights it describes
+            params = [p for p in _unwrap(model).parameters() if p.requires_grad]
+            if self.log.final.numel() != sum(p.numel() for p in params):
+                raise ConfigError(self.name, field="training_log", value=self.config.training_log,
+                                  fix="the log's final weights do not fit this model: use the log's own model")
+            with torch.no_grad():
+                for p, part in zip(params, _split(self.log.final, params)):
+                    p.copy_(part.to(device=p.device, dtype=p.dtype))
         positions: dict[tuple[int, ...], list[int]] = {}
         for i, row in enumerate(self.log.rows):
             positions.setdefault(tuple(row["input_ids"]), []).append(i)

@@ -55,6 +55,7 @@ class TrainingLog:
     def __init__(self, steps: list[LogStep], rows: list[dict[str, list[int]]], pad_token_id: int,
                  source: dict[str, Any] | None = None) -> None:
         self.steps, self.rows, self.pad_token_id, self.source = steps, rows, int(pad_token_id), source or {}
+        self.final: Tensor | None = None   # the logged run's final weights, when they are not the model's (zoo re-run)
 
     def update(self, t: int) -> Tensor:
         raise NotImplementedError

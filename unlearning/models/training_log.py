@@ -10,9 +10,10 @@ shuffle), which records nothing; logging every step's update of the small zoo mo
 the same recipe (the zoo's random init, ``training_rows``, the same generator, AdamW and OneCycleLR, one thread as
 the zoo build) once, records which rows each step saw and its learning rate (``steps.jsonl``, ``rows.jsonl``: the
 lmcleaner_log format, ``"updates": "replay"``), and measures how far the replayed weights end from the cached zoo
-model's (``source.replay_max_abs_diff`` in meta.json; beyond 1% of the largest weight it is a one-line error and
-nothing is written): the zoo build's float sums are not reproduced bit for bit in another process, so the log is
-that of a re-run of the zoo model's recipe, whose end point is within the recorded distance of the cached model.
+model's (``source.replay_max_abs_diff`` in meta.json): the zoo build's float sums are not reproduced by a replay in
+another process (measured: 0.67 at max |w| 2.0 for the small target after 1880 steps), so the log is that of a
+re-run of the zoo model's recipe, and its final weights (``final.pt``) are the model LMCleaner starts from
+(``TrainingLog.final``: the method loads them, the log describes exactly that model).
 LMCleaner then asks for u_tz in ascending tz; :class:`ZooReplayLog` replays forward to produce each (restarting
 only if asked for an earlier step). Cached under ``<cache>/training-logs/<zoo folder>-<model>/``.
 """
@@ -31,7 +32,7 @@ from unlearning.methods.lmcleaner_log import LogRecorder, TrainingLog, flat, ope
 from unlearning.models.zoo import parse_zoo_name, zoo_dir
 
 THREADS = 1               # the zoo's build trains its models one thread each (zoo_build.worker_layout on 2 cores)
-REPLAY_TOLERANCE = 1e-2   # the replayed weights must end within 1% of the largest cached weight (see _record)
+FINAL_FILE = "final.pt"   # the re-run's final weights (flat float32): the model the log describes
 
 
 def _recipe(name: str) -> tuple[Any, str, Path]:
@@ -110,7 +111,9 @@ def zoo_training_log(name: str, log=print) -> "ZooReplayLog":
     if not (folder / "meta.json").is_file():
         _record(name, folder, log)
     meta, steps, rows = read_log_files(folder)
-    return ZooReplayLog(name, steps, rows, meta["pad_token_id"], meta["source"])
+    out = ZooReplayLog(name, steps, rows, meta["pad_token_id"], meta["source"])
+    out.final = torch.load(folder / FINAL_FILE, map_location="cpu", weights_only=True)
+    return out
 
 
 def _record(name: str, folder: Path, log) -> None:
@@ -133,15 +136,11 @@ def _record(name: str, folder: Path, log) -> None:
     finally:
         torch.set_num_threads(threads_before)
     diff = float((got - want).abs().max())
-    scale = float(want.abs().max())
-    if diff > REPLAY_TOLERANCE * scale:
-        raise ConfigError("LMCleaner", field="training_log", value="zoo",
-                          fix=f"replaying {name}'s SFT run ends {diff:.1e} from its cached weights (max |w| "
-                              f"{scale:.1e}): the zoo was trained elsewhere or with another recipe; re-run "
-                              "`unlearn-sweep prepare` here")
-    rec.source = {**rec.source, "replay_max_abs_diff": diff, "cached_max_abs_weight": scale}
+    rec.source = {**rec.source, "replay_max_abs_diff": diff, "cached_max_abs_weight": float(want.abs().max())}
     rec.write(folder)
-    log(f"training log of {name}: {len(rec.steps)} steps, replay within {diff:.1e} of the cached weights")
+    torch.save(got, folder / FINAL_FILE)
+    log(f"training log of {name}: {len(rec.steps)} steps; the re-run ends {diff:.1e} from the cached weights, "
+        "so LMCleaner starts from the re-run's own weights (final.pt)")
 
 
 class ZooReplayLog(TrainingLog):
