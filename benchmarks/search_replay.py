@@ -211,7 +211,8 @@ def _recorder_and_stopper(budget: int):
             self.trials: list[str] = []
 
         def on_trial_start(self, iteration, trials, trial, **info):
-            self.trials.append(trial.trial_id)
+            if trial.trial_id not in self.trials:  # a paused trial that continues starts again: one trial
+                self.trials.append(trial.trial_id)
 
         def on_trial_result(self, iteration, trials, trial, result, **info):
             self.points.append({"trial": trial.trial_id, "params": dict(trial.config),
