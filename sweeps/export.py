@@ -119,7 +119,7 @@ OU_TRAIN_ARGS = {
     "weight_decay": "trainer.args.weight_decay", "max_grad_norm": "trainer.args.max_grad_norm",
     "lr_scheduler": "trainer.args.lr_scheduler_type", "seed": "trainer.args.seed",
 }
-# reference classes that call beta_dv sigma_forget (spec §2.13); the others say beta_dv_forget
+# reference classes that call beta_dv sigma_forget (docs/methods.md); the others say beta_dv_forget
 SIGMA_NAMES = {"SimNPO", "SatImp"}
 # our own options that the reference trainers do not have (left out of the line)
 NOT_IN_REFERENCE = {"dv_mode", "unit", "retain_reduction", "detach_weights", "form", "faithful_ignore_index",

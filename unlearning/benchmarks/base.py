@@ -145,6 +145,39 @@ class TrainingBenchmark(Benchmark, Protocol):
         template, dtype, device, log)."""
 
 
+class TrainingDefaults:
+    """What most training benchmarks share (their generated data is `<mini>[-<size>]`; a question/answer smoke
+    test); a benchmark class inherits it and overrides what differs."""
+
+    trains = True
+    settings_key = None
+
+    def data_label(self, source: str) -> str:
+        return self.mini if source.startswith(self.mini) else self.name
+
+    def derives_retain(self, source: str) -> bool:
+        return source.startswith(self.mini)
+
+    def forget_split_file(self, data: Any) -> str:
+        return data.forget_split
+
+    def check_source(self, spec: Any, minis: Mapping[str, str]) -> None:
+        mini_source_check(spec, self, minis)
+
+    def plan_settings(self, spec: Any, settings: dict[str, Any]) -> dict[str, Any]:
+        return settings
+
+    def smoke_settings(self, settings: dict[str, Any]) -> dict[str, Any]:
+        return {**settings, "max_new_tokens": min(int(settings.get("max_new_tokens", 16)), 16)}
+
+    def exportable(self, data: Any) -> None:
+        """NotExportable on the generated data: the zoo's models and data are not on the hub."""
+        if data.source.startswith(self.mini):
+            raise NotExportable(f"the model and {self.data_label(data.source)} are the embedded zoo's (not on the "
+                                "hub); the same config on a hub model (data.source: hub) prints its open-unlearning "
+                                "command line")
+
+
 # --------------------------------------------------------------------------------------------------
 # helpers the benchmark modules share
 

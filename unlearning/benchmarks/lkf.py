@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from unlearning.benchmarks.base import (Evaluation, NotExportable, check_selected_metrics, mini_source_check,
-                                        no_corpus, qa_examples, train_attack_schedule, zoo_name)
+from unlearning.benchmarks.base import (Evaluation, NotExportable, TrainingDefaults, check_selected_metrics, no_corpus,
+                                        qa_examples, train_attack_schedule, zoo_name)
 from unlearning.data.lkf import LKF_TRAIN_DEFAULTS
 from unlearning.errors import ConfigError
 from unlearning.evaluation.config import LKF_METRICS, QA_ALIASES, LkfEvalConfig
@@ -77,11 +77,10 @@ def lkf_evaluation(config: Any, bundle: Any, **_reference: Any) -> Evaluation:
     return Evaluation(evaluate=lambda model: flat_metrics(ev.evaluate(model, 0)))  # no retain reference
 
 
-class LkfBenchmark:
+class LkfBenchmark(TrainingDefaults):
     """LKF: real lesser-known facts the model already knows (nmndeep/LKF-*; lkf-mini made from tofu-mini's facts)."""
 
-    name, title, mini, trains = "lkf", "LKF", "lkf-mini", True
-    settings_key = None
+    name, title, mini = "lkf", "LKF", "lkf-mini"
     eval_settings = LkfEvalConfig
     metric_aliases = QA_ALIASES
     default_objectives = ({"name": "forget_Q_A_ROUGE_worst", "mode": "min"},
@@ -109,12 +108,6 @@ class LkfBenchmark:
         return qa_examples(tokenizer, template, load_lkf(data.forget_split, source)[: data.limit],
                            load_lkf(data.retain_split, source), data.max_length, with_idk, seed)
 
-    def data_label(self, source: str) -> str:
-        return self.mini if source.startswith(self.mini) else self.name
-
-    def forget_split_file(self, data: Any) -> str:
-        return data.forget_split
-
     def hub_dataset(self, data: Any) -> str | None:
         return None  # several nmndeep/LKF-* datasets, found by the loader
 
@@ -136,10 +129,7 @@ class LkfBenchmark:
         return lkf_evaluation(config, bundle, **reference)
 
     def derives_retain(self, source: str) -> bool:
-        return False
-
-    def check_source(self, spec: Any, minis: Mapping[str, str]) -> None:
-        mini_source_check(spec, self, minis)
+        return False  # LKF has no retain model
 
     def check_eval(self, spec: Any, settings: dict[str, Any], skip: tuple[str, ...] = ()) -> None:
         """eval.settings validate as LKF settings and select every metric the objectives and conditions read."""
@@ -163,17 +153,8 @@ class LkfBenchmark:
                               fix="lkf-mini is made from tofu-mini's facts: unlearn a tofu-mini zoo model "
                                   "(tofu-mini/target), or give data.source hub (nmndeep/LKF-*) or a folder")
 
-    def plan_settings(self, spec: Any, settings: dict[str, Any]) -> dict[str, Any]:
-        return settings
-
-    def smoke_settings(self, settings: dict[str, Any]) -> dict[str, Any]:
-        return {**settings, "max_new_tokens": min(int(settings.get("max_new_tokens", 16)), 16)}
-
     def open_unlearning_args(self, data: Any, model: Any, trainer: str, task_name: str) -> list[str]:
-        if data.source.startswith(self.mini):
-            raise NotExportable(f"the model and {self.data_label(data.source)} are the embedded zoo's (not on the "
-                                "hub); the same config on a hub model (data.source: hub) prints its open-unlearning "
-                                "command line")
+        self.exportable(data)
         raise NotExportable("LKF runs in JensUn's open-unlearning fork (configs/experiment/unlearn/lkf/), whose "
                             "settings this export does not map; replay the config with `unlearn-sweep train`")
 

@@ -1,4 +1,5 @@
-"""LKF (JensUn, spec §3.8, §4.2) splits, row schemas, `load_lkf`, and `lkf_question_variants`.
+"""LKF (JensUn, docs/lkf.md; nmndeep/JensUn-Unlearning @ 9d0cfd5101cb) splits, row schemas, `load_lkf`, and
+`lkf_question_variants`.
 
     from unlearning.data.lkf import load_lkf, lkf_question_variants
     rows = load_lkf("forget_eval_para")                 # hub: nmndeep/LKF-forget_eval_para, split "train"

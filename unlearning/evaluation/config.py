@@ -36,7 +36,7 @@ MUSE_METRICS: tuple[str, ...] = (
     "forget_knowmem_ROUGE", "retain_knowmem_ROUGE", "forget_verbmem_ROUGE", "forget_gibberish",
     "extraction_strength", "mia_min_k", "mia_min_k_plus_plus", "mia_loss", "mia_zlib", "privleak",
 )
-# robustness (unlearning-spec §3.8; `robust_eval.py` defines each): the worst case over a fact's question variants
+# robustness (docs/lkf.md; `robust_eval.py` defines each): the worst case over a fact's question variants
 # (TOFU: question + paraphrased_question; LKF: question + 15 paraphrases) and the forget metrics after the
 # relearning attack (on a fine-tuned copy; measured on the forget facts that were not relearned)
 ROBUST_WORST_METRICS: tuple[str, ...] = ("forget_Q_A_Prob_worst", "forget_Q_A_ROUGE_worst", "forget_leak_rate_worst")
@@ -142,7 +142,7 @@ class BatchingConfig(BaseModel):
 
 
 class EvalConfig(BatchingConfig):
-    """TOFU evaluation (unlearning-spec §3.1-3.5, §3.7)."""
+    """TOFU evaluation (docs/methods.md, the evaluation)."""
 
     forget_split: str = "forget10"
     holdout_split: str | None = None  # default: the holdout of the same size (holdout10 for forget10)
@@ -180,7 +180,7 @@ class EvalConfig(BatchingConfig):
 
 
 class MuseEvalConfig(BatchingConfig):
-    """MUSE evaluation (unlearning-spec §3.6): knowmem with in-context examples, verbmem, privleak."""
+    """MUSE evaluation (docs/muse.md): knowmem with in-context examples, verbmem, privleak."""
 
     metrics: list[str] | None = None  # None = all MUSE_METRICS
     knowmem_max_new_tokens: int = Field(32, ge=1)

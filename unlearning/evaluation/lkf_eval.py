@@ -1,4 +1,4 @@
-"""The LKF evaluator (JensUn's "lesser-known facts", spec §3.8) without an LLM judge, and its robustness metrics.
+"""The LKF evaluator (JensUn's "lesser-known facts", docs/lkf.md) without an LLM judge, and its robustness metrics.
 
     ev = LkfEvaluator(tokenizer, template, LkfEvalConfig(metrics=[...]), source="/path/lkf-mini")  # or a hub prefix
     results = ev.evaluate(model, epoch)      # {metric: {"agg_value": ...}} (OU layout), like TofuEvaluator

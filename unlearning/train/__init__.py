@@ -23,8 +23,16 @@ __all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(f"unlearning.train.{_EXPORTS[name]}"), name)
-    raise AttributeError(name)
+    """The exported name, its module imported on first use (plain imports, no module names as strings)."""
+    where = _EXPORTS.get(name)
+    if where == "config":
+        from unlearning.train import config as module
+    elif where == "data":
+        from unlearning.train import data as module
+    elif where == "loop":
+        from unlearning.train import loop as module
+    elif where == "run":
+        from unlearning.train import run as module
+    else:
+        raise AttributeError(name)
+    return getattr(module, name)
