@@ -245,7 +245,8 @@ def searches_table(ov: Overview) -> Table:
 
 def _searcher_line(spec: Any) -> str:
     s = spec.search
-    text = f"searcher: Optuna {s.sampler} (seed {spec.seed}), one study per search"
+    name = ("trajectory model (every evaluation point)" if s.sampler == "trajectory" else f"Optuna {s.sampler}")
+    text = f"searcher: {name} (seed {spec.seed}), one study per search"
     if len(spec.searches()) > 1:
         text += ("; the searches share the trial slots at once" if s.concurrent else
                  "; the searches run one after the other (search.concurrent: false)")

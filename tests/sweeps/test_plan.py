@@ -44,7 +44,7 @@ def test_plan_of_the_default_spec_without_probe(tmp_path, monkeypatch):
     assert re.search(r"tofu-mini/target\s+DrNPO\s+6\s+15\s+90\s+5\b", out), out
     assert re.search(r"tofu-mini/target\s+NPO\s+6\s+15\s+90\s+5\b", out), out
     assert re.search(r"total: 2 searches\s+12\s+180\s+60 in all", out), out
-    assert "searcher: Optuna tpe (seed 0)" in out and "scheduler: none" in out
+    assert "searcher: trajectory model (every evaluation point) (seed 0)" in out and "scheduler: none" in out
     assert "resources per trial: 1 CPU" in out
     at_once = min(2, os.cpu_count() or 1)  # budget.max_concurrent 2, one CPU per trial
     assert f"this machine: {len(os.sched_getaffinity(0))} CPU" in out and f"{at_once} trial" in out
