@@ -16,6 +16,9 @@ landscape.json with its own target): `drnpo` (DrNPO = NPO + BalDRO-DV, 54 runs),
 table is replayed; `--tables drnpo,npo` selects; `--landscape DIR [--grid LABEL]` replays one grid of any
 landscape folder instead (--grid may be left out when the folder holds one label).
 
+Files: this script reads the tables and runs the replays; `search_replay.py` replays one search, `search_summary.py`
+computes the numbers below, `search_report.py` prints and writes them.
+
 How: each searcher is replayed against the table through the service's own pieces (`search_replay.py`): the
 lookup trainable (`sweeps.scheduling.lookup`), the searcher over the grid's discrete values (one
 `CategoricalDistribution` per hyperparameter) and its scheduler, built from the base spec's objectives,
@@ -84,26 +87,29 @@ points.jsonl gives the same hypervolume fraction (against the table's grid HV an
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
-import statistics
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from search_replay import (  # noqa: E402
-    SCHEDULER_SUFFIX, Setup, Trace, consumed, epochs_to_reach, grid_hypervolume, grid_runs, grid_trial_epochs,
-    hv_at, hv_curve, load_landscape, replay, searcher_name, start_ray, stop_ray, trials_within,
+    SCHEDULER_SUFFIX, Setup, consumed, grid_hypervolume, grid_runs, grid_trial_epochs, hv_at, hv_curve,
+    load_landscape, replay, searcher_name, start_ray, stop_ray, trials_within,
 )
-from sweeps.scheduling.lookup import freeze  # noqa: E402
+from search_report import (  # noqa: E402  (the printed lines and written files)
+    draw_png, finite, late_lines, saving_lines, summary_lines, table_lines, write_table,
+)
+from search_summary import (  # noqa: E402  (the numbers)
+    across, headline, late_bloomer, late_hits, margins, median, savings, summarise,
+)
 
 DATA = REPO / "benchmarks" / "data"
 TABLE_PREFIX = "landscape-"
@@ -111,9 +117,6 @@ DEFAULT_SPEC = REPO / "sweeps" / "tofu-mini.yaml"
 DEFAULT_SEARCHERS = "grid,random,tpe,gp,trajectory,trajectory+stop"
 SAMPLER_NAMES = ("grid", "random", "tpe", "gp", "nsga2", "trajectory")
 SCHEDULERS = ("none", "moasha", "trajectory")
-NEW_SAMPLERS = ("trajectory",)  # the searchers measured against every other one (the baselines)
-SAVING_GOAL = 0.30
-LATE_EPOCH = 9  # a late bloomer's point: at epoch >= 9 (tofu-mini's last MO-ASHA rung)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -220,295 +223,6 @@ def parse_searchers(text: str) -> list[tuple[str, str, str]]:
     if not out:
         raise SystemExit("--searchers: no searcher named")
     return out
-
-
-# --------------------------------------------------------------------------------------------------
-# summaries (pure: traces and curves in, numbers out; tested without Ray)
-
-
-Curves = Mapping[tuple[str, int], Sequence[tuple[int, float]]]
-
-
-def median(xs: Sequence[float]) -> float:
-    return statistics.median(xs) if xs else math.nan
-
-
-def worst(xs: Sequence[float]) -> float:
-    return min(xs) if xs else math.nan
-
-
-def names_of(traces: Sequence[Trace]) -> list[str]:
-    return list(dict.fromkeys(t.name for t in traces))
-
-
-def summarise(traces: Sequence[Trace], curves: Curves, grid_hv: float, grid_te: float, ats: Sequence[float],
-              goal: float) -> dict[str, dict[str, Any]]:
-    """Per searcher: HV fraction at each `ats` x grid_te (per seed, median, worst), final HV fraction (median),
-    trial-epochs to `goal` x grid HV (median, seeds that reached it), trials (median), wall seconds."""
-    out: dict[str, dict[str, Any]] = {}
-    for name in names_of(traces):
-        mine = [t for t in traces if t.name == name]
-        entry: dict[str, Any] = {"seeds": len(mine), "at": {}}
-        for at in ats:
-            fr = [hv_at(curves[(name, t.seed)], at * grid_te) / grid_hv for t in mine]
-            entry["at"][at] = {"per_seed": fr, "median": median(fr), "worst": worst(fr)}
-        reach = [epochs_to_reach(curves[(name, t.seed)], goal * grid_hv) for t in mine]
-        entry.update(final_median=median([(c[-1][1] if (c := curves[(name, t.seed)]) else 0.0) / grid_hv
-                                          for t in mine]),
-                     to_goal_median=median([r for r in reach if math.isfinite(r)]) if any(map(math.isfinite, reach))
-                     else math.inf,
-                     reached=sum(math.isfinite(r) for r in reach),
-                     trials_median=median([t.trials for t in mine]),
-                     wall_s=sum(t.wall_s for t in mine))
-        out[name] = entry
-    return out
-
-
-def savings(traces: Sequence[Trace], curves: Curves) -> dict[str, dict[str, Any]]:
-    """Per searcher with a scheduler whose plain sampler was run too: the early-stopping saving per seed,
-    1 - T_s / F_s (see the module docstring), its median and worst, and how many seeds reached H_s."""
-    out = {}
-    for name in names_of(traces):
-        early = {t.seed: t for t in traces if t.name == name and t.scheduler != "none"}
-        if not early:
-            continue
-        sampler = next(iter(early.values())).sampler
-        plain = {t.seed: t for t in traces if t.sampler == sampler and t.scheduler == "none"}
-        seeds = sorted(set(plain) & set(early))
-        if not seeds:
-            continue
-        per_seed, reached = [], 0
-        for s in seeds:
-            base = curves[(sampler, s)]
-            h = base[-1][1] if base else 0.0
-            first = epochs_to_reach(base, h) if base else 0.0
-            needed = epochs_to_reach(curves[(name, s)], h)
-            reached += math.isfinite(needed)
-            per_seed.append(1 - needed / first if first and math.isfinite(first) else math.nan)
-        out[name] = {"plain": sampler, "seeds": len(seeds), "reached": reached, "per_seed": per_seed,
-                     "median": median(per_seed), "worst": worst(per_seed)}
-    return out
-
-
-def late_bloomer(grid: Sequence[Mapping[str, Any]], setup: Any, min_epoch: int = LATE_EPOCH
-                 ) -> dict[str, Any] | None:
-    """The feasible point (`setup.vector` not None) with the highest forget_quality among the grid's points at
-    epoch >= min_epoch: {"params", "epoch", "forget_quality"}; None when there is none."""
-    best = None
-    for run in grid:
-        for p in run["points"]:
-            fq = p.get("forget_quality")
-            if (p.get("epoch") or 0) < min_epoch or fq is None or setup.vector(p) is None:
-                continue
-            if best is None or fq > best["forget_quality"]:
-                best = {"params": dict(run["hparams"]), "epoch": p["epoch"], "forget_quality": fq}
-    return best
-
-
-def holds_point(trace: Trace, params: Mapping[str, Any], epoch: Any, budget: float) -> bool:
-    """Whether the trace reported the point (same configuration, same epoch) within its first `budget`
-    trial-epochs (a failure report is not a point)."""
-    key, count = freeze(params), 0
-    for item in trace.points:
-        if item["result"].get("trial_failed"):
-            continue
-        count += 1
-        if count > budget + 1e-9:
-            return False
-        if item["result"].get("epoch") == epoch and freeze(item["params"]) == key:
-            return True
-    return False
-
-
-def late_hits(traces: Sequence[Trace], bloomer: Mapping[str, Any] | None, budget: float) -> dict[str, list[int]]:
-    """Per searcher: the seeds whose trace holds the late bloomer within `budget` trial-epochs."""
-    return {name: ([t.seed for t in traces if t.name == name
-                    and holds_point(t, bloomer["params"], bloomer["epoch"], budget)] if bloomer else [])
-            for name in names_of(traces)}
-
-
-def across(per_table: Mapping[str, Mapping[str, dict[str, Any]]], at: float, early: float
-           ) -> dict[str, dict[str, Any]]:
-    """Per searcher over tables (each a summarise() result): the worst table's median at `at` and `early`
-    (and which table), the worst seed at `at` over all tables, seeds (the fewest of any table)."""
-    out: dict[str, dict[str, Any]] = {}
-    names = list(dict.fromkeys(n for s in per_table.values() for n in s))
-    for name in names:
-        rows = {key: s[name] for key, s in per_table.items() if name in s}
-        worst_key = min(rows, key=lambda k: rows[k]["at"][at]["median"])
-        out[name] = {"tables": len(rows), "seeds": min(r["seeds"] for r in rows.values()),
-                     "worst_table": worst_key, "median_at": rows[worst_key]["at"][at]["median"],
-                     "median_early": min(r["at"][early]["median"] for r in rows.values()),
-                     "worst_seed_at": min(r["at"][at]["worst"] for r in rows.values())}
-    return out
-
-
-def is_new(name: str) -> bool:
-    return name.partition("+")[0] in NEW_SAMPLERS
-
-
-def margins(per_table: Mapping[str, Mapping[str, dict[str, Any]]], at: float) -> dict[str, dict[str, Any]]:
-    """Per table: the best new searcher's median at `at` minus the best baseline's (None when one side is
-    missing)."""
-    out = {}
-    for key, s in per_table.items():
-        new = {n: v["at"][at]["median"] for n, v in s.items() if is_new(n)}
-        base = {n: v["at"][at]["median"] for n, v in s.items() if not is_new(n)}
-        if not new or not base:
-            out[key] = None
-            continue
-        bn, bb = max(new, key=new.get), max(base, key=base.get)
-        out[key] = {"new": bn, "new_median": new[bn], "baseline": bb, "baseline_median": base[bb],
-                    "margin": new[bn] - base[bb]}
-    return out
-
-
-def best_searcher(summary: Mapping[str, dict[str, Any]]) -> str:
-    """The searcher with the highest worst-table median at 25% (ties: the better worst seed, then 15%)."""
-    return max(summary, key=lambda n: (summary[n]["median_at"], summary[n]["worst_seed_at"],
-                                       summary[n]["median_early"]))
-
-
-def headline(summary: Mapping[str, dict[str, Any]], at: float = 0.25, early: float = 0.15) -> str:
-    name = best_searcher(summary)
-    s = summary[name]
-    return (f"best: {name} reaches {s['median_at']:.3f} of the grid's hypervolume at {100 * at:.0f}% of its "
-            f"trial-epochs (worst table, median of {s['seeds']} seeds, worst {s['worst_seed_at']:.3f}); "
-            f"at {100 * early:.0f}%: {s['median_early']:.3f}")
-
-
-# --------------------------------------------------------------------------------------------------
-# printed
-
-
-def saved_txt(x: float) -> str:
-    """A saving: -inf = the stopping variant never reached the plain one's final HV."""
-    return "not reached" if x == -math.inf else "n/a" if not math.isfinite(x) else f"{100 * x:.0f}%"
-
-
-def table_lines(summary: Mapping[str, dict[str, Any]], ats: Sequence[float], goal: float, grid_te: int
-                ) -> list[str]:
-    cols = " | ".join(f"HV@{100 * a:.0f}% med worst" for a in ats)
-    head = f"{'searcher':>15} | seeds | {cols} | final | to {goal:g} HV (med) | reached | trials"
-    lines = [head, "-" * len(head)]
-    for name, s in summary.items():
-        at_txt = " | ".join(f"{s['at'][a]['median']:>9.3f} {s['at'][a]['worst']:>6.3f}" for a in ats)
-        to_goal = s["to_goal_median"]
-        to_goal_txt = (f"{to_goal:.0f} ({100 * to_goal / grid_te:.0f}% grid)" if math.isfinite(to_goal)
-                       else "not reached")
-        lines.append(f"{name:>15} | {s['seeds']:>5} | {at_txt} | {s['final_median']:>5.3f} | {to_goal_txt:>16} | "
-                     f"{s['reached']:>3}/{s['seeds']:<3} | {s['trials_median']:>6.0f}")
-    return lines
-
-
-def saving_lines(saved: Mapping[str, dict[str, Any]]) -> list[str]:
-    lines = []
-    for name, s in saved.items():
-        ok = math.isfinite(s["median"]) and s["median"] >= SAVING_GOAL
-        lines.append(f"early stopping, {name} vs {s['plain']}: reaches {s['plain']}'s final HV in {s['reached']}/"
-                     f"{s['seeds']} seeds; trial-epochs saved against when {s['plain']} first reached it: median "
-                     f"{saved_txt(s['median'])}, worst {saved_txt(s['worst'])} "
-                     f"({'>=' if ok else '<'} {100 * SAVING_GOAL:.0f}%{'' if ok else ': misses'})")
-    return lines
-
-
-def late_lines(bloomer: Mapping[str, Any] | None, hits: Mapping[str, list[int]], seeds: Mapping[str, int]
-               ) -> list[str]:
-    if bloomer is None:
-        return [f"late bloomer: no feasible point at epoch >= {LATE_EPOCH}"]
-    params = ", ".join(f"{k}={v}" for k, v in bloomer["params"].items())
-    found = ", ".join(f"{name} {len(h)}/{seeds[name]}" for name, h in hits.items())
-    return [f"late bloomer (best feasible forget_quality at epoch >= {LATE_EPOCH}): {params} at epoch "
-            f"{bloomer['epoch']} (FQ {bloomer['forget_quality']:.3g}); found within the budget: {found}"]
-
-
-def summary_lines(summary: Mapping[str, dict[str, Any]], marg: Mapping[str, Any], at: float, early: float
-                  ) -> list[str]:
-    head = (f"{'searcher':>15} | tables | worst table | median@{100 * at:.0f}% | median@{100 * early:.0f}% | "
-            f"worst seed@{100 * at:.0f}%")
-    lines = [f"summary over tables (worst table's median; worst seed over all tables):", head, "-" * len(head)]
-    for name, s in summary.items():
-        lines.append(f"{name:>15} | {s['tables']:>6} | {s['worst_table']:>11} | {s['median_at']:>10.3f} | "
-                     f"{s['median_early']:>10.3f} | {s['worst_seed_at']:>13.3f}")
-    for key, m in marg.items():
-        if m is None:
-            lines.append(f"margin at {100 * at:.0f}%, {key}: needs a new (trajectory) searcher and a baseline")
-        else:
-            lines.append(f"margin at {100 * at:.0f}%, {key}: best new {m['new']} {m['new_median']:.3f} - best "
-                         f"baseline {m['baseline']} {m['baseline_median']:.3f} = {m['margin']:+.3f}")
-    return lines
-
-
-# --------------------------------------------------------------------------------------------------
-# outputs
-
-
-def finite(x: Any) -> Any:
-    """JSON has no inf/NaN: they are written as null (recursively; float keys as strings)."""
-    if isinstance(x, float):
-        return x if math.isfinite(x) else None
-    if isinstance(x, Mapping):
-        return {(f"{k:g}" if isinstance(k, float) else k): finite(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [finite(v) for v in x]
-    return x
-
-
-def write_table(out: Path, info: dict[str, Any], traces: Sequence[Trace], curves: Curves, grid_hv: float,
-                summary: Mapping, saved: Mapping, bloomer: Any, hits: Mapping) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    with open(out / "curves.csv", "w", newline="", encoding="utf-8") as fh:
-        w = csv.writer(fh)
-        w.writerow(["searcher", "seed", "trial_epochs", "hypervolume", "fraction"])
-        for t in traces:
-            for te, hv in curves[(t.name, t.seed)]:
-                w.writerow([t.name, t.seed, te, f"{hv:.6g}", f"{hv / grid_hv:.6f}"])
-    replays = [{"searcher": t.name, "sampler": t.sampler, "scheduler": t.scheduler, "seed": t.seed,
-                "trials": t.trials, "wall_s": round(t.wall_s, 2), "curve": curves[(t.name, t.seed)],
-                "order": [[p["trial"], {k: p["params"][k] for k in sorted(p["params"])}, p["result"].get("epoch")]
-                          for p in t.points]} for t in traces]
-    (out / "bench_search.json").write_text(json.dumps(finite({
-        "setup": info, "summary": summary, "early_stopping": saved,
-        "late_bloomer": {"point": bloomer, "seeds_found": hits}, "replays": replays})) + "\n", encoding="utf-8")
-
-
-def draw_png(path: Path, panels: Sequence[dict[str, Any]], ats: Sequence[float]) -> None:
-    """One panel per table: median HV fraction per searcher against trial-epochs as % of the grid's, min..max
-    band over seeds, dotted lines at `ats` (matplotlib Agg, as bench_landscape)."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    n = len(panels)
-    fig, axes = plt.subplots(1, n, figsize=(5.2 * n + 0.6, 4.6), dpi=110, squeeze=False, sharey=True)
-    samplers = list(dict.fromkeys(t.sampler for p in panels for t in p["traces"]))
-    styles = {"none": "-", "moasha": "--", "trajectory": "-."}
-    for ax, p in zip(axes[0], panels):
-        grid_te, grid_hv, traces, curves = p["grid_te"], p["grid_hv"], p["traces"], p["curves"]
-        xs = np.arange(0, int(p["budget"]) + 1)
-        for name in names_of(traces):
-            mine = [t for t in traces if t.name == name]
-            ys = np.array([[hv_at(curves[(name, t.seed)], x) / grid_hv for x in xs] for t in mine])
-            colour = plt.cm.tab10(samplers.index(mine[0].sampler) % 10)
-            ax.plot(100 * xs / grid_te, np.median(ys, axis=0), color=colour, ls=styles.get(mine[0].scheduler, ":"),
-                    lw=1.6, label=name)
-            ax.fill_between(100 * xs / grid_te, ys.min(axis=0), ys.max(axis=0), color=colour, alpha=0.12,
-                            linewidth=0)
-        for at in ats:
-            ax.axvline(100 * at, color="black", lw=0.8, ls=":")
-        ax.set_xlim(0, 100 * xs[-1] / grid_te)
-        ax.set_ylim(0, 1.02)
-        ax.set_xlabel(f"trial-epochs, % of the grid's ({grid_te})")
-        ax.set_title(f"{p['label']} ({len(p['grid'])} runs), median of {p['seeds']} seeds", fontsize=10)
-    axes[0][0].set_ylabel("hypervolume of the feasible points / the grid's")
-    axes[0][-1].legend(fontsize=8, loc="lower right", ncol=1)
-    fig.suptitle("search efficiency on the landscape tables: band min..max over seeds; dotted: "
-                 + ", ".join(f"{100 * a:.0f}%" for a in ats) + " of the grid's trial-epochs", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
 
 
 # --------------------------------------------------------------------------------------------------

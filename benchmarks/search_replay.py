@@ -237,7 +237,7 @@ def _recorder_and_stopper(budget: int):
 
 def table_epochs(runs: Sequence[Mapping[str, Any]]) -> Any:
     """Where the table's runs are evaluated (`sweeps.trajectory_model.Epochs`): every epoch, up to each run's."""
-    from sweeps.trajectory_model import Epochs
+    from sweeps.trajectory_space import Epochs
 
     values = grid_values(runs)
     longest = float(max(values.get("epochs", [len(r["points"]) for r in runs])))

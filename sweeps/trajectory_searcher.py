@@ -32,7 +32,8 @@ import optuna
 
 from sweeps.objectives import Constraint, Objective
 from sweeps.searcher import FAILED_KEY, OptunaSearcher
-from sweeps.trajectory_model import Epochs, TrajectoryModel
+from sweeps.trajectory_model import TrajectoryModel
+from sweeps.trajectory_space import Epochs
 
 N_INIT = 1  # random configurations before the model proposes (each brings a whole trajectory; measured in
             # docs/search.md: 1 and 2 tie within noise, 3 is worse)

@@ -92,7 +92,7 @@ def make_scheduler(spec: Any, plan: Any, refs: Mapping[str, float], searcher: An
 def plan_epochs(plan: Any) -> Any:
     """Where a trial of this search is evaluated (`sweeps.trajectory_model.Epochs`): the searched or fixed
     epoch count, eval.every, the longest run."""
-    from sweeps.trajectory_model import Epochs
+    from sweeps.trajectory_space import Epochs
     from unlearning.train.fields import resolve
 
     fixed = float(plan.base["train"]["epochs"])

@@ -21,7 +21,8 @@ import pytest
 from sweeps.objectives import Constraint, Objective
 from sweeps.scheduling.lookup import POINTS_KEY, freeze, make_lookup_trainable
 from sweeps.searcher import FAILED_KEY
-from sweeps.trajectory_model import Encoding, Epochs, TrajectoryModel
+from sweeps.trajectory_model import TrajectoryModel
+from sweeps.trajectory_space import Encoding, Epochs
 from sweeps.trajectory_searcher import TrajectorySearcher
 
 OBJECTIVES = [Objective(name="forget_quality", mode="max", scale="log"), Objective(name="model_utility", mode="max")]
