@@ -255,11 +255,22 @@ def live_run(label: str, winner: str, n_trials: int, setup: Setup, grid_hv: floa
     print(f"live: {live.name}: {winner}, {n_trials} trials on {live.models[0].name} (this trains real models)")
     sweep_dir = run_sweep(live, tracking_optional=True)
     search_id = live.searches()[0].search_id
-    points = [p for p in read_results(sweep_dir).points if p.epoch and p.search_id == search_id]
+    results = read_results(sweep_dir)
+    points = [p for p in results.points if p.epoch and p.search_id == search_id]
     vectors = [v for p in points if (v := setup.vector(p.metrics)) is not None]
     frac = hypervolume(vectors, setup.reference) / grid_hv
+    # the same points judged against this machine's own zoo target (the table's zoo may have trained differently)
+    own_target = {k: v for k, v in results.reference(live.models[0].name).items() if isinstance(v, (int, float))}
+    own = Setup.from_spec(REPO / "sweeps" / "tofu-mini.yaml", own_target) if own_target else None
+    feasible = [p for p in points if own is not None and own.vector(p.metrics) is not None]
+    best = max(feasible, key=lambda p: p.metrics.get("forget_quality", 0.0), default=None)
+    own_line = "" if best is None else (
+        f"; against this zoo's own target (model_utility {own_target.get('model_utility', math.nan):.3f}, the "
+        f"table's {setup.references.get('model_utility', math.nan):.3f}): {len(feasible)} of {len(points)} points "
+        f"feasible, the best forget_quality {best.metrics['forget_quality']:.3g} at model_utility "
+        f"{best.metrics.get('model_utility', math.nan):.3f} ({best.hparams}, epoch {best.epoch:g})")
     return (f"live: {winner} on tofu-mini reaches {frac:.3f} of the table grid's hypervolume with {len(points)} "
-            f"trial-epochs ({n_trials} trials; the replay's budget was its median at 25%) -> {sweep_dir}")
+            f"trial-epochs ({n_trials} trials; the replay's budget was its median at 25%){own_line} -> {sweep_dir}")
 
 
 # --------------------------------------------------------------------------------------------------
