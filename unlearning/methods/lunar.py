@@ -67,6 +67,7 @@ from torch import Tensor, nn
 from unlearning.errors import ConfigError, DataError
 from unlearning.methods.base import IGNORE_INDEX, LossOutput, Method, check_choice, check_positive, inputs_of
 from unlearning.methods.idk_answers import load_idk_answers
+from unlearning.methods.lunar_fit import mlp_activations
 from unlearning.methods.rmu import decoder_layers
 
 DEFAULT_COEFF = 2.0
@@ -160,29 +161,6 @@ def forget_prompt_ids(rows: Sequence[Mapping[str, Sequence[int]]]) -> list[list[
         first = next((i for i, v in enumerate(labels) if v != IGNORE_INDEX), len(labels))
         out.append(list(row["input_ids"])[:first])
     return out
-
-
-def mlp_activations(model: nn.Module, inputs: Mapping[str, Tensor], layers: Sequence[int]) -> list[tuple[Tensor, ...]]:
-    """Per layer (down_proj input, block output, post_attention_layernorm input) at the attended tokens [N, .]."""
-    blocks = decoder_layers(model)
-    store: dict[tuple[int, str], Tensor] = {}
-    handles = []
-    for i, l in enumerate(layers):
-        block = blocks[l]
-        handles.append(block.mlp.down_proj.register_forward_pre_hook(
-            lambda _m, args, i=i: store.__setitem__((i, "x"), args[0])))
-        handles.append(block.post_attention_layernorm.register_forward_pre_hook(
-            lambda _m, args, i=i: store.__setitem__((i, "mid"), args[0])))
-        handles.append(block.register_forward_hook(
-            lambda _m, _a, out, i=i: store.__setitem__((i, "out"), out[0] if isinstance(out, (tuple, list)) else out)))
-    try:
-        with torch.no_grad():
-            model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
-    finally:
-        for h in handles:
-            h.remove()
-    keep = inputs["attention_mask"].bool()
-    return [(store[(i, "x")][keep], store[(i, "out")][keep], store[(i, "mid")][keep]) for i in range(len(layers))]
 
 
 class LUNAR(Method):

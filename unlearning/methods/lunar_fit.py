@@ -36,30 +36,34 @@ from unlearning.methods.rmu import decoder_layers
 EXPONENTIAL_GAMMA = 0.9    # the reference's ExponentialLR(optimizer, gamma=0.9)
 
 
-def _row_activations(model: nn.Module, ids: Sequence[int],
-                     layers: Sequence[int]) -> list[tuple[Tensor, Tensor, Tensor]]:
-    """Per layer (down_proj input, block output, post_attention_layernorm input) of one row, [L, .] each."""
+def mlp_activations(model: nn.Module, inputs: Mapping[str, Tensor], layers: Sequence[int]) -> list[tuple[Tensor, ...]]:
+    """Per layer (down_proj input, block output, post_attention_layernorm input) at the attended tokens [N, .]."""
     blocks = decoder_layers(model)
     store: dict[tuple[int, str], Tensor] = {}
     handles = []
     for i, l in enumerate(layers):
         block = blocks[l]
         handles.append(block.mlp.down_proj.register_forward_pre_hook(
-            lambda _m, args, i=i: store.__setitem__((i, "x"), args[0].detach())))
+            lambda _m, args, i=i: store.__setitem__((i, "x"), args[0])))
         handles.append(block.post_attention_layernorm.register_forward_pre_hook(
-            lambda _m, args, i=i: store.__setitem__((i, "mid"), args[0].detach())))
+            lambda _m, args, i=i: store.__setitem__((i, "mid"), args[0])))
         handles.append(block.register_forward_hook(
-            lambda _m, _a, out, i=i: store.__setitem__((i, "out"), (out[0] if isinstance(out, (tuple, list))
-                                                                       else out).detach())))
-    device = next(model.parameters()).device
+            lambda _m, _a, out, i=i: store.__setitem__((i, "out"), out[0] if isinstance(out, (tuple, list)) else out)))
     try:
         with torch.no_grad():
-            tokens = torch.tensor([list(ids)], device=device)
-            model(input_ids=tokens, attention_mask=torch.ones_like(tokens))
+            model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
     finally:
         for h in handles:
             h.remove()
-    return [(store[(i, "x")][0], store[(i, "out")][0], store[(i, "mid")][0]) for i in range(len(layers))]
+    keep = inputs["attention_mask"].bool()
+    return [(store[(i, "x")][keep], store[(i, "out")][keep], store[(i, "mid")][keep]) for i in range(len(layers))]
+
+
+def _row_activations(model: nn.Module, ids: Sequence[int],
+                     layers: Sequence[int]) -> list[tuple[Tensor, Tensor, Tensor]]:
+    """Per layer (down_proj input, block output, post_attention_layernorm input) of one row, [L, .] each."""
+    tokens = torch.tensor([list(ids)], device=next(model.parameters()).device)
+    return mlp_activations(model, {"input_ids": tokens, "attention_mask": torch.ones_like(tokens)}, layers)
 
 
 def regression_data(model: nn.Module, forget: Sequence[Mapping[str, Sequence[int]]],
