@@ -1,6 +1,6 @@
 """Greedy generation for ROUGE / gibberish: left padding, KV cache, each sequence stops at its own EOS.
 
-Plain argmax decoding, as open-unlearning's `generate(do_sample=False)` (unlearning-spec §3.1). Prompts
+Plain argmax decoding, as open-unlearning's `generate(do_sample=False)` (docs/methods.md, "Primitives"). Prompts
 are sorted by length and batched with left padding (position ids follow the attention mask). With
 `use_cache=True` the prompt is encoded once and each step feeds one token per sequence through the
 KV cache; a sequence that emits EOS (or meets `stop`) leaves the batch at once (its rows are dropped

@@ -1,4 +1,6 @@
-"""The MUSE evaluator (unlearning-spec §3.6): knowmem, verbmem, privleak, extraction strength, gibberish.
+"""The MUSE evaluator: knowmem, verbmem, privleak, extraction strength, gibberish.
+
+What each metric is in open-unlearning: docs/methods.md, "MUSE" (OU `configs/eval/muse_metrics/*` @ d3d7cf9e).
 
     ev = MuseEvaluator(tokenizer, get_template("plain"), MuseEvalConfig(), corpus="news", source="/data/muse-news",
                        reference_auc=load_muse_reference_auc("retrain/MUSE_EVAL.json"))

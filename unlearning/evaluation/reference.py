@@ -1,7 +1,8 @@
 """The retain model's reference statistics (forget_quality, privleak), loaded from a log or computed once.
 
 forget_quality needs the retain model's per-item truth ratios on the forget split and privleak its
-min-k AUC (unlearning-spec §3.2, §3.5). They come either from a stored open-unlearning / our own
+min-k AUC (docs/methods.md, "TOFU headline metrics" and "Extraction strength, membership
+inference and privleak"). They come either from a stored open-unlearning / our own
 `TOFU_EVAL.json` (`load_reference`), or from running the retain model once (`compute_reference`); the
 computed statistics are written in OU's layout to a cache folder keyed by everything they depend on
 (model weights, data files, split, question key, template, max_length, k), so a sweep — and every later

@@ -1,4 +1,5 @@
-"""Robustness of unlearning (JensUn's "unlearning that lasts", unlearning-spec §3.8).
+"""Robustness of unlearning (JensUn's "unlearning that lasts", docs/lkf.md; JensUn's evaluation:
+nmndeep/JensUn-Unlearning @ 9d0cfd5101cb, `src/eval.py`, `src/evals/worst_eval.py`).
 
 `robust_eval.py` turns both into evaluator entries a sweep can search for; this module holds the two parts.
 

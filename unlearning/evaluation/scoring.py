@@ -1,7 +1,8 @@
 """Batched teacher-forced scoring: one forward per length bucket gives every per-item statistic.
 
 For each tokenised item (`input_ids`, `labels` with -100 on the prompt, from `data.tokenization`) one
-forward pass yields, exactly as open-unlearning's per-metric passes would (unlearning-spec §3.1, §3.5):
+forward pass yields, exactly as open-unlearning's per-metric passes would (docs/methods.md, "Primitives" and
+"Extraction strength, membership inference and privleak"):
 
 * `avg_loss` (mean NLL over the labelled tokens), `prob` = exp(-avg_loss)  -> Q_A_Prob, truth ratio, LOSS/zlib MIA
 * `token_log_probs` of the labelled tokens but the last                     -> min-k MIA

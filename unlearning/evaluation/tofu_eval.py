@@ -6,7 +6,8 @@
     ev.write(results, "out/")             # TOFU_EVAL.json + TOFU_SUMMARY.json
     results = evaluate_tofu(model, tokenizer, template, EvalConfig(), source)   # one-shot
 
-What is computed once (unlearning-spec §3.9 lists OU's 10N + 3668 forwards and N + 617 generations):
+What is computed once (OU's TOFU evaluation runs 10N + 3668 forwards and N + 617 generations: docs/methods.md,
+"What an evaluation costs"):
 * the data is loaded and tokenised when the evaluator is built, so a sweep re-evaluating every epoch
   pays for it once;
 * every teacher-forced sequence of the selected metrics (forget answers, paraphrased and 5 perturbed
@@ -20,7 +21,7 @@ What is computed once (unlearning-spec §3.9 lists OU's 10N + 3668 forwards and 
 * the retain model's statistics (forget_quality, privleak) come from a `RetainReference` loaded or
   computed once per sweep (`reference.py`).
 
-Metric names and per-item records follow OU's TOFU_EVAL.json (see unlearning-spec §3); `metrics`
+Metric names and per-item records follow OU's TOFU_EVAL.json (docs/methods.md, "Evaluation: the metrics as open-unlearning computes them"); `metrics`
 selects a subset, and a selected metric brings the entries it is built from (model_utility -> its 9
 inputs, forget_quality -> forget_truth_ratio, privleak -> mia_min_k, truth ratios -> PARA/PERT probs).
 Extra entries of ours: `forget_Q_A_gibberish` (mean clean score, with `flagged_rate`) and

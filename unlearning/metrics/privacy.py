@@ -7,8 +7,8 @@ Per-item scores (OU `src/evals/metrics/mia/*.py`; higher score = less likely a t
     min_k_plus_plus_score(vocab_log_probs, token_log_probs, k=0.4)   # same on vocab-normalised z-scores
 AUC: labels forget = 0, holdout = 1 (so AUC -> 1 when the forget set is memorised), with ties
 counted half, i.e. sklearn `roc_auc_score` (computed here from average ranks with scipy).
-privleak (unlearning-spec §3.5): ((1 - auc) - (1 - ref)) / ((1 - ref) + 1e-10) * 100, where ref is
-the retain model's AUC or 0.5 when no reference is available.
+privleak (docs/methods.md, "Extraction strength, membership inference and privleak"):
+((1 - auc) - (1 - ref)) / ((1 - ref) + 1e-10) * 100, where ref is the retain model's AUC or 0.5 when no reference is available.
 
     res = mia_result(forget_scores, holdout_scores)      # OU layout incl. "auc" and "agg_value"
     privleak(res["auc"], reference_auc=retain_auc)

@@ -1,6 +1,6 @@
 """ROUGE of greedy generations against ground truths, with open-unlearning's text clean-up rules.
 
-As OU `utils.py:eval_text_similarity` (unlearning-spec §3.1): the decoded generation is cut at the
+As OU `utils.py:eval_text_similarity` (docs/methods.md, "Primitives"): the decoded generation is cut at the
 first occurrence of the EOS string or any stopword, then stripped; the ground truth is the decoded
 labels minus the decoded prompt, stripped. Scores come from
 `rouge_score.RougeScorer(["rouge1", "rougeL"], use_stemmer=True).score(target=gt, prediction=gen)`.

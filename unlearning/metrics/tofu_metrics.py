@@ -1,4 +1,5 @@
-"""TOFU headline metrics: forget_quality, forget_truth_ratio and model_utility (unlearning-spec §3.2-3.4).
+"""TOFU headline metrics: forget_quality, forget_truth_ratio and model_utility (docs/methods.md,
+"TOFU headline metrics").
 
     fq = forget_quality(model_tr, retain_tr)       # KS-test p-value vs the retain model; None without one
     ftr = forget_truth_ratio(model_tr)             # closer_to_1_better aggregate of the same per-item tr

@@ -1,11 +1,11 @@
 """TOFU truth ratio (per item + the three aggregators) and probability_w_options, from per-item losses.
 
-As open-unlearning `memorization.py:truth_ratio` / `probability_w_options` (unlearning-spec §3.1):
+As open-unlearning `memorization.py:truth_ratio` / `probability_w_options` (docs/methods.md, "Primitives"):
 
     tr = exp(-mean(wrong avg_loss)) / (exp(-correct avg_loss) + 1e-10)     # P_wrong / P_correct
     closer_to_1_better = mean(min(tr, 1/(tr + 1e-10)))   # forget split (forget_truth_ratio)
     true_better        = mean(max(0, 1 - tr))            # retain / real authors / world facts
-    prob_mean          = mean(P_c / (P_c + P_w + 1e-10)) # added to OU in Dec 2025 (spec §3.1)
+    prob_mean          = mean(P_c / (P_c + P_w + 1e-10)) # added to OU in Dec 2025
 
 `prob_mean_eps` (default 1e-10 = open-unlearning's form) is the constant in prob_mean's denominator; 0.0
 gives the plain ratio. The default follows the reference because these numbers are compared with OU's
