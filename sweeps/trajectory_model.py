@@ -245,19 +245,6 @@ class TrajectoryModel:
             feasible &= {">=": x >= bound, ">": x > bound, "<=": x <= bound, "<": x < bound}[c.op]
         return vecs, feasible
 
-    def breaks_constraint(self, key: str, last: int) -> bool:
-        """Whether trial `key`'s latest `last` points (at least that many observed) all violate a constraint."""
-        pts = self.obs.get(key, [])[-last:]
-        if len(pts) < last:
-            return False
-        for o in pts:
-            if not all(c.metric in o.values for c in self.constraints):
-                return False
-            _, ok = self._vectors({m: np.asarray(o.values.get(m, 0.0)) for m in self.metrics})
-            if bool(ok):
-                return False
-        return True
-
     def observed_front(self) -> list[list[float]]:
         """The feasible observed points beyond the reference, in the minimisation space."""
         out = []

@@ -9,9 +9,7 @@ search's trajectory model (`sweeps.trajectory_model`, the one its `TrajectorySea
 every evaluation point of every trial) what the rest of a running trial is worth:
 
 * after each evaluation point (from the `min_points`-th on, never at a trial's last point, and only once the
-  model has seen `min_complete` runs (default 2) to their end: before that it cannot know how runs end; with one
-  run ended, only a trial whose latest `broken_points` (2) points all break the constraint is judged, so that a
-  run that broke early does not cost its whole length while a feasible late bloomer is left alone) it draws the trial's
+  model has seen `min_complete` runs (default 2) to their end: before that it cannot know how runs end) it draws the trial's
   remaining points from the posterior given everything observed, this trial's points so far included, and
   estimates the chance that any of them is feasible *and* adds hypervolume to the front (the other running
   trials counted at their predicted mean);
@@ -42,12 +40,11 @@ class TrajectoryScheduler(FIFOScheduler):
     """See the module docstring."""
 
     def __init__(self, searcher: Any, min_points: int = 2, stop_below: float = 0.1, pause: bool = True,
-                 min_complete: int = 2, broken_points: int = 2):
+                 min_complete: int = 2):
         super().__init__()
         self.searcher = searcher
         self.min_points = int(min_points)
         self.min_complete = int(min_complete)
-        self.broken_points = int(broken_points)
         self.stop_below = float(stop_below)
         self.pause = bool(pause)
         self.decisions: dict[str, list[tuple[float, float, str]]] = {}  # trial -> [(epoch, chance, decision)]
@@ -77,7 +74,7 @@ class TrajectoryScheduler(FIFOScheduler):
         model = self.searcher.model
         points = model.obs.get(tid, [])
         params = self.searcher.params_of(tid)
-        if len(points) < self.min_points or params is None or not self._may_judge(tid):
+        if len(points) < self.min_points or params is None or self._complete() < self.min_complete:
             return TrialScheduler.CONTINUE
         done = max(o.epoch for o in points)
         if done >= model.epochs.length(params) - 1e-9:
@@ -92,15 +89,6 @@ class TrajectoryScheduler(FIFOScheduler):
             return TrialScheduler.PAUSE
         self.decisions.setdefault(tid, []).append((done, chance, "stop"))
         return TrialScheduler.STOP
-
-    def _may_judge(self, tid: str) -> bool:
-        """Enough runs ended for the model to judge this trial: `min_complete`, or one when the trial's latest
-        `broken_points` points all break the constraint (measured in docs/search.md)."""
-        complete = self._complete()
-        if complete >= self.min_complete:
-            return True
-        return (complete >= 1 and self.broken_points > 0
-                and self.searcher.model.breaks_constraint(tid, self.broken_points))
 
     def _complete(self) -> int:
         """How many runs the model has seen to their last point (what it knows of how runs end)."""
