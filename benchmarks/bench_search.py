@@ -20,7 +20,7 @@ Files: this script reads the tables and runs the replays; `search_replay.py` rep
 computes the numbers below, `search_report.py` prints and writes them.
 
 How: each searcher is replayed against the table through the service's own pieces (`search_replay.py`): the
-lookup trainable (`sweeps.scheduling.lookup`), the searcher over the grid's discrete values (one
+lookup trainable (`benchmarks/lookup.py`), the searcher over the grid's discrete values (one
 `CategoricalDistribution` per hyperparameter) and its scheduler, built from the base spec's objectives,
 constraint, grace, reduction factor, stop_below and pause. A searcher is named sampler[+scheduler]
 (`search_replay.searcher_name`): `grid` (Optuna's grid sampler: every combination once in an order shuffled by

@@ -8,7 +8,7 @@
     trace = replay(grid, setup, sampler="tpe", scheduler="moasha", seed=0, budget=540, workdir=tmp)
     curve = hv_curve(trace, setup)                                 # [(trial-epochs, HV of feasible points so far)]
 
-* The table: `freeze(hparams) -> points` (`sweeps.scheduling.lookup`). A failed run replays its points, then
+* The table: `freeze(hparams) -> points` (`benchmarks/lookup.py`). A failed run replays its points, then
   the trainable's own failure report (`trainables.worker_loop.failure_report`: `trial_failed: 1`, the epoch
   of the last point, NaN objectives), which MO-ASHA ignores and the searcher tells Optuna as FAIL.
 * The space: one `optuna.distributions.CategoricalDistribution` per hyperparameter, the grid's values in
@@ -40,7 +40,7 @@ from typing import Any, Mapping, Sequence
 
 from sweeps.objectives import hv_reference as reference_point
 from sweeps.pareto import hypervolume
-from sweeps.scheduling.lookup import POINTS_KEY, freeze, make_lookup_trainable
+from lookup import POINTS_KEY, freeze, make_lookup_trainable
 from sweeps.searcher import FAILED_KEY
 
 RAY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0", "RAY_AIR_NEW_OUTPUT": "0",

@@ -15,7 +15,7 @@ from typing import Any, Mapping, Sequence
 
 from search_replay import Trace, epochs_to_reach, hv_at
 from search_report import LATE_EPOCH, Curves, names_of
-from sweeps.scheduling.lookup import freeze
+from lookup import freeze
 
 NEW_SAMPLERS = ("trajectory",)  # the searchers measured against every other one (the baselines)
 

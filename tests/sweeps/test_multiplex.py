@@ -9,15 +9,18 @@ exactly its budget and its study is told only its own trials; MO-ASHA ranks a tr
 from __future__ import annotations
 
 import math
+import sys
 from pathlib import Path
 
 import pytest
 
 from sweeps.multiplex import SearchMux
 from sweeps.objectives import Objective
-from sweeps.scheduling.lookup import POINTS_KEY, freeze, make_lookup_trainable
 from sweeps.searcher import OptunaSearcher
 from trainables.trial import SWEEP_KEY
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))  # the lookup trainable: benchmark code
+from lookup import POINTS_KEY, freeze, make_lookup_trainable  # noqa: E402
 
 pytestmark = pytest.mark.slow  # starts (or shares) a local Ray
 

@@ -13,17 +13,21 @@ from __future__ import annotations
 import math
 import pickle
 import shutil
+import sys
+from pathlib import Path
 
 import numpy as np
 import optuna
 import pytest
 
 from sweeps.objectives import Constraint, Objective
-from sweeps.scheduling.lookup import POINTS_KEY, freeze, make_lookup_trainable
 from sweeps.searcher import FAILED_KEY
 from sweeps.trajectory_model import TrajectoryModel
 from sweeps.trajectory_space import Encoding, Epochs
 from sweeps.trajectory_searcher import TrajectorySearcher
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))  # the lookup trainable: benchmark code
+from lookup import POINTS_KEY, freeze, make_lookup_trainable  # noqa: E402
 
 OBJECTIVES = [Objective(name="forget_quality", mode="max", scale="log"), Objective(name="model_utility", mode="max")]
 CONSTRAINTS = [Constraint.model_validate("model_utility >= 0.9 * target")]

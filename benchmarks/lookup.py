@@ -1,6 +1,9 @@
 """A tabular ("lookup") Ray Tune trainable: replays precomputed evaluation points per configuration, so a
 scheduler can be tested or benchmarked on a grid in seconds, without training anything.
 
+Test and benchmark code, not part of the `sweeps` package: the benchmarks import it as a sibling module and
+the tests put `benchmarks/` on `sys.path` first (`sys.path.insert(0, str(REPO / "benchmarks")); from lookup import ...`).
+
     table = {freeze({"lr": 1e-5, "alpha": 1.0}): [{"epoch": 1, "step": 4, "model_utility": 0.61}, ...], ...}
     tuner = ray.tune.Tuner(make_lookup_trainable(table), param_space=grid_param_space(table),
                            tune_config=ray.tune.TuneConfig(scheduler=scheduler))
@@ -21,11 +24,13 @@ scheduler PAUSEd continues after its last reported point when it is resumed. Sta
 from __future__ import annotations
 
 import itertools
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, Hashable, Mapping, Sequence
 
+import ray.cloudpickle
 import ray.tune
 
 POINTS_KEY = "lookup_points"
@@ -88,3 +93,8 @@ def make_lookup_trainable(table: Table, *, key: Callable[[Mapping[str, Any]], Ha
                                 checkpoint=ray.tune.Checkpoint.from_directory(folder))
 
     return lookup_trainable
+
+
+# Ray workers cannot import this module by name (benchmarks/ is not a package on their path): the trainable and
+# what it uses travel by value.
+ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
