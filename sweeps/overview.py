@@ -12,7 +12,7 @@ scheduler, a trial's resources and how many trials run at once, and (with a prob
 `unlearn-sweep run` prints the same overview (no probe) as its first lines (`sweeps.service.run_sweep`).
 
 Trials at once are what the sweep's Tuner will get (`sweeps.tuning.concurrency`) from the resources Ray will
-have: locally the Ray that `sweeps.service.init_ray` starts (this machine's CPUs, at least one trial's worth,
+have: locally the Ray that `sweeps.ray_cluster.init_ray` starts (this machine's CPUs, at least one trial's worth,
 and its GPUs); with an address, `ray.cluster_resources()` of the running cluster (connected to as a plain
 driver: nothing is scheduled on it). A trial that needs more than there is is named by its resource
 (`preflight` / `Resources.check_fits`, the checks `run` makes).
@@ -116,7 +116,7 @@ def local_machine(spec: Any, checked: bool = False) -> Machine:
     """This machine as the local Ray of `run` will see it (see the module docstring); `checked`: preflight
     has passed already (`run`), else it is run here and a short resource is recorded."""
     from sweeps.preflight import cuda_devices, usable_cpus
-    from sweeps.service import local_ray_cpus
+    from sweeps.ray_cluster import local_ray_cpus
 
     return Machine("this machine", float(usable_cpus()), float(cuda_devices()), ray_cpus=float(local_ray_cpus(spec)),
                    short=None if checked else _fit_error(spec, None, {}))
@@ -153,7 +153,7 @@ def cluster_machine(spec: Any, address: str) -> Machine:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
 
-    from sweeps.service import cluster_resources
+    from sweeps.ray_cluster import cluster_resources
 
     started = not ray.is_initialized()
     try:

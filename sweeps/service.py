@@ -19,21 +19,15 @@ budget, raises `sweeps.outcome.SweepUnfinished` (exit 3 / 4).
 
 from __future__ import annotations
 
-import math
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
+# the Ray a sweep runs on (re-exported: `sweeps.service.init_ray`, `LOOPBACK_ENV`)
+from sweeps.ray_cluster import LOOPBACK_ENV, cluster_resources, init_ray, local_ray_cpus  # noqa: F401
 from unlearning.errors import ConfigError
-
-LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0",
-                "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.2", "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",
-                "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S": "60", "RAY_AIR_NEW_OUTPUT": "0",
-                "TUNE_GLOBAL_CHECKPOINT_S": "1",  # snapshot Tune's state often: a resume loses as little as possible
-                "RAY_DEDUP_LOGS": "1"}
 
 
 def absolute_spec(spec: Any) -> Any:
@@ -44,56 +38,6 @@ def absolute_spec(spec: Any) -> Any:
     if storage == spec.storage:
         return spec
     return parse_spec({**spec.raw(), "storage": storage}, where=spec.source_path or spec.name, source=spec.source_path)
-
-
-def local_ray_cpus(spec: Any) -> int:
-    """The CPUs a local Ray declares for `spec`: this machine's, and at least one trial's worth."""
-    from trainables.trial import uses_ray_train
-
-    res = spec.resources.model_dump()
-    # a Train-driving trial holds 0.01 CPU beside its workers: declare one spare logical CPU for it
-    return max(os.cpu_count() or 1, math.ceil(res["workers"] * res["cpus"] + (0.01 if uses_ray_train(res) else 0)))
-
-
-def init_ray(spec: Any, address: str | None) -> str | None:
-    """Connect to `address` (a running cluster) or start a local one on 127.0.0.1 sized for the spec; returns
-    the local Ray's session folder (None when connecting to a cluster or when Ray is already up)."""
-    for key, value in LOOPBACK_ENV.items():
-        os.environ.setdefault(key, value)
-    import ray
-
-    from trainables.trial import uses_ray_train
-
-    if ray.is_initialized():
-        return None
-    env = {"env_vars": {k: os.environ[k] for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE",
-                                                     "DS_ACCELERATOR", "TORCH_EXTENSIONS_DIR",
-                                                     "UNLEARN_SWEEP_CACHE", "MLFLOW_DISABLE_TELEMETRY",
-                                                     "HF_HUB_DISABLE_PROGRESS_BARS", "TOKENIZERS_PARALLELISM",
-                                                     "UNLEARN_SWEEP_PROGRESS_WRITE_S")
-                        if k in os.environ}}
-    from trainables.warm_imports import ENV_OFF, SETUP_HOOK
-
-    if os.environ.get(ENV_OFF) != "1":  # every worker imports torch & co. as it starts, not on a trial's clock
-        env["worker_process_setup_hook"] = SETUP_HOOK
-    if address:
-        ray.init(address=address, runtime_env=env, log_to_driver=True)
-        return None
-    # the local Ray listens on 127.0.0.1 only and lives as long as this driver: no token to set up (a
-    # cluster's token authentication is the cluster's business: it applies with --address)
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    res = spec.resources.model_dump()
-    ctx = ray.init(num_cpus=local_ray_cpus(spec), num_gpus=None, include_dashboard=uses_ray_train(res),
-                   runtime_env=env, object_store_memory=512 * 1024 * 1024, log_to_driver=True, configure_logging=True,
-                   logging_level="WARNING")
-    return (getattr(ctx, "address_info", None) or {}).get("session_dir")
-
-
-def cluster_resources() -> dict[str, float]:
-    import ray
-
-    total = ray.cluster_resources()
-    return {"CPU": float(total.get("CPU", 0)), "GPU": float(total.get("GPU", 0))}
 
 
 def run_searches(spec: Any, plans: list[Any], tracker: Any, parent: Any, results: Any, progress: Any,
