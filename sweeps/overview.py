@@ -17,194 +17,27 @@ and its GPUs); with an address, `ray.cluster_resources()` of the running cluster
 driver: nothing is scheduled on it). A trial that needs more than there is is named by its resource
 (`preflight` / `Resources.check_fits`, the checks `run` makes).
 
-The probe runs, for each model, the sweep's own code on a throw-away copy of the sweep (a temporary folder):
-the driver's shared work (`sweeps.shared.prepare_shared`: retain reference, inputs, the target's evaluation),
-then one trial (`trainables.worker_loop.unlearning_loop_per_worker`, the function a Tune trial runs) stopped
-after a few optimiser steps and evaluated once. The estimate scales those measurements by the spec (steps per
-epoch from the forget set, epochs, evaluation points, trials at once); it leaves out Ray's start-up and
-per-epoch checkpoints, and it runs on this machine, which is not the cluster's nodes.
+Three modules: the plan's model (`sweeps.overview_model`: the searches, the machine, trials at once), the probe
+and estimate (`sweeps.overview_probe`), and this one, which prints them; every public name of the other two is
+importable from here. The probe runs the sweep's own code for a few optimiser steps and one evaluation per model on
+a throw-away copy of the sweep; the estimate leaves out Ray's start-up and per-epoch checkpoints, and it runs on
+this machine, which is not the cluster's nodes.
 """
 
 from __future__ import annotations
 
-import math
-import os
-import statistics
-import tempfile
-import time
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from unlearning.errors import ConfigError
-
-PROBE_STEPS = 4  # optimiser steps the probe runs per model (fewer when a whole trial has fewer)
-RESOURCE_FIELDS = {"cpus": "CPUs", "gpus": "GPUs", "resources.cpus": "CPUs", "resources.gpus": "GPUs"}
-
-
-@dataclass
-class Machine:
-    """Where the trials will run: its CPUs and GPUs as Ray will count them, and what is short for one trial."""
-
-    where: str  # "this machine" | "the Ray cluster at ADDRESS"
-    cpus: float | None  # None: not known yet (a cluster before the driver connects)
-    gpus: float | None
-    short: ConfigError | None = None  # a trial needs more than there is (its field names the resource)
-    ray_cpus: float | None = None  # CPUs the local Ray declares when not the machine's (sized to one trial)
-
-    def total(self) -> dict[str, float]:
-        return {"CPU": self.ray_cpus or self.cpus or 0.0, "GPU": self.gpus or 0.0}
-
-    @property
-    def known(self) -> bool:
-        return self.cpus is not None
-
-
-@dataclass
-class SearchRow:
-    search_id: str
-    model: str
-    label: str
-    trials: int
-    epochs: tuple[float, float]  # (fewest, most): a searched `epochs` spans its range
-    mean_epochs: float
-    every: float | None  # eval.every
-
-
-@dataclass
-class Overview:
-    spec: Any
-    machine: Machine
-    rows: list[SearchRow]
-    at_once: int  # trials at once (0: not even one fits, or not known yet)
-
-
-@dataclass
-class Probe:
-    """One model's measurements (seconds)."""
-
-    model: str
-    setup_s: float  # the driver's shared work for the model (retain reference, inputs, target evaluation)
-    run_s: float  # the probe trial from start to end
-    step_s: float  # one optimiser step
-    eval_s: float  # one evaluation point
-    steps: int  # steps the probe ran
-    forget_items: int  # examples per epoch
-
-
-def _fit_error(spec: Any, address: str | None, total: dict[str, float]) -> ConfigError | None:
-    """The machine-fit checks of `run`; a ConfigError naming the short resource, else None. Any other
-    preflight error (storage, data, models) is raised: the spec cannot run as it is."""
-    from sweeps.preflight import preflight
-
-    try:
-        preflight(spec, address)
-        if address:
-            spec.resources.check_fits(total)
-    except ConfigError as exc:
-        if exc.field in RESOURCE_FIELDS:
-            return exc
-        raise
-    return None
-
-
-def local_machine(spec: Any, checked: bool = False) -> Machine:
-    """This machine as the local Ray of `run` will see it (see the module docstring); `checked`: preflight
-    has passed already (`run`), else it is run here and a short resource is recorded."""
-    from sweeps.preflight import cuda_devices, usable_cpus
-    from sweeps.ray_cluster import local_ray_cpus
-
-    return Machine("this machine", float(usable_cpus()), float(cuda_devices()), ray_cpus=float(local_ray_cpus(spec)),
-                   short=None if checked else _fit_error(spec, None, {}))
-
-
-def unconnected_cluster(address: str) -> Machine:
-    """A cluster `run` has not connected to yet (its resources are read then)."""
-    return Machine(f"the Ray cluster at {address}", None, None)
-
-
-CONNECT_TIMEOUT_S = 10.0  # ray.init waits for a cluster that is not there (minutes): a TCP check first
-
-
-def _check_reachable(address: str) -> None:
-    """ConfigError when `address` names a host:port (ray://, plain) that does not accept a connection."""
-    import socket
-    from urllib.parse import urlparse
-
-    if address in ("auto", "local"):
-        return  # Ray finds the local cluster's address itself (and fails at once when there is none)
-    parsed = urlparse(address if "://" in address else f"ray://{address}")
-    if not parsed.hostname or not parsed.port:
-        return
-    try:
-        socket.create_connection((parsed.hostname, parsed.port), timeout=CONNECT_TIMEOUT_S).close()
-    except OSError as exc:
-        raise ConfigError("--address", field=None, value=address,
-                          fix=f"no Ray cluster answers there ({exc.strerror or exc}): start one (`ray start "
-                              "--head`) or leave --address out to plan for this machine") from None
-
-
-def cluster_machine(spec: Any, address: str) -> Machine:
-    """The Ray cluster at `address`: its resources, read as a plain driver (no task, no actor, no trial)."""
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    import ray
-
-    from sweeps.ray_cluster import cluster_resources
-
-    started = not ray.is_initialized()
-    try:
-        if started:
-            _check_reachable(address)
-            ray.init(address=address, log_to_driver=False, logging_level="ERROR")
-        total = cluster_resources()
-    except ConfigError:
-        raise
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise ConfigError("--address", field=None, value=address,
-                          fix=f"no Ray cluster answers there ({str(exc).splitlines()[0][:160]}): start one (`ray "
-                              "start --head`) or leave --address out to plan for this machine") from None
-    finally:
-        if started and ray.is_initialized():
-            ray.shutdown()
-    return Machine(f"the Ray cluster at {address}", total["CPU"], total["GPU"],
-                   short=_fit_error(spec, address, total))
-
-
-def _epochs(plan: Any) -> tuple[tuple[float, float], float]:
-    dim = plan.space.params.get("epochs")
-    if dim is None:
-        e = float(plan.base["train"]["epochs"])
-        return (e, e), e
-    ends = [float(v) for v in dim.bounds()]
-    mean = statistics.fmean(ends) if dim.type == "categorical" else (ends[0] + ends[-1]) / 2
-    return (min(ends), max(ends)), mean
-
-
-def sweep_overview(spec: Any, machine: Machine) -> Overview:
-    """The sweep's searches and how they will run on `machine` (pure: nothing started or written)."""
-    from sweeps.tuning import concurrency
-
-    plans = spec.searches()
-    rows = []
-    for plan in plans:
-        span, mean = _epochs(plan)
-        rows.append(SearchRow(plan.search_id, plan.model.name, plan.label, spec.budget.num_trials, span, mean,
-                              plan.base["eval"].get("every")))
-    at_once = 0 if machine.short is not None or not machine.known else concurrency(spec, machine.total(),
-                                                                                    searches=len(plans))
-    return Overview(spec, machine, rows, at_once)
-
-
-def eval_count(epochs: float, every: float | None, steps_per_epoch: int | None = None) -> int:
-    """Evaluation points of a trial of `epochs` epochs (the loop's own `eval_points`; without the steps per
-    epoch, as if every fraction of an epoch were its own step)."""
-    from unlearning.train.schedule import eval_points
-
-    return len(eval_points(epochs, steps_per_epoch or 10**6, every))
+# the plan's model and its probe (re-exported: `from sweeps.overview import sweep_overview, probe_sweep, ...`)
+from sweeps.overview_model import (  # noqa: F401
+    CONNECT_TIMEOUT_S, RESOURCE_FIELDS, Machine, Overview, SearchRow, cluster_machine, eval_count, eval_range,
+    local_machine, sweep_overview, unconnected_cluster,
+)
+from sweeps.overview_probe import PROBE_STEPS, Probe, estimate, probe_search, probe_skip_reason, probe_sweep  # noqa: F401
 
 
 def _num(x: float) -> str:
@@ -213,10 +46,6 @@ def _num(x: float) -> str:
 
 def _span(lo: float, hi: float) -> str:
     return _num(lo) if lo == hi else f"{_num(lo)}-{_num(hi)}"
-
-
-def _evals(row: SearchRow, spe: int | None = None) -> tuple[int, int]:
-    return eval_count(row.epochs[0], row.every, spe), eval_count(row.epochs[1], row.every, spe)
 
 
 def _plural(n: float, word: str) -> str:
@@ -231,7 +60,7 @@ def searches_table(ov: Overview) -> Table:
     total_te = total_ev = 0.0
     for r in ov.rows:
         te = r.trials * r.mean_epochs
-        lo, hi = _evals(r)
+        lo, hi = eval_range(r)
         total_te += te
         total_ev += r.trials * (lo + hi) / 2
         table.add_row(r.model, r.label, str(r.trials), _span(*r.epochs),
@@ -317,138 +146,12 @@ def print_overview(ov: Overview, console: Console) -> None:
             console.print(item)
 
 
-# ------------------------------------------------------------------------------------------------------
-# the probe
-
-
-def _middle(dim: Any) -> Any:
-    """A value in the middle of a dimension (geometric middle of a log range, the middle choice)."""
-    ends = dim.bounds()
-    if dim.type == "categorical":
-        return ends[len(ends) // 2]
-    lo, hi = ends
-    mid = math.sqrt(lo * hi) if dim.log and lo > 0 else (lo + hi) / 2
-    return int(round(mid)) if dim.type == "int" else mid
-
-
-def _inputs_items(inputs_dir: str) -> int:
-    """Forget examples of the run's inputs the shared work just stored (one file in a fresh folder)."""
-    import torch
-
-    files = sorted(Path(inputs_dir).glob("inputs-*.pt"), key=lambda p: p.stat().st_mtime)
-    if not files:
-        raise ConfigError("plan", field="probe", value=inputs_dir, fix="the shared work wrote no inputs: run "
-                          "`unlearn-sweep plan --no-probe` and report this")
-    return len(torch.load(files[-1], map_location="cpu", weights_only=False)["forget"])
-
-
-def probe_search(spec: Any, plan: Any, steps: int = PROBE_STEPS, log=lambda _m: None) -> Probe:
-    """Measure one search's model on this machine (see the module docstring); nothing of the real sweep
-    folder is read or written."""
-    import json
-
-    import torch
-
-    from sweeps.shared import prepare_shared
-    from sweeps.spec import parse_spec
-    from trainables.trial import SWEEP_KEY, sweep_constants, worker_config
-    from trainables.worker_loop import unlearning_loop_per_worker
-    from unlearning.train.data import micro_batches_per_epoch
-
-    threads = torch.get_num_threads()
-    with tempfile.TemporaryDirectory(prefix="unlearn-sweep-probe-") as tmp:
-        scratch = parse_spec({**spec.raw(), "storage": tmp}, where=spec.source_path or spec.name,
-                             source=spec.source_path)
-        t0 = time.perf_counter()
-        shared = prepare_shared(scratch, plan, log=log)
-        setup_s = time.perf_counter() - t0
-        n = _inputs_items(shared.inputs_dir)
-        values = {name: _middle(dim) for name, dim in plan.space.params.items() if name != "epochs"}
-        resources = spec.resources.model_dump()
-        consts = sweep_constants(plan.base, search_id=plan.search_id, sweep_dir=str(scratch.sweep_dir()),
-                                 reference=shared.reference_dir, inputs_cache=shared.inputs_dir,
-                                 resources={**resources, "max_failures": 0},
-                                 objective_names=[o.name for o in spec.objectives])
-        worker = worker_config({SWEEP_KEY: consts, **values}, "probe")
-        cfg = worker["train"]
-        per_epoch = math.ceil(micro_batches_per_epoch(n, cfg["train"]["batch_size"]) / cfg["train"]["grad_accum"])
-        ran = max(1, min(steps, int(per_epoch * cfg["train"]["epochs"])))
-        cfg["train"]["stop_after_epoch"] = ran / per_epoch  # `ran` steps, then the one evaluation point
-        cfg["eval"]["every"] = None
-        t0 = time.perf_counter()
-        try:
-            unlearning_loop_per_worker({**worker, "report_to": "none"})
-        finally:
-            torch.set_num_threads(threads)
-        run_s = time.perf_counter() - t0
-        history_file = Path(cfg["output_dir"]) / "history.json"
-        if not history_file.is_file():
-            raise ConfigError("plan", field="probe", value=plan.search_id,
-                              fix=f"the probe's trial of {plan.model.name} failed before its end (it would fail in "
-                                  "the sweep too): run an exported config with `unlearn-sweep train` to see why, or "
-                                  "plan with --no-probe")
-        history = json.loads(history_file.read_text())
-    times = [s["time_s"] for s in history["steps"]]
-    deltas = [b - a for a, b in zip(times, times[1:])]
-    step_s = statistics.median(deltas) if deltas else (times[0] if times else 0.0)
-    evals = [e for e in history["evals"] if e.get("eval_seconds") is not None]
-    eval_s = float(evals[-1]["eval_seconds"]) if evals else 0.0
-    return Probe(plan.model.name, setup_s, run_s, step_s, eval_s, len(times), n)
-
-
-def probe_sweep(spec: Any, log=lambda _m: None) -> dict[str, Probe]:
-    """One probe per model (on its first search: the variants of a model train at the same speed)."""
-    probes: dict[str, Probe] = {}
-    for plan in spec.searches():
-        if plan.model.name not in probes:
-            log(f"probe: {plan.model.name} ({PROBE_STEPS} optimiser steps and one evaluation) ...")
-            probes[plan.model.name] = probe_search(spec, plan, log=log)
-    return probes
-
-
-def probe_skip_reason(spec: Any) -> str | None:
-    """Why a probe on this machine would not measure the trials' device, else None."""
-    from sweeps.preflight import cuda_devices
-
-    gpus = cuda_devices()
-    if spec.resources.gpus > 0 and gpus == 0:
-        return "the trials run on GPUs and this machine has none to probe on"
-    if spec.resources.gpus == 0 and gpus > 0:
-        return ("the trials run on CPUs but the probe would train on this machine's GPU: run "
-                "`CUDA_VISIBLE_DEVICES= unlearn-sweep plan ...` to probe the CPU")
-    return None
-
-
 def _duration(s: float) -> str:
     if s < 90:
         return f"{s:.0f} s"
     if s < 90 * 60:
         return f"{s / 60:.1f} min"
     return f"{s / 3600:.1f} h"
-
-
-def estimate(ov: Overview, probes: dict[str, Probe]) -> dict[str, Any]:
-    """The wall time the probes predict (seconds): per trial of each search, the trials' work, the set-up."""
-    spec = ov.spec
-    per_trial: dict[str, float] = {}
-    work = 0.0
-    for row in ov.rows:
-        p = probes[row.model]
-        plan = spec.plan(row.search_id)
-        t = plan.base["train"]
-        from unlearning.train.data import micro_batches_per_epoch
-
-        spe = math.ceil(micro_batches_per_epoch(p.forget_items, t["batch_size"], spec.resources.workers)
-                        / t["grad_accum"])
-        lo, hi = _evals(row, spe)
-        fixed = max(0.0, p.run_s - p.steps * p.step_s - p.eval_s)  # load, inputs, engine, final save
-        per_trial[row.search_id] = fixed + row.mean_epochs * spe * p.step_s + (lo + hi) / 2 * p.eval_s
-        work += row.trials * per_trial[row.search_id]
-    trials = sum(r.trials for r in ov.rows)
-    at_once = max(1, ov.at_once)
-    setup = sum(p.setup_s for p in probes.values())
-    wall = setup + math.ceil(trials / at_once) * (work / trials if trials else 0.0)
-    return {"per_trial": per_trial, "work": work, "setup": setup, "wall": wall, "at_once": at_once}
 
 
 def print_estimate(ov: Overview, probes: dict[str, Probe], console: Console) -> dict[str, Any]:
