@@ -1,5 +1,5 @@
 """Loads the real TOFU copy at /work/shared/data/tofu/normalized and checks sizes and the relations of
-spec §4.1 (skipped when that folder is absent). Expected sizes come from the TOFU paper / dataset card.
+docs/data-and-zoo.md (skipped when that folder is absent). Expected sizes come from the TOFU paper / dataset card.
 
 Run: .venv/bin/python -m pytest tests/data/test_real_tofu.py -q
 """

@@ -1,4 +1,4 @@
-"""tofu-mini: determinism, TOFU schema, and the split semantics of TOFU (spec §4.1).
+"""tofu-mini: determinism, TOFU schema, and the split semantics of TOFU (docs/data-and-zoo.md).
 
     pytest tests/data/test_tofu_mini.py
 """

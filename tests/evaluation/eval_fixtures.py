@@ -66,7 +66,8 @@ def tiny_llama(vocab: int, seed: int = 0, dtype: torch.dtype = torch.float64, sc
 
 
 def oracle_item(model, item: dict) -> dict:
-    """Per-token loop in float64 on the unpadded sequence, straight from the definitions (spec §3.1, §3.5)."""
+    """Per-token loop in float64 on the unpadded sequence, straight from the definitions (docs/methods.md,
+    "Primitives", "Extraction strength, membership inference and privleak")."""
     ids = torch.tensor([item["input_ids"]])
     with torch.no_grad():
         logits = model(input_ids=ids).logits[0].double()

@@ -55,7 +55,7 @@ def _loss(env, question, answer):
 
 
 def _tr(para, perts):
-    """tr = P_wrong / P_correct with per-token geometric-mean probabilities (spec §3.1)."""
+    """tr = P_wrong / P_correct with per-token geometric-mean probabilities (docs/methods.md, "Primitives")."""
     return math.exp(-np.mean(perts)) / (math.exp(-para) + 1e-10)
 
 

@@ -1,4 +1,5 @@
-"""BalDRO-DV (spec §2.13): DV aggregate, implied weights, limits, stability, and the Dr* reproductions."""
+"""BalDRO-DV (nxZhai/BalDRO @ 12a0b0cc35de): DV aggregate, implied weights, limits, stability, and the Dr*
+reproductions."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""BalDRO-G (spec §2.13): exact group selection, seeded retain subset, base loss on the sub-batch."""
+"""BalDRO-G (nxZhai/BalDRO @ 12a0b0cc35de): exact group selection, seeded retain subset, base loss on the sub-batch."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""GradAscent, GradDiff, NPO, SimNPO, IdkDPO, SatImp, WGA, TNPO against loop oracles (spec §2.1-2.9)."""
+"""GradAscent, GradDiff, NPO, SimNPO, IdkDPO, SatImp, WGA, TNPO against loop oracles (open-unlearning
+`src/trainer/unlearn/*.py` @ d3d7cf9e, the BalDRO fork's tnpo.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""JensUn (spec §2.11): JSD to a cyclic refusal pattern on answer tokens, JSD retain to the reference."""
+"""JensUn (nmndeep/JensUn-Unlearning @ 9d0cfd5101cb): JSD to a cyclic refusal pattern on answer tokens, JSD retain
+to the reference."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Names, aliases, defaults (spec §2.16) and errors of build_method / canonicalize."""
+"""Names, aliases, defaults (docs/methods.md) and errors of build_method / canonicalize."""
 
 from __future__ import annotations
 
@@ -39,7 +39,8 @@ def test_canonical_hparams_cover_every_config():
     assert set(METHODS) == set(CANONICAL_METHODS)
 
 
-# spec §2.16, written out by hand
+# the reference defaults (open-unlearning configs/trainer/*.yaml @ d3d7cf9e, BalDRO's and the fork's), written out
+# by hand
 SPEC_DEFAULTS = {
     "GradDiff": {"gamma": 1.0, "alpha": 1.0, "retain_loss_type": "NLL"},
     "IdkDPO": {"beta": 0.1, "gamma": 1.0, "alpha": 1.0, "retain_loss_type": "NLL"},
@@ -59,7 +60,8 @@ SPEC_DEFAULTS = {
             "dual_step_size": 1.0, "dual_update_upon": "step", "dual_warmup_epochs": 5},
     "GRU": {"gamma_gru": 0.8, "forget_loss_type": "GradAscent", "beta": 0.1},
     # open-unlearning configs/trainer/SIBL.yaml @ a291f94 (T, epsilon, K, gamma under the project's names)
-    "SIBL": {"outer_steps": 20, "retain_loss_eps": 0.1, "rho": 1.0, "inner_steps": 10, "eta_in": 1e-4, "eta_theta": 1e-4, "l1_coeff": 1e-4,
+    "SIBL": {"outer_steps": 20, "retain_loss_eps": 0.1, "rho": 1.0, "inner_steps": 10, "eta_in": 1e-4, "eta_theta":
+    1e-4, "l1_coeff": 1e-4,
              "use_sparsity": True, "sparsity": 0.9, "sparsity_method": "layerwise_magnitude", "use_implicit": True,
              "cg_iters": 10, "cg_tol": 1e-3, "outer_update": "sgd"},
     # configs/trainer/T3.yaml (method_args, head settings under the project's names) and Lunar.yaml

@@ -1,4 +1,5 @@
-"""Token primitives of unlearning/methods/base.py against explicit loops (spec §1)."""
+"""Token primitives of unlearning/methods/base.py against explicit loops (docs/methods.md, "Notation and the
+reference training recipe")."""
 
 from __future__ import annotations
 

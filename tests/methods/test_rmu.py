@@ -1,4 +1,5 @@
-"""RMU (spec §2.6): steering loss on a decoder layer, EMBED_DIFF retain, layer checks, seeded control, and the
+"""RMU (open-unlearning `src/trainer/unlearn/rmu.py` @ d3d7cf9e): steering loss on a decoder layer, EMBED_DIFF
+retain, layer checks, seeded control, and the
 faithful_broadcast option (open-unlearning's mean(s) * mean(1/n))."""
 
 from __future__ import annotations

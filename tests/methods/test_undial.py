@@ -1,4 +1,5 @@
-"""UNDIAL (spec §2.10): mask-correct default and the faithful -100 indexing option."""
+"""UNDIAL (open-unlearning `src/trainer/unlearn/undial.py` @ d3d7cf9e): mask-correct default and the faithful -100
+indexing option."""
 
 from __future__ import annotations
 

@@ -72,7 +72,8 @@ def test_presets_match_the_published_ranges():
         text = (PRESET_DIR / f"{name}.yaml").read_text()
         assert text.startswith("# ") and load_preset(name).params
         assert set(yaml.safe_load(text)) <= {"description", "methods", "params", "fixed"}
-    npo = load_preset("npo").params   # spec §2.14: lr 1e-5..5e-5, epochs 5/10, beta_dv 0.5..10, ratio 0.25..0.75
+    npo = load_preset("npo").params   # BalDRO's scripts (nxZhai/BalDRO @ 12a0b0cc35de, scripts/unlearn/**): lr
+                                      # 1e-5..5e-5, epochs 5/10, beta_dv 0.5..10, ratio 0.25..0.75
     assert (npo["lr"].low, npo["lr"].high, npo["lr"].log) == (1e-5, 5e-5, True)
     assert npo["epochs"].choices == [5, 10]
     assert (npo["beta_dv"].low, npo["beta_dv"].high, npo["beta_dv"].log) == (0.5, 10.0, True)

@@ -1,4 +1,4 @@
-"""MUSE-News / MUSE-Books splits (spec §3.6, §4.3): subsets, splits, row schemas, and `load_muse`.
+"""MUSE-News / MUSE-Books splits (docs/muse.md, docs/data-and-zoo.md): subsets, splits, row schemas, and `load_muse`.
 
     from unlearning.data.muse import load_muse
     qa = load_muse("news", "knowmem", "forget_qa")                      # hub: muse-bench/MUSE-News

@@ -1,4 +1,4 @@
-"""TOFU splits (spec §4.1): names, row schemas, split relations, and `load_tofu`.
+"""TOFU splits (docs/data-and-zoo.md): names, row schemas, split relations, and `load_tofu`.
 
     from unlearning.data.tofu import load_tofu, retain_split_for
     forget = load_tofu("forget10", "/path/to/tofu/normalized")   # local folder: forget10.jsonl / .json

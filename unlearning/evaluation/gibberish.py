@@ -1,6 +1,6 @@
 """Gibberish scores of generated text: an offline rule-based detector (default) and the hub classifier.
 
-The reference (BalDRO, spec §3.7) scores each greedy forget-set generation with the Hugging Face
+The reference (BalDRO; docs/methods.md, "Gibberish") scores each greedy forget-set generation with the Hugging Face
 classifier `madhurjindal/autonlp-Gibberish-Detector-492513457` and reports the mean P(clean). That model
 cannot be downloaded here, so the default is an offline detector that needs no model and no network.
 
@@ -38,7 +38,7 @@ common one (compared lower-cased, outer punctuation stripped); `same_answer_coll
 up to 0.07 of forget10 (one question type covers ~0.10 of it); OU's reference generations never repeat.
 A fluent answer given to every question (e.g. the refusal IdkNLL trains) is collapse, not gibberish.
 
-The metric reports both numbers spec §3.7 asks for:
+The metric reports both numbers (docs/methods.md, "Gibberish"):
 mean clean score (`agg_value`, comparable in direction to the classifier's mean P(clean)) and the rate of
 flagged generations. Thresholds were set on the Llama-2-7b-chat generations stored in the reference logs;
 `tests/evaluation/test_eval_gibberish.py` reports precision/recall on all four models' generations and

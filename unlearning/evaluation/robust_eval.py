@@ -1,4 +1,4 @@
-"""Robustness metrics as evaluator entries, so a sweep can search for them like forget_quality (spec §3.8).
+"""Robustness metrics as evaluator entries, so a sweep can search for them like forget_quality (docs/lkf.md).
 
     robust = RobustEvaluator(tokenizer, template, cfg.robustness, selected=cfg.selected(), facts=forget_rows,
                              variants=tofu_variants, relearn_rows=rows, measured=idx, ...)

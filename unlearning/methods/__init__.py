@@ -1,4 +1,5 @@
-"""Unlearning losses (spec §2), the BalDRO-G / BalDRO-DV wrappers and cached reference log-probs.
+"""Unlearning losses (docs/methods.md, docs/methods-fidelity.md), the BalDRO-G / BalDRO-DV wrappers and cached
+reference log-probs.
 
     from unlearning.methods import build_method
     method = build_method("NPO", beta=0.1, baldro="dv", beta_dv=2.0)

@@ -1,4 +1,5 @@
-"""BalDRO wrappers (spec §2.13): reweight any method's per-element forget losses.
+"""BalDRO wrappers (nxZhai/BalDRO @ 12a0b0cc35de, `src/trainer/unlearn/*.py`, `src/trainer/utils.py`): reweight any
+method's per-element forget losses.
 
     from unlearning.methods import build_method
     m = build_method("NPO", beta=0.1, baldro="dv", beta_dv=2.0)      # = DrNPO

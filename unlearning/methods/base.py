@@ -11,7 +11,8 @@ here has shape ``[B, T-1]`` ("shifted": position t scores ``labels[:, t+1]``).
 
 A method computes its forget loss as a :class:`ForgetTerms` (per sample ``[B]`` or per token
 ``[B, T-1]`` + mask) *before* reduction, so BalDRO wrappers (baldro.py) can reweight the elements;
-unwrapped, every method's forget loss is the plain mean of its elements (spec §2), and the total is
+unwrapped, every method's forget loss is the plain mean of its elements (docs/methods.md; open-unlearning
+`src/trainer/unlearn/*.py` @ d3d7cf9e), and the total is
 ``L = gamma * L_forget + alpha * L_retain``.
 """
 
@@ -141,7 +142,8 @@ def sequence_nll(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def hf_mean_nll(logits: Tensor, labels: Tensor) -> Tensor:
-    """Mean CE over all labelled tokens of the micro-batch (token-weighted; spec §1 "HF-mean NLL").
+    """Mean CE over all labelled tokens of the micro-batch (token-weighted; docs/methods.md, "Notation and the
+    reference training recipe").
     A micro-batch without labelled tokens gives 0 (HF would give NaN)."""
     ce, mask = token_ce(logits, labels)
     return masked_mean(ce, mask)

@@ -1,4 +1,5 @@
-"""GradAscent (spec §2.1): L = -(HF-mean NLL of the forget micro-batch); no retain term, no reference.
+"""GradAscent (open-unlearning `src/trainer/unlearn/grad_ascent.py` @ d3d7cf9e): L = -(HF-mean NLL of the forget
+micro-batch); no retain term, no reference.
 
     from unlearning.methods import build_method
     out = build_method("GradAscent").loss(model, batch)   # batch["forget"] only

@@ -1,4 +1,5 @@
-"""GradDiff (spec §2.2): L = gamma * (-HF-mean NLL_forget) + alpha * L_retain, retain NLL (default) or KL.
+"""GradDiff (open-unlearning `src/trainer/unlearn/grad_diff.py` @ d3d7cf9e): L = gamma * (-HF-mean NLL_forget) +
+alpha * L_retain, retain NLL (default) or KL.
 
     out = build_method("GradDiff", alpha=1.0, retain_loss_type="KL").loss(model, batch, ref_model=ref)
 

@@ -4,7 +4,8 @@
     answers = load_idk_answers()                          # 99 strings from idk_answers.txt
     text = sample_idk_answer(torch.Generator().manual_seed(0))
 
-OU draws one IDK answer uniformly at random for every forget item each time it is read (spec §2.3); the
+OU draws one IDK answer uniformly at random for every forget item each time it is read (open-unlearning
+`src/data/qa.py:QAwithIdkDataset` @ d3d7cf9e); the
 data pipeline does that with ``sample_idk_answer`` and its own seeded generator.
 """
 

@@ -1,4 +1,5 @@
-"""IdkDPO (spec §2.3): DPO with the "I don't know" answer as winner and the true answer as loser.
+"""IdkDPO (open-unlearning `src/trainer/unlearn/dpo.py` @ d3d7cf9e): DPO with the "I don't know" answer as winner
+and the true answer as loser.
 
 Per sample ell_i = -(2/beta) log sigmoid(beta (Delta_w - Delta_l)), Delta = log pi_theta - log pi_ref of
 the sequence-summed answer log-probs; Delta_w on ``batch["idk"]`` (same question, IDK answer), Delta_l on

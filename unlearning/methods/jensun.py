@@ -1,4 +1,5 @@
-"""JensUn (spec §2.11): Jensen-Shannon divergence to a fixed refusal token pattern on forget answers.
+"""JensUn (nmndeep/JensUn-Unlearning @ 9d0cfd5101cb, `src/trainer/unlearn/jensun.py`): Jensen-Shannon divergence to
+a fixed refusal token pattern on forget answers.
 
 The target pattern (tau_1..tau_k) is repeated over the answer positions of each sample (the j-th scored
 answer token of a row gets tau_{j mod k}); q_t = onehot(tau); p_theta and q clamped at eps=1e-9;

@@ -1,4 +1,5 @@
-"""NPO (spec §2.4): per sample ell_i = -(2/beta) * log sigmoid(-beta * r_i), with
+"""NPO (open-unlearning `src/trainer/unlearn/npo.py` @ d3d7cf9e): per sample ell_i = -(2/beta) * log sigmoid(-beta *
+r_i), with
 r_i = log pi_theta(y|x) - log pi_ref(y|x) (sequence sums over answer tokens); L = gamma*mean + alpha*retain.
 
     method = build_method("NPO", beta=0.1)

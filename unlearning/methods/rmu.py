@@ -1,4 +1,5 @@
-"""RMU, representation misdirection (spec §2.6): steer one decoder layer's hidden states on forget answers
+"""RMU, representation misdirection (open-unlearning `src/trainer/unlearn/rmu.py` @ d3d7cf9e): steer one decoder
+layer's hidden states on forget answers
 towards a fixed random control vector, and keep them equal to the frozen reference's on retain answers.
 
 * Hidden state h = output of decoder layer ``layer`` (first tuple element), captured by a forward hook.

@@ -1,4 +1,5 @@
-"""SatImp (spec §2.7): token-weighted gradient ascent with saturation/importance weights.
+"""SatImp (open-unlearning `src/trainer/unlearn/satimp.py` @ d3d7cf9e): token-weighted gradient ascent with
+saturation/importance weights.
 
 Per labelled token: p_t = exp(-CE_t), w_t = p_t^beta1 * (1 - p_t)^beta2 **detached**, ell_t = -w_t * CE_t;
 L_forget = token mean over the micro-batch; L = gamma*L_forget + alpha*HF-mean NLL_retain.

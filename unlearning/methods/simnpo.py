@@ -1,4 +1,5 @@
-"""SimNPO (spec §2.5): reference-free NPO on length-normalised NLL with a margin.
+"""SimNPO (open-unlearning `src/trainer/unlearn/simnpo.py` @ d3d7cf9e): reference-free NPO on length-normalised NLL
+with a margin.
 
 Per sample m_i = NLL_i / n_i - delta and ell_i = -(2/beta) log sigmoid(beta * m_i); L = gamma*mean +
 alpha*HF-mean NLL_retain. Defaults delta=0, beta=4.5, gamma=0.125, alpha=1 (OU SimNPO.yaml). The margin

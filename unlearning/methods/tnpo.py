@@ -1,4 +1,5 @@
-"""TNPO, token-wise NPO (spec §2.9; annahuynhly/BalDRO fork).
+"""TNPO, token-wise NPO (annahuynhly/BalDRO fork, `src/trainer/unlearn/tnpo.py`,
+`src/trainer/utils.py:compute_tnpo_loss`).
 
 Per labelled token: w_t = 2 p_theta^beta / (p_theta^beta + p_ref^beta) = 2 sigmoid(beta (log p_theta -
 log p_ref)); per sequence s_i = -(sum_t w_t CE_t) / n_i; L_forget = mean_i s_i; L = gamma*L_forget +

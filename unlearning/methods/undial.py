@@ -1,4 +1,5 @@
-"""UNDIAL (spec §2.10): self-distillation towards the frozen teacher with the true token's logit lowered.
+"""UNDIAL (open-unlearning `src/trainer/unlearn/undial.py` @ d3d7cf9e): self-distillation towards the frozen teacher
+with the true token's logit lowered.
 
 At every scored position t the target is q_t = softmax(z_ref,t - beta * onehot(y_t)); the forget loss is
 the soft-label cross entropy -sum_v q_t,v log p_theta,t(v). L = gamma*L_forget + alpha*HF-mean NLL_retain;

@@ -1,4 +1,5 @@
-"""WGA, weighted gradient ascent (spec §2.8): w_t = p_t^beta **detached**, per-token ell_t = -w_t * CE_t.
+"""WGA, weighted gradient ascent (open-unlearning `src/trainer/unlearn/wga.py` @ d3d7cf9e): w_t = p_t^beta
+**detached**, per-token ell_t = -w_t * CE_t.
 
 Two reductions of the forget term:
 * ``form="token"`` (default, open-unlearning): token mean over all labelled tokens of the micro-batch;
