@@ -222,8 +222,13 @@ class SweepRecorder(Callback):
         return self._runs[tid]
 
     def _status(self, trial: Any, status: str, reason: str | None = None) -> None:
-        ref = self._run(trial)
         plan, _ = self._search(trial)
+        if trial.trial_id not in self._runs:  # points.jsonl names the trial before MLflow has a run for it: a
+            # driver killed in between leaves a trial that `resume` closes as lost in both, not an MLflow run
+            # that no results line knows
+            self.results.trial(trial.trial_id, status, search_id=plan.search_id, model=plan.model.name,
+                               variant=plan.variant, reason=reason, hparams=sampled_params(trial.config))
+        ref = self._run(trial)
         wall, work = self.timings.get(trial.trial_id, (None, None)) if status == "finished" else (None, None)
         self.results.trial(trial.trial_id, status, search_id=plan.search_id, model=plan.model.name,
                            variant=plan.variant, reason=reason, hparams=sampled_params(trial.config),
