@@ -62,11 +62,13 @@ def starts_callback():
         def __init__(self):
             self.live: dict[str, set] = {sid: set() for sid in SEARCHES}
             self.starts: list[tuple[str, dict[str, int]]] = []
+            self.order: list[str] = []   # trial ids in start order (Ray's ids are random, not ordered)
 
         def on_trial_start(self, iteration, trials, trial, **info):
             sid = trial.config[SWEEP_KEY]["search_id"]
             self.live[sid].add(trial.trial_id)
             self.starts.append((sid, {s: len(v) for s, v in self.live.items()}))
+            self.order.append(trial.trial_id)
 
         def on_trial_complete(self, iteration, trials, trial, **info):
             self.live[trial.config[SWEEP_KEY]["search_id"]].discard(trial.trial_id)
@@ -144,8 +146,8 @@ def test_moasha_ranks_a_trial_only_against_its_own_search(local_ray, tmp_path):
     points = {}
     for r in grid:
         points.setdefault(r.metrics["search"], []).append((r.metrics["trial_id"], r.metrics[POINTS_KEY]))
-    first_of_b = min(points[SEARCHES[1]])   # trial ids grow in start order
-    assert first_of_b[1] == 3, points
+    first_of_b = next(tid for tid, sid in zip(slots.order, (s for s, _ in slots.starts)) if sid == SEARCHES[1])
+    assert dict(points[SEARCHES[1]])[first_of_b] == 3, (first_of_b, slots.order, points)
     # each scheduler saw only its own search's trials at its rungs
     for sid, sub in scheduler.schedulers.items():
         ids = {tid for tid, _ in points[sid]}
