@@ -211,6 +211,15 @@ def inputs_of(batch: Mapping[str, Any], key: str) -> dict[str, Tensor]:
     return {k: part[k] for k in INPUT_KEYS}
 
 
+def bare_module(model: Any) -> nn.Module:
+    """The module under any wrapper (a DeepSpeed engine, DDP): methods that take their own gradients
+    (``torch.autograd.grad``) or change weights in place run their forwards on it, because a DeepSpeed engine's
+    forward output refuses any autograd call outside ``engine.backward`` (ZeRO 0)."""
+    while isinstance(getattr(model, "module", None), nn.Module):
+        model = model.module
+    return model
+
+
 def logits_of(model: nn.Module, inputs: Mapping[str, Tensor]) -> Tensor:
     """Forward pass returning ``[B, T, V]`` logits (labels are not passed, so HF computes no loss)."""
     out = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])

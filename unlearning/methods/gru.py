@@ -45,7 +45,7 @@ import torch
 from torch import Tensor, nn
 
 from unlearning.errors import ConfigError
-from unlearning.methods.base import (ForgetTerms, LossOutput, Method, check_choice, check_positive,
+from unlearning.methods.base import (bare_module, ForgetTerms, LossOutput, Method, check_choice, check_positive,
                                      hf_mean_nll, inputs_of, logits_of, ref_token_logps, token_ce)
 from unlearning.methods.grad_ascent import ascent_token_losses
 from unlearning.methods.npo import npo_sample_losses
@@ -61,12 +61,6 @@ class GRUConfig:
     gamma_gru: float = 0.8
     forget_loss_type: str = "GradAscent"
     beta: float = 0.1
-
-
-def _trainable(model: nn.Module) -> list[nn.Parameter]:
-    while isinstance(getattr(model, "module", None), nn.Module):
-        model = model.module
-    return [p for p in model.parameters() if p.requires_grad]
 
 
 def _grads(loss: Tensor, params: list[nn.Parameter]) -> list[Tensor]:
@@ -137,7 +131,8 @@ class GRU(Method):
     def loss(self, model: nn.Module, batch: Mapping[str, Any], ref_model: nn.Module | None = None) -> LossOutput:
         index, size = self.micro
         self.micro = (0, 1)
-        params = _trainable(model)
+        model = bare_module(model)  # its gradients are torch.autograd.grad calls: no engine forward (base.bare_module)
+        params = [p for p in model.parameters() if p.requires_grad]
         terms = self.forget_terms(model, batch, ref_model)
         forget = terms.mean()
         g_forget = _grads(forget, params)

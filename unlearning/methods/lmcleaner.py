@@ -41,7 +41,7 @@ import torch
 from torch import Tensor, nn
 
 from unlearning.errors import ConfigError
-from unlearning.methods.base import LossOutput, Method, check_choice, check_number
+from unlearning.methods.base import bare_module, LossOutput, Method, check_choice, check_number
 from unlearning.methods.lmcleaner_log import TrainingLog, open_stored_log
 
 HESSIAN_MODES = ("GGN", "exact")          # both: the HVP of the batch's HF loss (the reference's hvp_ggn)
@@ -63,11 +63,6 @@ class LMCleanerConfig:
     max_step: int | None = None
     log_alignment: str = "update"
 
-
-def _unwrap(model: Any) -> nn.Module:
-    while isinstance(getattr(model, "module", None), nn.Module):
-        model = model.module
-    return model
 
 
 def hvp(model: nn.Module, batch: Mapping[str, Tensor], v: Tensor, params: list[nn.Parameter]) -> Tensor:
@@ -154,7 +149,7 @@ class LMCleaner(Method):
                                       "a log folder (unlearning.models.training_log.zoo_training_log(name) makes one)")
             self.log = open_stored_log(self.config.training_log)
         if self.log.final is not None:   # the log is of a re-run (the zoo's): start from the weights it describes
-            params = [p for p in _unwrap(model).parameters() if p.requires_grad]
+            params = [p for p in bare_module(model).parameters() if p.requires_grad]
             if self.log.final.numel() != sum(p.numel() for p in params):
                 raise ConfigError(self.name, field="training_log", value=self.config.training_log,
                                   fix="the log's final weights do not fit this model: use the log's own model")
@@ -190,7 +185,7 @@ class LMCleaner(Method):
         if getattr(model, "zero_stage", 0) > 0 or getattr(getattr(model, "dist", None), "world", 1) > 1:
             raise ConfigError(self.name, field="train.engine", value="sharded or multi-process",
                               fix="LMCleaner changes the weights in place: one process, engine torch or zero_stage 0")
-        net = _unwrap(model)
+        net = bare_module(model)
         params = [p for p in net.parameters() if p.requires_grad]
         if not self.applied:
             from torch.nn.attention import SDPBackend, sdpa_kernel

@@ -65,7 +65,7 @@ import torch
 from torch import Tensor, nn
 
 from unlearning.errors import ConfigError, DataError
-from unlearning.methods.base import IGNORE_INDEX, LossOutput, Method, check_choice, check_positive, inputs_of
+from unlearning.methods.base import bare_module, IGNORE_INDEX, LossOutput, Method, check_choice, check_positive, inputs_of
 from unlearning.methods.idk_answers import load_idk_answers
 from unlearning.methods.lunar_fit import mlp_activations
 from unlearning.methods.rmu import decoder_layers
@@ -92,11 +92,6 @@ class LUNARConfig:
     fit_epochs: int = 100
     fit_batch_size: int = 64
 
-
-def _unwrap(model: Any) -> nn.Module:
-    while isinstance(getattr(model, "module", None), nn.Module):
-        model = model.module
-    return model
 
 
 def load_prompts(spec: str) -> list[str]:
@@ -240,7 +235,7 @@ class LUNAR(Method):
                                       "(or clamp_layer: true)")
         block = decoder_layers(model)[out[0]]
         if not hasattr(getattr(block, "mlp", None), "down_proj") or not hasattr(block, "post_attention_layernorm"):
-            raise ConfigError(self.name, field="model", value=type(_unwrap(model)).__name__,
+            raise ConfigError(self.name, field="model", value=type(bare_module(model)).__name__,
                               fix="LUNAR needs Llama-style blocks with mlp.down_proj and post_attention_layernorm")
         if len(set(out)) < len(out):
             raise ConfigError(self.name, field="layers", value=self.config.layers, fix="the layers resolve to the same block")
@@ -249,7 +244,7 @@ class LUNAR(Method):
     def trainable_parameters(self, model: nn.Module) -> Iterator[tuple[str, nn.Parameter]]:
         """Only the chosen blocks' ``mlp.down_proj.weight``."""
         wanted = {id(decoder_layers(model)[l].mlp.down_proj.weight) for l in self.resolve_layers(model)}
-        return ((n, p) for n, p in _unwrap(model).named_parameters() if id(p) in wanted)
+        return ((n, p) for n, p in bare_module(model).named_parameters() if id(p) in wanted)
 
     def prepare_model(self, model: nn.Module, data: Any, tokenizer: Any) -> nn.Module:
         """Compute the refusal directions with the (original) model; returns it unchanged."""
@@ -318,7 +313,7 @@ class LUNAR(Method):
             if self.rows is None:
                 raise ConfigError(self.name, field="data", value=None,
                                   fix="compute the direction first: method.prepare_model(model, data, tokenizer)")
-            xs, ys = regression_data(_unwrap(model), self.rows[0], self.rows[1], self.resolved, self.directions,
+            xs, ys = regression_data(bare_module(model), self.rows[0], self.rows[1], self.resolved, self.directions,
                                      self.coeff_list)
             fitted, self.fit_losses = fit_down_proj([w.detach() for w in weights], xs, ys, cfg.fit_lr,
                                                     cfg.fit_epochs, cfg.fit_batch_size)

@@ -39,7 +39,7 @@ import torch
 from torch import Tensor, nn
 
 from unlearning.errors import ConfigError
-from unlearning.methods.base import IGNORE_INDEX, ForgetTerms, Method, check_positive, inputs_of, logits_of
+from unlearning.methods.base import bare_module, IGNORE_INDEX, ForgetTerms, Method, check_positive, inputs_of, logits_of
 
 _LAYER_PATHS = ("model.layers", "layers", "model.model.layers", "transformer.h", "gpt_neox.layers",
                 "model.decoder.layers")
@@ -62,15 +62,10 @@ class RMUConfig:
     faithful_broadcast: bool = False
 
 
-def _unwrap(model: nn.Module) -> nn.Module:
-    while isinstance(getattr(model, "module", None), nn.Module):
-        model = model.module
-    return model
-
 
 def decoder_layers(model: nn.Module) -> nn.ModuleList:
     """The model's list of decoder blocks (Llama/Qwen/Mistral ``model.layers``, GPT-2 ``transformer.h``...)."""
-    root = _unwrap(model)
+    root = bare_module(model)
     for path in _LAYER_PATHS:
         obj: Any = root
         for part in path.split("."):
@@ -175,7 +170,7 @@ class RMU(Method):
     def trainable_parameters(self, model: nn.Module) -> Iterator[tuple[str, nn.Parameter]]:
         """(name, parameter) pairs whose name fully matches ``trainable_params_regex``."""
         pattern = re.compile(self.config.trainable_params_regex)
-        return ((n, p) for n, p in _unwrap(model).named_parameters() if pattern.fullmatch(n))
+        return ((n, p) for n, p in bare_module(model).named_parameters() if pattern.fullmatch(n))
 
     def _hidden(self, model: nn.Module, inputs: Mapping[str, Tensor]) -> Tensor:
         return layer_hidden(model, inputs, self.config.layer, self.config.clamp_layer)

@@ -55,7 +55,7 @@ import torch
 from torch import Tensor, nn
 
 from unlearning.errors import ConfigError
-from unlearning.methods.base import (ForgetTerms, LossOutput, Method, check_choice, check_number, check_positive,
+from unlearning.methods.base import (bare_module, ForgetTerms, LossOutput, Method, check_choice, check_number, check_positive,
                                      hf_mean_nll, inputs_of, logits_of)
 
 SPARSITY_METHODS = ("layerwise_magnitude",)
@@ -91,11 +91,6 @@ def _outer_seed(seed: int, epoch: int, t: int) -> int:
     digest = hashlib.sha256(f"sibl:{seed}:{epoch}:{t}".encode()).digest()
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
-
-def _unwrap(model: nn.Module) -> nn.Module:
-    while isinstance(getattr(model, "module", None), nn.Module):
-        model = model.module
-    return model
 
 
 def magnitude_masks(named: list[tuple[str, nn.Parameter]], sparsity: float) -> list[Tensor]:
@@ -208,7 +203,7 @@ class SIBL(Method):
     def _check_engine(self, model: Any) -> None:
         world = getattr(getattr(model, "dist", None), "world", 1)
         sharded = getattr(model, "zero_stage", 0) > 0 or (
-            type(model).__name__ == "DeepSpeedEngine" and any(p.dtype != torch.float32 for p in _unwrap(model).parameters()))
+            type(model).__name__ == "DeepSpeedEngine" and any(p.dtype != torch.float32 for p in bare_module(model).parameters()))
         if world > 1 or sharded:
             raise ConfigError(self.name, field="train.engine", value=f"world={world}, zero_stage="
                               f"{getattr(model, 'zero_stage', 0)}",
@@ -238,7 +233,10 @@ class SIBL(Method):
 
     def _loss(self, model: nn.Module, batch: Mapping[str, Any]) -> LossOutput:
         cfg = self.config
-        named = [(n, p) for n, p in _unwrap(model).named_parameters() if p.requires_grad]
+        # every forward goes through the bare module: a DeepSpeed engine's forward output refuses any autograd
+        # call outside engine.backward (ZeRO 0), and the procedure's gradients are torch.autograd.grad calls
+        model = bare_module(model)
+        named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
         params = [p for _, p in named]
         masks = self._masks(named)
         inputs_of(batch, "forget")  # a DataError before any step when the forget part is missing
