@@ -3,6 +3,7 @@
     python benchmarks/bench_landscape.py                        # benchmarks/landscape.yaml -> runs/landscape/
     python benchmarks/bench_landscape.py --workers 2 --out runs/landscape --limit 6   # the first 6 runs only
     python benchmarks/bench_landscape.py --report-only          # redraw the table and PNG from what is there
+    python benchmarks/bench_landscape.py --only IdkDPO,RMU      # some entries only (labels as the report prints)
 
 Every combination of a grid entry's values (`benchmarks/landscape.yaml`) is one run: the train config the
 sweep would give a trial with those sampled values (`trainables.trial.worker_config`), trained and evaluated
@@ -103,7 +104,7 @@ def plan_runs(grid: dict[str, Any], out: Path) -> tuple[list[tuple[Any, Any]], l
     base_raw = load_spec(REPO / grid["base_spec"]).raw()
     entries, runs = [], []
     for i, entry in enumerate(grid["grids"]):
-        spec = entry_spec(base_raw, entry, out, grid.get("eval_every", 1))
+        spec = entry_spec(base_raw, entry, out, entry.get("eval_every", grid.get("eval_every", 1)))
         plan = spec.searches()[0]
         entries.append((spec, plan))
         names = list(entry["grid"])
@@ -277,6 +278,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2, help="runs at a time (one thread each)")
     ap.add_argument("--limit", type=int, default=None, help="run only the first N runs of the grid (a look)")
     ap.add_argument("--report-only", action="store_true", help="write the table and PNG from runs.jsonl only")
+    ap.add_argument("--only", default=None, help="comma-separated grid entries to run and report, by method label "
+                    "as printed (e.g. IdkDPO,RMU,DrNPO); default: every entry")
     args = ap.parse_args()
 
     from sweeps.shared import prepare_shared
@@ -285,9 +288,17 @@ def main() -> None:
     grid = load_grid(args.grid)
     args.out.mkdir(parents=True, exist_ok=True)
     entries, runs = plan_runs(grid, args.out)
+    every_run = runs  # the report covers every finished run of the grid, whatever this call ran
+    if args.only:
+        wanted = {x.strip() for x in args.only.split(",") if x.strip()}
+        unknown = wanted - {r["label"] for r in runs}
+        if unknown:
+            raise SystemExit(f"--only: no grid entry labelled {sorted(unknown)}; the grid has "
+                             f"{sorted({r['label'] for r in runs})}")
+        runs = [r for r in runs if r["label"] in wanted]
     if args.limit is not None:
         runs = runs[: args.limit]
-    spec0 = entries[0][0]
+    spec0 = entries[runs[0]["entry"]][0]
     ensure_zoo_models([n for m in spec0.models for n in (m.name, m.retain_model)])
     shared: dict[int, dict[str, Any]] = {}
     for i, (spec, plan) in enumerate(entries):  # retain reference, target, inputs: once per entry (cached)
@@ -321,7 +332,7 @@ def main() -> None:
                     print(f"[{finished}/{len(todo)}] {rec['label']} {rec['hparams']}: {rec['status']}, "
                           f"{len(rec['points'])} points, best forget_quality {best:.2g}, {rec['wall_s']:.0f}s "
                           f"(about {left / 60:.0f} min left)", flush=True)
-    ordered = [done[r["run_id"]] for r in runs if r["run_id"] in done]
+    ordered = [done[r["run_id"]] for r in every_run if r["run_id"] in done]
     write_outputs(args.out, grid, target, ordered)
     print(f"wrote {args.out / 'landscape.csv'}, {args.out / 'landscape.json'}, {args.out / 'landscape.png'}")
     for line in summarise(ordered, target, grid["goal"]):
