@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -109,11 +110,29 @@ def zoo_training_log(name: str, log=print) -> "ZooReplayLog":
     """The zoo model's log (recorded on the first call, checked against the cached weights)."""
     folder = log_dir(name)
     if not (folder / "meta.json").is_file():
-        _record(name, folder, log)
+        _record_once(name, folder, log)
     meta, steps, rows = read_log_files(folder)
     out = ZooReplayLog(name, steps, rows, meta["pad_token_id"], meta["source"])
     out.final = torch.load(folder / FINAL_FILE, map_location="cpu", weights_only=True)
     return out
+
+
+def _record_once(name: str, folder: Path, log) -> None:
+    """Record under a file lock into a scratch folder renamed into place when complete: concurrent trials of one
+    sweep (two LMCleaner trials starting together) wait for one recording instead of writing the same files."""
+    import shutil
+
+    from filelock import FileLock
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(folder.parent / f".{folder.name}.lock")):
+        if (folder / "meta.json").is_file():
+            return  # another process recorded it while this one waited
+        scratch = folder.with_name(f".{folder.name}.partial")
+        shutil.rmtree(scratch, ignore_errors=True)   # a recording killed half-way
+        _record(name, scratch, log)
+        shutil.rmtree(folder, ignore_errors=True)    # an incomplete folder of an older version
+        os.replace(scratch, folder)
 
 
 def _record(name: str, folder: Path, log) -> None:
