@@ -154,6 +154,11 @@ def test_reference_config_names_of_sibl_rmu_t3_and_pdu():
     t3 = build_method("T3", guidance_cfg={"hidden_size": 8, "num_hidden_layers": 2, "activation_str": "relu",
                                           "bias": True}).config
     assert (t3.head_hidden_size, t3.head_layers, t3.head_activation, t3.head_bias) == (8, 2, "relu", True)
+    # T3.yaml's method_args as written there (@ bceda2cd), every one of them accepted
+    t3 = build_method("T3", pooling="mean", pool_temp=None, extraction_layer=-1, guidance_scale=1, base_temp=1,
+                      guidance_cfg={"hidden_size": 100, "num_hidden_layers": 1, "activation_str": "id",
+                                    "bias": False}).config
+    assert (t3.pooling, t3.pool_temp, t3.extraction_layer, t3.head_hidden_size) == ("mean", None, -1, 100)
     pdu = build_method("PDU", dual_update_upon="epoch", dual_warmup_epochs=2).config
     assert (pdu.dual_update_upon, pdu.dual_warmup_epochs) == ("epoch", 2)
     from unlearning.train.fields import resolve
@@ -169,9 +174,14 @@ def test_reference_config_names_of_sibl_rmu_t3_and_pdu():
     ("PDU", {"dual_update_upon": "batch"}, "dual_update_upon"),
     ("PDU", {"dual_warmup_epochs": -1}, "dual_warmup_epochs"),
     ("SIBL", {"gamma": 1e-4, "l1_coeff": 1e-4}, "l1_coeff"),
+    ("T3", {"pooling": "attn"}, "pooling"),                     # the reference implements mean pooling only
+    ("T3", {"extraction_layer": 3}, "extraction_layer"),        # its head training refuses layers but -1
+    ("T3", {"poolng": "mean"}, "poolng"),                       # a typo: "did you mean 'pooling'?"
 ])
 def test_reference_names_give_one_line_errors(name, hp, field):
     with pytest.raises(ConfigError) as err:
         build_method(name, **hp)
     msg = str(err.value)
     assert "\n" not in msg and f"'{field}'" in msg and "Fix:" in msg
+    if field == "poolng":
+        assert "did you mean 'pooling'?" in msg

@@ -11,6 +11,7 @@ beta_dv=2.0, its yaml default).
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -103,6 +104,7 @@ CANONICAL_HPARAMS = frozenset({
     "head_hidden_size", "head_layers", "head_activation", "head_bias", "layers", "coeffs", "direction_prompts",
     "fit", "fit_lr", "fit_epochs", "fit_batch_size",
     "training_log", "window", "hessian_mode", "damping", "max_step", "log_alignment",
+    "pooling", "pool_temp", "extraction_layer",
 })
 
 RETAIN_TYPE_ALIASES = {"nll": "NLL", "kl": "KL", "jsd": "JSD", "jensun": "JSD", "embed_diff": "EMBED_DIFF"}
@@ -170,8 +172,10 @@ def canonicalize(hparams: Mapping[str, Any], method: str | None = None) -> dict[
         for name, item in items:
             canonical = own.get(name) or HPARAM_ALIASES.get(name, name)
             if canonical not in CANONICAL_HPARAMS:
+                close = difflib.get_close_matches(name, [*CANONICAL_HPARAMS, *HPARAM_ALIASES, *own], n=1)
                 raise ConfigError("method hyperparameters", field=key, value=value,
-                                  fix=f"use one of {sorted(CANONICAL_HPARAMS)} (aliases: {sorted(HPARAM_ALIASES)})")
+                                  fix=(f"did you mean '{close[0]}'? " if close else "") +
+                                  f"use one of {sorted(CANONICAL_HPARAMS)} (aliases: {sorted(HPARAM_ALIASES)})")
             if canonical in out:
                 raise ConfigError("method hyperparameters", field=key, value=value,
                                   fix=f"'{key}' and '{source[canonical]}' both set '{canonical}'; give only one")

@@ -23,7 +23,8 @@ the evaluator decodes through it, ``save_pretrained`` writes the base model plus
 :func:`load_t3`). Not reproduced: ``pooling="attn"`` and ``extraction_layer != -1`` (the reference refuses them
 too); the reference's sampling generation (the evaluator decodes greedily). Scope: the head is called outside
 the engine's forward, so ZeRO-3 (partitioned weights) is refused. Defaults (reference T3.yaml): guidance_scale 1,
-base_temp 1, head_hidden_size 100, head_layers 1, head_activation id, head_bias false (its trainer args: lr 5e-2,
+base_temp 1, pooling mean, pool_temp null, extraction_layer -1 (the only values accepted, as in the reference),
+head_hidden_size 100, head_layers 1, head_activation id, head_bias false (its trainer args: lr 5e-2,
 weight_decay 0, 1 epoch, batch 1). BalDRO cannot wrap T3 (its loss is a classifier's, not a forget loss).
 
     method = build_method("T3")
@@ -50,7 +51,10 @@ HEAD_FILE = "t3_head.pt"
 @dataclass
 class T3Config:
     """guidance_scale=1.0, base_temp=1.0, head_hidden_size=100, head_layers=1, head_activation="id",
-    head_bias=False, seed=0 (the head's initialisation)."""
+    head_bias=False, seed=0 (the head's initialisation); the reference's pooling="mean", pool_temp=None and
+    extraction_layer=-1 (the only values its T3 trains with: ``T3CausalLM.pooling_fn_dict`` holds mean alone,
+    pool_temp is stored but read by no pooling it has, and its classifier-only training refuses any
+    extraction_layer but -1; open-unlearning src/model/t3.py @ b78505f4)."""
 
     guidance_scale: float = 1.0
     base_temp: float = 1.0
@@ -59,6 +63,9 @@ class T3Config:
     head_activation: str = "id"
     head_bias: bool = False
     seed: int = 0
+    pooling: str = "mean"
+    pool_temp: float | None = None
+    extraction_layer: int = -1
 
 
 def guidance_head(dim: int, vocab: int, hidden: int, layers: int, activation: str, bias: bool) -> nn.Sequential:
@@ -231,6 +238,15 @@ class T3(Method):
                               fix="more than one hidden layer needs a non-identity head_activation (relu, gelu, tanh)")
         if not isinstance(cfg.head_bias, bool):
             raise ConfigError(self.name, field="head_bias", value=cfg.head_bias, fix="use true or false")
+        if cfg.pooling != "mean":
+            raise ConfigError(self.name, field="pooling", value=cfg.pooling,
+                              fix="use mean: the reference T3 implements mean pooling only (src/model/t3.py)")
+        if cfg.pool_temp is not None:
+            check_positive(self.name, "pool_temp", cfg.pool_temp)  # kept, as the reference keeps it: no effect
+        if cfg.extraction_layer != -1 or isinstance(cfg.extraction_layer, bool):
+            raise ConfigError(self.name, field="extraction_layer", value=cfg.extraction_layer,
+                              fix="use -1 (the final hidden states): the reference's head training refuses other "
+                                  "layers")
 
     @property
     def needs_ref_model(self) -> bool:
