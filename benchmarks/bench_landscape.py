@@ -282,7 +282,7 @@ def main() -> None:
                     "as printed (e.g. IdkDPO,RMU,DrNPO); default: every entry")
     args = ap.parse_args()
 
-    from sweeps.shared import prepare_shared
+    from sweeps.operations.shared import prepare_shared
     from unlearning.models.prepare import ensure_zoo_models
 
     grid = load_grid(args.grid)

@@ -3,7 +3,7 @@
     python benchmarks/bench_overhead.py                 # 4 trials of the default sweep + the reference-cache runs
     python benchmarks/bench_overhead.py --trials 2 --ref-repeats 1      # quicker, noisier
 
-1. Per-trial overhead. The default sweep (`sweeps/tofu-mini.yaml`: the tiny zoo, NPO + BalDRO-DV, DeepSpeed
+1. Per-trial overhead. The default sweep (`presets/tofu-mini.yaml`: the tiny zoo, NPO + BalDRO-DV, DeepSpeed
    loop, evaluation every epoch) runs `--trials` trials through the real service (Ray Tune, Optuna random
    sampler, MLflow on SQLite), one at a time so that trials never share the 2 cores, in a scratch storage
    folder. Each trial's wall time is what the driver sees from its start to its end (`points.jsonl`,
@@ -52,7 +52,7 @@ def sweep_spec(storage: Path, trials: int, seed: int) -> Path:
 
     from unlearning.yaml_io import read_yaml
 
-    raw = read_yaml(REPO / "sweeps" / "tofu-mini.yaml")
+    raw = read_yaml(REPO / "presets" / "tofu-mini.yaml")
     raw["name"] = "bench-overhead"
     raw["method"]["baldro"] = ["dv"]
     raw["budget"] = {"num_trials": trials, "max_concurrent": 1, "max_failures": 0}
@@ -98,8 +98,8 @@ def per_trial_overhead(args: argparse.Namespace) -> tuple[float, float, float, f
     and the median trial's seconds outside their own work (driver wall - the trial's `trial_seconds`)."""
     from rich.console import Console
 
-    from sweeps.results import read_results
-    from sweeps.service import run_sweep
+    from sweeps.recording.results import read_results
+    from sweeps.operations.service import run_sweep
     from sweeps.spec import load_spec
     from unlearning.yaml_io import read_yaml
 

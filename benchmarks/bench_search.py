@@ -24,10 +24,10 @@ lookup trainable (`benchmarks/lookup.py`), the searcher over the grid's discrete
 `CategoricalDistribution` per hyperparameter) and its scheduler, built from the base spec's objectives,
 constraint, grace, reduction factor, stop_below and pause. A searcher is named sampler[+scheduler]
 (`search_replay.searcher_name`): `grid` (Optuna's grid sampler: every combination once in an order shuffled by
-the seed, then finished), `random`, `tpe`, `gp`, `nsga2`, `trajectory` (`sweeps.trajectory_searcher`: a GP model
+the seed, then finished), `random`, `tpe`, `gp`, `nsga2`, `trajectory` (`sweeps.search.trajectory_searcher`: a GP model
 of every evaluation point, proposals by expected feasible-HV improvement per epoch); `+moasha` adds our
 `MOASHAScheduler` (tofu-mini: rungs at epochs 1, 3, 9; max_t = the longest run), `+stop` the trajectory
-scheduler (`sweeps.scheduling.trajectory`: pauses/stops a trial whose remaining points are unlikely to add HV;
+scheduler (`sweeps.search.scheduling.trajectory`: pauses/stops a trial whose remaining points are unlikely to add HV;
 trajectory sampler only). Default searchers: grid, random, tpe, gp, trajectory, trajectory+stop, over `--seeds`
 (default 5) seeds. Trials run one at a time (max_concurrent_trials=1), so Tune asks for the next configuration
 only after the previous trial was told: a replay is deterministic given its seed. A failed run replays its
@@ -40,9 +40,9 @@ Each replay runs until it has consumed `--budget` (default 0.5) x the grid's tri
 finished.
 
 Hypervolume: of the *feasible* points seen so far (model_utility >= 0.9 x the target's, the base spec's
-constraint), in (log10 forget_quality up, model_utility up, gibberish_rate down), with `sweeps.pareto.hypervolume`
-(moocore, exact) against the reference point `sweeps.objectives.hv_reference` (log10 of the target's forget
-quality, 0.9 x the target's model utility, gibberish 1.0). A table's grid hypervolume is that of every feasible
+constraint), in (log10 forget_quality up, model_utility up, gibberish_rate down), with
+`sweeps.selection.pareto.hypervolume` (moocore, exact) against the reference point
+`sweeps.spec.objectives.hv_reference` (log10 of the target's forget quality, 0.9 x the target's model utility, gibberish 1.0). A table's grid hypervolume is that of every feasible
 point of every run of it; results are fractions of it (per table: each table has its own target).
 
 Printed, per table: one line per replay; then per searcher the HV fraction at 15% and at 25% of the grid's
@@ -78,7 +78,7 @@ Output (in --out, default runs/bench-search):
   grid's, a min..max band over seeds, dotted lines at 15% and 25%.
 
 --live (one table only: `--landscape` or a single `--tables` entry): one live sweep of the winner on tofu-mini
-through `sweeps.service.run_sweep`: the landscape's own spec of that grid (`bench_landscape.entry_spec`: same
+through `sweeps.operations.service.run_sweep`: the landscape's own spec of that grid (`bench_landscape.entry_spec`: same
 model, data, fixed values and discrete space, from benchmarks/landscape.yaml) with the winner's
 sampler/scheduler, seed 0, and num_trials = the winner's median trials at 25% of the grid's trial-epochs; its
 points.jsonl gives the same hypervolume fraction (against the table's grid HV and reference point).
@@ -113,7 +113,7 @@ from search_summary import (  # noqa: E402  (the numbers)
 
 DATA = REPO / "benchmarks" / "data"
 TABLE_PREFIX = "landscape-"
-DEFAULT_SPEC = REPO / "sweeps" / "tofu-mini.yaml"
+DEFAULT_SPEC = REPO / "presets" / "tofu-mini.yaml"
 DEFAULT_SEARCHERS = "grid,random,tpe,gp,trajectory,trajectory+stop"
 SAMPLER_NAMES = ("grid", "random", "tpe", "gp", "nsga2", "trajectory")
 SCHEDULERS = ("none", "moasha", "trajectory")
@@ -180,12 +180,14 @@ def resolve_tables(tables: str | None, landscape: Path | None, grid: str | None,
 
 
 def base_spec_path(folder: Path) -> Path:
-    """The spec the landscape was run from (landscape.json's base_spec), else tofu-mini."""
+    """The spec the landscape was run from (landscape.json's base_spec), else tofu-mini. A preset's path from
+    before the presets moved (`sweeps/tofu-mini.yaml`, in the landscapes of benchmarks/data/) is read from presets/."""
     meta = folder / "landscape.json"
     if meta.is_file():
         base = json.loads(meta.read_text(encoding="utf-8")).get("base_spec")
-        if base and (REPO / base).is_file():
-            return REPO / base
+        for path in ([REPO / base, REPO / "presets" / Path(base).name] if base else []):
+            if path.is_file():
+                return path
     return DEFAULT_SPEC
 
 
@@ -234,9 +236,9 @@ def live_run(label: str, winner: str, n_trials: int, setup: Setup, grid_hv: floa
     returns its result line."""
     from bench_landscape import entry_spec, load_grid
 
-    from sweeps.pareto import hypervolume
-    from sweeps.results import read_results
-    from sweeps.service import run_sweep
+    from sweeps.selection.pareto import hypervolume
+    from sweeps.recording.results import read_results
+    from sweeps.operations.service import run_sweep
     from sweeps.spec import load_spec, parse_spec
 
     grid_file = load_grid(REPO / "benchmarks" / "landscape.yaml")
@@ -261,7 +263,7 @@ def live_run(label: str, winner: str, n_trials: int, setup: Setup, grid_hv: floa
     frac = hypervolume(vectors, setup.reference) / grid_hv
     # the same points judged against this machine's own zoo target (the table's zoo may have trained differently)
     own_target = {k: v for k, v in results.reference(live.models[0].name).items() if isinstance(v, (int, float))}
-    own = Setup.from_spec(REPO / "sweeps" / "tofu-mini.yaml", own_target) if own_target else None
+    own = Setup.from_spec(REPO / "presets" / "tofu-mini.yaml", own_target) if own_target else None
     feasible = [p for p in points if own is not None and own.vector(p.metrics) is not None]
     best = max(feasible, key=lambda p: p.metrics.get("forget_quality", 0.0), default=None)
     own_line = "" if best is None else (

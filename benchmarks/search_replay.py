@@ -3,7 +3,7 @@
 
     runs, target = load_landscape(Path("runs/landscape"))          # runs.jsonl + landscape.json's "target"
     grid = grid_runs(runs, "DrNPO")                                # the 54 runs of one grid
-    setup = Setup.from_spec(REPO / "sweeps/tofu-mini.yaml", target)  # objectives, constraint, rungs, reference
+    setup = Setup.from_spec(REPO / "presets/tofu-mini.yaml", target)  # objectives, constraint, rungs, reference
     start_ray()
     trace = replay(grid, setup, sampler="tpe", scheduler="moasha", seed=0, budget=540, workdir=tmp)
     curve = hv_curve(trace, setup)                                 # [(trial-epochs, HV of feasible points so far)]
@@ -12,7 +12,7 @@
   the trainable's own failure report (`trainables.worker_loop.failure_report`: `trial_failed: 1`, the epoch
   of the last point, NaN objectives), which MO-ASHA ignores and the searcher tells Optuna as FAIL.
 * The space: one `optuna.distributions.CategoricalDistribution` per hyperparameter, the grid's values in
-  table order; the searcher and the scheduler are built as `sweeps.tuning.make_searcher` / `make_scheduler`
+  table order; the searcher and the scheduler are built as `sweeps.search.tuning.make_searcher` / `make_scheduler`
   build them (objectives and constraints of the base spec, `SearchedValue` / `Violations`, rungs at
   grace * reduction_factor**k epochs up to the grid's longest run, the spec's `search.grace` and
   `search.reduction_factor`).
@@ -22,7 +22,8 @@
   report is not a point). A `BudgetStopper` ends the Tune run once the budget is consumed; a sampler that
   proposes a configuration again pays for it again (the service does not deduplicate either).
 * Hypervolume: of the feasible points seen so far, in the minimisation space of the objectives
-  (`Objective.minimised`), against `Setup.reference` (see `reference_point`), with `sweeps.pareto.hypervolume`.
+  (`Objective.minimised`), against `Setup.reference` (see `reference_point`), with
+  `sweeps.selection.pareto.hypervolume`.
 """
 
 from __future__ import annotations
@@ -38,10 +39,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from sweeps.objectives import hv_reference as reference_point
-from sweeps.pareto import hypervolume
+from sweeps.spec.objectives import hv_reference as reference_point
+from sweeps.selection.pareto import hypervolume
 from lookup import POINTS_KEY, freeze, make_lookup_trainable
-from sweeps.searcher import FAILED_KEY
+from sweeps.search.searcher import FAILED_KEY
 
 RAY_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0", "RAY_AIR_NEW_OUTPUT": "0",
            "RAY_AUTH_MODE": "disabled", "RAY_DEDUP_LOGS": "1", "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "1000",
@@ -109,8 +110,8 @@ def grid_trial_epochs(runs: Sequence[Mapping[str, Any]]) -> int:
 class Setup:
     """What the replay optimises and how the hypervolume is measured."""
 
-    objectives: list[Any]            # sweeps.objectives.Objective
-    constraints: list[Any]           # sweeps.objectives.Constraint
+    objectives: list[Any]            # sweeps.spec.objectives.Objective
+    constraints: list[Any]           # sweeps.spec.objectives.Constraint
     references: dict[str, float]     # constraint reference values (the target's metrics)
     reference: list[float]           # hypervolume reference point, minimisation space
     grace: float = 1.0
@@ -236,8 +237,8 @@ def _recorder_and_stopper(budget: int):
 
 
 def table_epochs(runs: Sequence[Mapping[str, Any]]) -> Any:
-    """Where the table's runs are evaluated (`sweeps.trajectory_model.Epochs`): every epoch, up to each run's."""
-    from sweeps.trajectory_space import Epochs
+    """Where the table's runs are evaluated (`sweeps.search.trajectory_model.Epochs`): every epoch, up to each run's."""
+    from sweeps.search.trajectory_space import Epochs
 
     values = grid_values(runs)
     longest = float(max(values.get("epochs", [len(r["points"]) for r in runs])))
@@ -251,9 +252,9 @@ def replay(runs: Sequence[Mapping[str, Any]], setup: Setup, sampler: str, schedu
     import optuna
     import ray.tune
 
-    from sweeps.scheduling.moasha import MOASHAScheduler, MOASHAStateCallback
-    from sweeps.searcher import OptunaSearcher
-    from sweeps.tuning import SearchedValue, Violations
+    from sweeps.search.scheduling.moasha import MOASHAScheduler, MOASHAStateCallback
+    from sweeps.search.searcher import OptunaSearcher
+    from sweeps.search.tuning import SearchedValue, Violations
 
     name = f"{searcher_name(sampler, scheduler)}-s{seed}"
     folder = workdir / name
@@ -265,7 +266,7 @@ def replay(runs: Sequence[Mapping[str, Any]], setup: Setup, sampler: str, schedu
                   references=setup.references, sampler=sampler, seed=seed, study_name=name,
                   storage=f"sqlite:///{folder / 'optuna.db'}")
     if sampler == "trajectory":
-        from sweeps.trajectory_searcher import TrajectorySearcher
+        from sweeps.search.trajectory_searcher import TrajectorySearcher
 
         searcher = TrajectorySearcher(**common, hv_reference=setup.reference, epochs=table_epochs(runs))
         searcher.max_live = 1  # one trial at a time, a paused one not counted (Tune's limiter would count it)
@@ -280,7 +281,7 @@ def replay(runs: Sequence[Mapping[str, Any]], setup: Setup, sampler: str, schedu
             constraints=Violations(setup.constraints, setup.references) if setup.constraints else None)
         callbacks = [MOASHAStateCallback(sched)]
     elif scheduler == "trajectory":
-        from sweeps.scheduling.trajectory import TrajectoryScheduler
+        from sweeps.search.scheduling.trajectory import TrajectoryScheduler
 
         if sampler != "trajectory":
             raise ValueError("the trajectory scheduler needs the trajectory sampler")

@@ -7,7 +7,7 @@
 #   bash cluster/local-cluster.sh stop         # stop this cluster's processes (SIGTERM, SIGKILL after 3 s)
 #   bash cluster/local-cluster.sh stop --all   # `ray stop --force`: every Ray process of this user
 # Then submit a sweep to it (entrypoints run in the repository root):
-#   ray job submit --address http://127.0.0.1:8265 -- unlearn-sweep run sweeps/tofu-mini.yaml --address auto
+#   ray job submit --address http://127.0.0.1:8265 -- unlearn-sweep run presets/tofu-mini.yaml --address auto
 #
 # The nodes carry distinct custom resources ({"head_node": 1} and {"worker_node": 1}) so a test can see
 # where each trial ran. Port 6379 is left alone (Redis uses it on this machine). Each node has its own Ray
@@ -71,10 +71,10 @@ submit_hint() {
   cat <<EOF
 Ray cluster up: 2 nodes on 127.0.0.1 (GCS 127.0.0.1:$PORT, dashboard http://127.0.0.1:$DASH_PORT).
 Submit a sweep (job entrypoints run in $REPO):
-  ray job submit --address http://127.0.0.1:$DASH_PORT -- unlearn-sweep run sweeps/tofu-mini.yaml --address auto
+  ray job submit --address http://127.0.0.1:$DASH_PORT -- unlearn-sweep run presets/tofu-mini.yaml --address auto
 Follow it: ray job logs --address http://127.0.0.1:$DASH_PORT --follow JOB_ID   (or open http://127.0.0.1:$DASH_PORT)
 Or run the driver here:
-  unlearn-sweep run sweeps/tofu-mini.yaml --address 127.0.0.1:$PORT
+  unlearn-sweep run presets/tofu-mini.yaml --address 127.0.0.1:$PORT
 Stop it:
   bash cluster/local-cluster.sh stop
 EOF
@@ -92,7 +92,7 @@ cmd_start() {
   fi
   if port_busy "$CLIENT_PORT"; then CLIENT_PORT=$(free_port); fi
   mkdir -p "$TMP_ROOT/head" "$TMP_ROOT/worker"
-  cd "$REPO"  # the nodes' working directory: job entrypoints resolve relative paths (sweeps/...) from here
+  cd "$REPO"  # the nodes' working directory: job entrypoints resolve relative paths (presets/...) from here
   echo "starting the head node (127.0.0.1:$PORT) ..."
   "${RAY[@]}" start --head \
     --node-ip-address=127.0.0.1 --port="$PORT" \

@@ -6,7 +6,7 @@
 #   bash cluster/mlflow-server.sh start     # http://127.0.0.1:5000, database "mlflow" on 127.0.0.1:5432
 #   bash cluster/mlflow-server.sh status    # pid, backend, /health
 #   bash cluster/mlflow-server.sh stop      # ends the server's whole process group
-# Then: unlearn-sweep run sweeps/tofu-mini.yaml --tracking-uri http://127.0.0.1:5000
+# Then: unlearn-sweep run presets/tofu-mini.yaml --tracking-uri http://127.0.0.1:5000
 #
 # The database is created when missing. When PostgreSQL cannot be used (unreachable, refused the login, or
 # the psycopg driver is not installed) the server falls back to SQLite in the state dir and prints why.
@@ -119,7 +119,7 @@ cmd_start() {
   for _ in $(seq 1 90); do
     if health_ok; then
       echo "MLflow tracking server: http://$HOST:$PORT (backend ${uri%%:*}, artifacts $STATE/artifacts, pid $(cat "$PIDFILE"))"
-      echo "  unlearn-sweep run sweeps/tofu-mini.yaml --tracking-uri http://127.0.0.1:$PORT"
+      echo "  unlearn-sweep run presets/tofu-mini.yaml --tracking-uri http://127.0.0.1:$PORT"
       return 0
     fi
     if ! running_pid >/dev/null; then break; fi

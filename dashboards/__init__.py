@@ -6,5 +6,5 @@
 Modules: `report_data` (points -> plot-ready rows: status, group, hover, MLflow link), `pareto_report`
 (the plotly figures), `html` (the self-contained page), `png` (the matplotlib PNG of the main front),
 `mlflow_links` (run URLs, artifact logging), `report` (all of it for one sweep), `mlflow_ui` (the server).
-Reads sweep results only (`sweeps.results`, `sweeps.pareto`), never training code.
+Reads sweep results only (`sweeps.recording.results`, `sweeps.selection.pareto`), never training code.
 """

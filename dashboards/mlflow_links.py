@@ -69,7 +69,7 @@ def log_report_files(uri: str, experiment: str, sweep_id: str, files: Sequence[s
     if missing:
         return False, f"{missing}: report not logged to MLflow"
     try:
-        from sweeps.tracking import RunRef, Tracker
+        from sweeps.recording.tracking import RunRef, Tracker
 
         tracker = Tracker(uri, experiment)
         exp = tracker.client.get_experiment_by_name(experiment)

@@ -29,7 +29,7 @@ import urllib.request
 from pathlib import Path
 from typing import Callable
 
-from sweeps.tracking import OBJECTIVES_TAG, VIEW_KEY, VIEW_TAG
+from sweeps.recording.tracking import OBJECTIVES_TAG, VIEW_KEY, VIEW_TAG
 from unlearning.errors import ConfigError
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")

@@ -114,7 +114,7 @@ def make_report(spec: Any, sweep_dir: str | Path, out_dir: str | Path | None = N
                 tracking_uri: str | None = None, log_to_mlflow: bool = True) -> ReportFiles:
     """Write the HTML page and the PNG of a sweep (see the module docstring); DataError when the sweep has
     no evaluated point yet. Logging to MLflow is never fatal: `logged` and `message` say what happened."""
-    from sweeps.results import POINTS_FILE, read_results
+    from sweeps.recording.results import POINTS_FILE, read_results
 
     sweep_dir = Path(sweep_dir)
     results = read_results(sweep_dir)

@@ -6,7 +6,7 @@ model x method group (colour, symbol), its hover text and the URL of its MLflow 
     data.plotted            # points whose objectives can all be drawn (finite; > 0 on a log axis)
     data.axes()             # the 2-D pairs of objective axes; data.axes()[0] is the main front
 
-Statuses (from `sweeps.pareto.sweep_fronts`: one front per model, every objective, the spec's
+Statuses (from `sweeps.selection.pareto.sweep_fronts`: one front per model, every objective, the spec's
 constraints): "pareto" (on the model's front), "dominated" (feasible, not on the front), "infeasible"
 (a constraint fails), "before" (epoch 0: the target model before unlearning), "missing" (an objective
 is missing or NaN; such points are counted but cannot be drawn).
@@ -20,8 +20,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
-from sweeps.pareto import ParetoResult, sweep_fronts
-from sweeps.results import Point, Results, finite
+from sweeps.selection.pareto import ParetoResult, sweep_fronts
+from sweeps.recording.results import Point, Results, finite
 
 STATUSES = ("pareto", "dominated", "infeasible", "before", "missing")
 STATUS_TEXT = {"pareto": "Pareto front", "dominated": "dominated", "infeasible": "infeasible (constraint)",

@@ -13,7 +13,7 @@ t2=$(date +%s)
 if [ -e runs/sweeps/tofu-mini/points.jsonl ]; then
   unlearn-sweep resume runs/sweeps/tofu-mini
 else
-  unlearn-sweep run sweeps/tofu-mini.yaml
+  unlearn-sweep run presets/tofu-mini.yaml
 fi
 rc=$?
 t3=$(date +%s)

@@ -141,7 +141,7 @@ def run_sweep(name: str, device: str, out: Path) -> dict[str, Any]:
 
         shutil.rmtree(sweep_dir)
     wall = _cli(["run", str(path), "--tracking-optional"], device, out / f"{name}.log")
-    from sweeps.results import read_results
+    from sweeps.recording.results import read_results
 
     res = read_results(sweep_dir)
     order = list(dict.fromkeys(p.trial_id for p in res.points))  # first point first: the start order

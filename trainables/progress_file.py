@@ -3,7 +3,7 @@
 Tune results are evaluation points only (the searcher and the scheduler treat every result as one), so the
 step-level progress of a trial never goes through `tune.report`: rank 0 of the trial rewrites this small JSON
 file at a bounded rate (at most once per `UNLEARN_SWEEP_PROGRESS_WRITE_S` seconds, default 2, plus once at
-every phase change), and the driver's progress printer (`sweeps.progress`) reads it.
+every phase change), and the driver's progress printer (`sweeps.recording.progress`) reads it.
 
     progress = ProgressFile(Path(output_dir) / PROGRESS_NAME)   # enabled=False on ranks other than 0
     progress.update(phase="setup", force=True)

@@ -1,7 +1,7 @@
 """Warm Ray workers: the heavy modules a trial needs are imported when a Ray worker process starts, before any
 trial's clock does.
 
-    ray.init(runtime_env={"worker_process_setup_hook": SETUP_HOOK, ...})     # sweeps.service.init_ray
+    ray.init(runtime_env={"worker_process_setup_hook": SETUP_HOOK, ...})     # sweeps.operations.service.init_ray
 
 Ray runs `import_heavy` in every worker of the sweep's job as the worker starts (`worker_process_setup_hook`),
 before the worker runs anything. Tune starts a trial's actor in such a worker and calls the trial started

@@ -10,7 +10,7 @@ every evaluation point (`epoch` label, fractions with `eval.every` < 1, and the 
 (dict; its `eval.settings` name the retain reference the driver prepared once), "inputs_cache": the folder of
 the shared inputs (tokenised data, reference log-probs) the driver prepared once, "objective_names": the raw
 metrics the searcher reads, "report_to": "tune" | "train"}. Metrics are reported raw: the searcher and the
-scheduler put them on their scale (`sweeps.objectives`).
+scheduler put them on their scale (`sweeps.spec.objectives`).
 
 A NaN loss, a user/data error or running out of memory ends the trial with one last report
 `{"trial_failed": 1, "failure_reason": ..., <objectives>: NaN}` (not retried: it would fail the same way; the

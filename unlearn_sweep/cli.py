@@ -6,7 +6,7 @@
 
 User mistakes (`unlearning.errors.UserError`) are printed as one line and exit with status 2, never as a
 traceback. A sweep that ran but did its job badly ends with one line and status 3 (no trial finished) or 4 (its
-searches ended unfinished before the budget), `sweeps.outcome`; Ctrl-C / SIGTERM exit 130 / 143.
+searches ended unfinished before the budget), `sweeps.operations.outcome`; Ctrl-C / SIGTERM exit 130 / 143.
 """
 
 from __future__ import annotations
@@ -53,8 +53,8 @@ register_all(app)
 def main() -> None:
     """Entry point that turns user errors into one clear line (exit 2) and Ctrl-C / SIGTERM into one line
     (exit 130 / 143) after the command's own cleanup."""
-    from sweeps.interrupts import Interrupted, raise_on_sigterm
-    from sweeps.outcome import SweepUnfinished
+    from sweeps.operations.interrupts import Interrupted, raise_on_sigterm
+    from sweeps.operations.outcome import SweepUnfinished
 
     raise_on_sigterm()
     try:

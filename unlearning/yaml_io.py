@@ -1,7 +1,7 @@
 """Strict YAML reading for every config file (sweep specs, search-space presets, train configs).
 
     from unlearning.yaml_io import read_yaml
-    raw = read_yaml("sweeps/tofu-mini.yaml")        # dict / list / scalar / None (empty file)
+    raw = read_yaml("presets/tofu-mini.yaml")       # dict / list / scalar / None (empty file)
 
 Stricter than `yaml.safe_load` in the ways that matter for hand-written configs, every mistake a one-line
 `ConfigError` naming the file and the line (or key):
@@ -142,7 +142,7 @@ def _leading(text: str, line: int) -> str:
 def read_mapping(path: str | Path, what: str, example: str) -> dict[str, Any]:
     """`read_yaml` for a file that must hold a mapping (a spec, a train config).
 
-    what: "a sweep spec", ...; example: what to start from ("sweeps/tofu-mini.yaml")."""
+    what: "a sweep spec", ...; example: what to start from ("presets/tofu-mini.yaml")."""
     p = Path(path)
     raw = read_yaml(p)
     if raw is None:

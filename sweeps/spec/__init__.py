@@ -2,17 +2,17 @@
 (docs/spec.md). Callers import from here:
 
     from sweeps.spec import load_spec, parse_spec, SweepSpec, list_presets
-    spec = load_spec("tofu-mini")                 # a preset of sweeps/*.yaml, or a path
+    spec = load_spec("tofu-mini")                 # a preset of presets/*.yaml, or a path
     for plan in spec.searches():                  # one search per (model, BalDRO variant)
         plan.search_id, plan.base, plan.space
 
 Modules: model (SweepSpec, parse_spec), sections (models, method variants, budget, resources, search, tracking),
 checks (what spans sections: data source, objectives, eval settings, models and retain references, each applying
 the benchmark's own check from `unlearning.benchmarks`), errors (one-line pydantic errors), plans (the searches'
-base train configs), presets (sweeps/*.yaml, load_spec).
+base train configs), presets (presets/*.yaml, load_spec).
 """
 
-from sweeps.objectives import Constraint, Objective
+from sweeps.spec.objectives import Constraint, Objective
 from sweeps.spec.checks import _looks_local, check_model_paths
 from sweeps.spec.errors import spec_error
 from sweeps.spec.model import DEFAULT_STORAGE, MOVED, SET_BY_SWEEP, SweepSpec, parse_spec

@@ -17,7 +17,7 @@ import difflib
 from pathlib import Path
 from typing import Any
 
-from sweeps.objectives import Objective
+from sweeps.spec.objectives import Objective
 from unlearning.errors import ConfigError, UserError
 
 RETAIN_METRICS = ("forget_quality", "privleak")  # computed against the retain model's statistics

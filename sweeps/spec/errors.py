@@ -4,7 +4,7 @@
     try:
         SweepSpec.model_validate(raw)
     except ValidationError as exc:
-        raise spec_error(exc, "sweeps/x.yaml", SweepSpec) from None
+        raise spec_error(exc, "presets/x.yaml", SweepSpec) from None
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 one-line errors (`errors.py`), search plans (`plans.py`) and the presets (`presets.py`).
 
     from sweeps.spec import load_spec
-    spec = load_spec("sweeps/tofu-mini.yaml")       # or a preset name: load_spec("tofu-mini")
+    spec = load_spec("presets/tofu-mini.yaml")      # or a preset name: load_spec("tofu-mini")
     for plan in spec.searches():                      # one search per (model, BalDRO variant)
         plan.search_id, plan.base, plan.space         # the complete train config, the searched fields
     spec.smoke()                                      # the same sweep shrunk to seconds (--smoke-test)
@@ -44,7 +44,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from search_spaces.loader import RESERVED_KEYS, SearchSpace, default_preset, field_key, parse_space
-from sweeps.objectives import Constraint, Objective
+from sweeps.spec.objectives import Constraint, Objective
 from sweeps.spec.checks import (check_data_source, check_eval, check_model_paths, check_model_refs,
                                 check_objectives, check_retain_reference)
 from sweeps.spec.errors import spec_error

@@ -1,9 +1,9 @@
-"""The sweep presets shipped in sweeps/*.yaml, and reading a spec file (or a preset by name).
+"""The sweep presets shipped in presets/*.yaml, and reading a spec file (or a preset by name).
 
     from sweeps.spec import load_spec, list_presets
     list_presets()                        # ["lkf", "lkf-mini", "muse-books", ..., "tofu-mini", "wmdp-mini"]
-    spec = load_spec("tofu-mini")         # a preset name, or a path: load_spec("sweeps/tofu-mini.yaml")
-    first_line_command("sweeps/tofu-mini.yaml")   # "unlearn-sweep run sweeps/tofu-mini.yaml"
+    spec = load_spec("tofu-mini")         # a preset name, or a path: load_spec("presets/tofu-mini.yaml")
+    first_line_command("presets/tofu-mini.yaml")   # "unlearn-sweep run presets/tofu-mini.yaml"
 """
 
 from __future__ import annotations
@@ -15,16 +15,16 @@ from sweeps.spec.model import SweepSpec, parse_spec
 from unlearning.errors import ConfigError
 from unlearning.yaml_io import read_mapping
 
-PRESET_DIR = Path(__file__).resolve().parents[1]  # the presets: sweeps/*.yaml
+PRESET_DIR = Path(__file__).resolve().parents[2] / "presets"  # the presets: presets/*.yaml, beside sweeps/
 
 
 def list_presets() -> list[str]:
-    """Names of the sweep presets shipped in sweeps/ (tofu-mini, ...)."""
+    """Names of the sweep presets shipped in presets/ (tofu-mini, ...)."""
     return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
 
 
 def resolve_spec_path(path_or_preset: str | Path) -> Path:
-    """A path to a spec file, or the name of a preset in sweeps/ (`tofu-mini`)."""
+    """A path to a spec file, or the name of a preset in presets/ (`tofu-mini`)."""
     p = Path(path_or_preset).expanduser()
     if p.is_file():
         return p
@@ -37,7 +37,7 @@ def resolve_spec_path(path_or_preset: str | Path) -> Path:
 def load_spec(path: str | Path, check_models: bool = True) -> SweepSpec:
     """Read and validate a sweep spec file (or preset name); ConfigError (one line) on any mistake."""
     p = resolve_spec_path(path)
-    raw = read_mapping(p, "a sweep spec", "sweeps/tofu-mini.yaml")
+    raw = read_mapping(p, "a sweep spec", "presets/tofu-mini.yaml")
     return parse_spec(raw, where=str(p), source=str(p.resolve()), check_models=check_models)
 
 

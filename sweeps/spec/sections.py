@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
-from sweeps.objectives import Constraint
+from sweeps.spec.objectives import Constraint
 from unlearning.errors import ConfigError
 
 
@@ -189,12 +189,12 @@ class SearchSettings(_Section):
     """How a search proposes and stops trials.
 
     sampler: trajectory (a model of every evaluation point of every trial proposes the configuration with the
-    largest expected hypervolume improvement per epoch, `sweeps.trajectory_searcher`), Optuna's
+    largest expected hypervolume improvement per epoch, `sweeps.search.trajectory_searcher`), Optuna's
     multi-objective samplers tpe (constrained), gp (Gaussian process, constrained), nsga2, random, or grid
     (every combination of the space's discrete values).
     scheduler: none; trajectory (with sampler trajectory: a trial is paused, or stopped, when the chance that
     any of its remaining points is feasible and adds hypervolume falls below `stop_below`, and a paused trial
-    continues when it becomes the most promising work, `sweeps.scheduling.trajectory`); or moasha
+    continues when it becomes the most promising work, `sweeps.search.scheduling.trajectory`); or moasha
     (multi-objective asynchronous successive halving: trials behind on the Pareto ranking at a rung stop;
     rungs at grace * reduction_factor**k epochs, up to the trial's epochs).
     stop_below, pause: the trajectory scheduler's threshold (a chance, 0..1) and whether it pauses (true) or
@@ -202,7 +202,7 @@ class SearchSettings(_Section):
     warm_start: finished sweeps (folders) whose Pareto points are evaluated first (e.g. found on a smaller model).
     concurrent: the sweep's searches (model x variant) share the trial slots at once, each holding about its
     fair share (true, the default); false = in the spec's order, the next search starting when the one before
-    has proposed all its trials (`sweeps.multiplex`).
+    has proposed all its trials (`sweeps.search.multiplex`).
     storage: an Optuna RDB URL for clusters; null = sqlite:///<sweep dir>/optuna.db."""
 
     sampler: Literal["trajectory", "tpe", "gp", "nsga2", "random", "grid"] = "tpe"

@@ -63,7 +63,7 @@ def write_sweep(tmp_path: Path, mlflow_template: Path | None = None, trials: dic
     epoch: the objectives and an intermediate metric, FQ_PARA, that the evaluation lists first; ended) created with
     `Tracker` and logged as the recorder logs them (`log_point`, `describe_sweep`), their ids written into the
     points."""
-    from sweeps.results import Point, ResultsLog, write_spec_copy
+    from sweeps.recording.results import Point, ResultsLog, write_spec_copy
 
     trials = TRIALS if trials is None else trials
     spec = make_spec(tmp_path / "runs")
@@ -71,8 +71,8 @@ def write_sweep(tmp_path: Path, mlflow_template: Path | None = None, trials: dic
     write_spec_copy(spec, sweep_dir)
     run_ids = {t: f"run-{t}" for t in trials}
     if mlflow_template is not None:
-        from sweeps.recorder import describe_sweep, log_point
-        from sweeps.tracking import Tracker
+        from sweeps.recording.recorder import describe_sweep, log_point
+        from sweeps.recording.tracking import Tracker
         from unlearning.train.fields import resolve
 
         shutil.copy(mlflow_template, sweep_dir / "mlflow.db")

@@ -1,5 +1,5 @@
 """The report's figures on the hand-computed sweep of report_sweep.py: statuses, one marker per drawn point,
-Pareto points highlighted (exactly the front of `sweeps.pareto.pareto_front`), dominated points grey,
+Pareto points highlighted (exactly the front of `sweeps.selection.pareto.pareto_front`), dominated points grey,
 forget_quality on a log axis, trial paths in epoch order, the parallel-coordinates view.
 
     .venv/bin/python -m pytest tests/dashboards/test_report_figures.py -q
@@ -14,7 +14,7 @@ from report_sweep import BEFORE, DOMINATED, INFEASIBLE, MISSING, MODEL_A, MODEL_
 
 from dashboards.pareto_report import front_3d_figure, front_figure, parallel_figure, paths_figure
 from dashboards.report_data import GREY, build_report_data
-from sweeps.results import read_results
+from sweeps.recording.results import read_results
 
 UI = "http://ui.test:5000"
 
@@ -31,7 +31,7 @@ def metric(label: str, index: int) -> float:
 
 
 def test_statuses_are_the_hand_computed_ones_and_pareto_fronts(sweep, data):
-    from sweeps.pareto import pareto_front
+    from sweeps.selection.pareto import pareto_front
 
     by_label = {p.label: p.status for p in data.points}
     assert len(by_label) == N_POINTS and len(data.plotted) == N_PLOTTED

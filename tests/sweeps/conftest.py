@@ -50,7 +50,7 @@ def local_ray():
 def ray_local():
     """The service's loopback Ray settings for the end-to-end sweeps (`run_sweep` starts and stops its Ray);
     whatever Ray is left is shut down after the module."""
-    from sweeps.service import LOOPBACK_ENV
+    from sweeps.operations.service import LOOPBACK_ENV
 
     for k, v in LOOPBACK_ENV.items():
         os.environ.setdefault(k, v)

@@ -15,7 +15,7 @@ TRIALS = {
 
 def write_finished_sweep(tmp_path):
     """(spec, sweep_dir) of a sweep folder holding spec.yaml and points.jsonl (np2 failed after epoch 1)."""
-    from sweeps.results import Point, ResultsLog, write_spec_copy
+    from sweeps.recording.results import Point, ResultsLog, write_spec_copy
     from sweeps.spec import load_spec, parse_spec
 
     raw = load_spec("tofu-mini", check_models=False).raw()

@@ -7,11 +7,11 @@ import random
 
 import pytest
 
-from sweeps.objectives import Constraint
-from sweeps.pareto import first_points, pareto_front
-from sweeps.results import Point
+from sweeps.spec.objectives import Constraint
+from sweeps.selection.pareto import first_points, pareto_front
+from sweeps.recording.results import Point
 from sweeps.spec import load_spec
-from sweeps.objectives import Objective
+from sweeps.spec.objectives import Objective
 
 OU = "locuslab/open-unlearning @ d3d7cf9e6b3c"
 JENSUN = "nmndeep/JensUn-Unlearning @ 9d0cfd5101cb"

@@ -79,7 +79,7 @@ def test_ls_and_help():
     assert result.exit_code == 0, result.output
     out = result.output
     for text in ("DrNPO (= baldro dv)", "GroupSimNPO (= baldro g)", "beta_dv=1.0", "group_ratio=0.5",
-                 "tofu-mini", "unlearn-sweep run sweeps/tofu-mini.yaml", "tofu-mini-npo", "0.0005..0.0025 log"):
+                 "tofu-mini", "unlearn-sweep run presets/tofu-mini.yaml", "tofu-mini-npo", "0.0005..0.0025 log"):
         assert text in out, text
     result = runner.invoke(app, ["ls", "spaces"])
     assert "npo" in result.output and "Methods" not in result.output

@@ -66,7 +66,7 @@ def _session_processes(sweep_dir: Path) -> list:
 
 
 def _first_point(sweep_dir: Path) -> bool:
-    from sweeps.results import read_results
+    from sweeps.recording.results import read_results
 
     return (sweep_dir / "points.jsonl").exists() and any(p.epoch > 0 for p in read_results(sweep_dir).points)
 
@@ -77,9 +77,9 @@ def _assert_exact(sweep_dir: Path, num_trials: int, searches: list[str]) -> dict
     study, points.jsonl and MLflow naming the same trials. Returns {search: lost trials}."""
     import optuna
 
-    from sweeps.results import read_results
-    from sweeps.searcher import LOST_ATTR, TUNE_ID_ATTR
-    from sweeps.service import ORPHAN_REASON
+    from sweeps.recording.results import read_results
+    from sweeps.search.searcher import LOST_ATTR, TUNE_ID_ATTR
+    from sweeps.operations.service import ORPHAN_REASON
 
     results = read_results(sweep_dir)
     assert {t.search_id for t in results.trials.values()} == set(searches)
@@ -114,7 +114,7 @@ def _assert_exact(sweep_dir: Path, num_trials: int, searches: list[str]) -> dict
 
 @pytest.mark.parametrize("how", ["ctrl-c", "sigterm"])
 def test_interrupt_stops_the_whole_sweep_cleanly_and_resume_finishes_it(prepared_zoo, tmp_path, how):
-    from sweeps.results import read_results
+    from sweeps.recording.results import read_results
 
     raw = small_spec(tmp_path / "sweeps", f"stop-{how}", method={"name": "NPO", "baldro": ["dv", "none"]},
                      budget={"num_trials": 2, "max_concurrent": 1, "max_failures": 0})
@@ -201,7 +201,7 @@ def test_sigkill_resume_continues_every_search_exactly(prepared_zoo, tmp_path):
     snapshot: that trial is then lost); `resume` holds each search's budget exactly, replaces a lost trial once
     and closes it FAIL in its study, and runs no configuration twice (before: every trial after the resume
     repeated an earlier configuration, and a search ran one trial too many)."""
-    from sweeps.results import read_results
+    from sweeps.recording.results import read_results
 
     raw = small_spec(tmp_path / "sweeps", "killed", method={"name": "NPO", "baldro": ["dv", "none"]},
                      budget={"num_trials": 2, "max_concurrent": 1, "max_failures": 0})
@@ -225,7 +225,7 @@ def test_sigkill_resume_continues_every_search_exactly(prepared_zoo, tmp_path):
 
 
 def test_a_corrupt_results_line_is_skipped_and_counted(finished_sweep):
-    from sweeps.results import POINTS_FILE, read_results
+    from sweeps.recording.results import POINTS_FILE, read_results
 
     _, sweep_dir = finished_sweep
     path = Path(sweep_dir) / POINTS_FILE

@@ -1,7 +1,7 @@
 """An LKF sweep end to end on lkf-mini (LKF's splits made from tofu-mini's facts; the zoo's target knows them): the
 worst case over 16 question variants and the relearning attack as objectives, the attack at the last point only.
 
-The preset's shape (sweeps/lkf-mini.yaml) cut to 2 trials of 2 epochs: real Ray, Optuna and MLflow.
+The preset's shape (presets/lkf-mini.yaml) cut to 2 trials of 2 epochs: real Ray, Optuna and MLflow.
 
     pytest tests/sweeps/test_lkf_sweep.py -q       (the e2e test is slow: ~60-90 s on 2 cores, zoo prepared)
 """
@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def preset() -> dict:
-    return yaml.safe_load((REPO / "sweeps" / "lkf-mini.yaml").read_text())
+    return yaml.safe_load((REPO / "presets" / "lkf-mini.yaml").read_text())
 
 
 def test_preset_resolves_and_lkf_mistakes_are_one_line_spec_errors(tmp_path):
@@ -70,10 +70,10 @@ def test_lkf_train_config_defaults_and_split_errors():
 def test_lkf_mini_sweep_searches_worst_case_and_relearning_objectives(prepared_zoo, ray_local, tmp_path):
     from mlflow import MlflowClient
 
-    from sweeps.export import export
-    from sweeps.pareto import sweep_fronts
-    from sweeps.results import read_results
-    from sweeps.service import run_sweep
+    from sweeps.selection.export import export
+    from sweeps.selection.pareto import sweep_fronts
+    from sweeps.recording.results import read_results
+    from sweeps.operations.service import run_sweep
     from sweeps.spec import load_spec
     from unlearning.train.config import load_train_config
 

@@ -10,7 +10,7 @@ file (an empty one), which names the file and no field. `24-non-utf8.yaml` is a 
 bytes): keep it that way (`test_the_non_utf8_fixture_is_still_not_utf8`).
 
 The cases run in-process through `unlearn_sweep.cli.main` (the console entry `unlearn-sweep`, with sys.argv patched),
-with `sweeps.preflight.preflight` wrapped so that a spec that passes every check stops with
+with `sweeps.operations.preflight.preflight` wrapped so that a spec that passes every check stops with
 `ValidationPassed` instead of starting a sweep (and Ray must not be initialised); a few run as a real
 `python -m unlearn_sweep.cli` subprocess (no Ray session in its RAY_TMPDIR). Cases 58-65 are the values that
 used to fail only after Ray had started (data source, zoo size and model, data folder, hub data and lm-eval tasks
@@ -47,7 +47,7 @@ def expected(case: Path) -> str:
 
 def machine_skip(case: Path) -> str | None:
     """Cases about this machine's limits (or caches) that do not hold on a bigger (or better stocked) one."""
-    from sweeps.preflight import _hub_dataset_missing, cuda_devices, usable_cpus
+    from sweeps.operations.preflight import _hub_dataset_missing, cuda_devices, usable_cpus
     from unlearning.models.zoo import zoo_data_dir
 
     if "gpus-on-cpu-host" in case.name and cuda_devices() > 0:
@@ -65,15 +65,15 @@ def machine_skip(case: Path) -> str | None:
 @pytest.fixture
 def guarded(monkeypatch):
     """A spec that passes every check raises ValidationPassed where the sweep would start (after preflight)."""
-    import sweeps.preflight
+    import sweeps.operations.preflight
 
-    real = sweeps.preflight.preflight
+    real = sweeps.operations.preflight.preflight
 
     def preflight_then_stop(spec, address=None, **kw):
         real(spec, address, **kw)
         raise ValidationPassed(spec.name)
 
-    monkeypatch.setattr(sweeps.preflight, "preflight", preflight_then_stop)
+    monkeypatch.setattr(sweeps.operations.preflight, "preflight", preflight_then_stop)
 
 
 def run_cli(args: list[str], monkeypatch, capsys) -> tuple[int | str, str, str, float]:
@@ -266,7 +266,7 @@ def _spec(tmp_path, **over):
 
 
 def test_preflight_cluster_leaves_resources_to_the_post_connect_check(tmp_path):
-    from sweeps.preflight import preflight
+    from sweeps.operations.preflight import preflight
     from unlearning.errors import ConfigError
 
     spec = _spec(tmp_path, resources={"cpus": 512, "gpus": 8, "workers": 4})
@@ -277,7 +277,7 @@ def test_preflight_cluster_leaves_resources_to_the_post_connect_check(tmp_path):
 
 
 def test_preflight_storage_must_be_a_folder(tmp_path):
-    from sweeps.preflight import preflight
+    from sweeps.operations.preflight import preflight
     from unlearning.errors import ConfigError
 
     (tmp_path / "runs").write_text("not a folder")
@@ -290,7 +290,7 @@ def test_preflight_storage_must_be_a_folder(tmp_path):
 
 
 def test_preflight_offline_hub_model_must_be_cached(tmp_path, monkeypatch):
-    from sweeps.preflight import preflight
+    from sweeps.operations.preflight import preflight
     from unlearning.errors import ConfigError
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -303,7 +303,7 @@ def test_preflight_offline_hub_model_must_be_cached(tmp_path, monkeypatch):
 
 
 def test_preflight_local_tofu_source_needs_the_forget_split(tmp_path):
-    from sweeps.preflight import preflight
+    from sweeps.operations.preflight import preflight
     from unlearning.errors import ConfigError
 
     data = tmp_path / "tofu-data"
@@ -316,7 +316,7 @@ def test_preflight_local_tofu_source_needs_the_forget_split(tmp_path):
 
 
 def test_preflight_a_read_only_tracking_folder_is_named_and_left_to_tracking_optional(tmp_path, tmpfs):
-    from sweeps.preflight import preflight
+    from sweeps.operations.preflight import preflight
     from unlearning.errors import ConfigError
 
     ro = tmpfs("ro", read_only=True)

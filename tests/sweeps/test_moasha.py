@@ -1,4 +1,4 @@
-"""MO-ASHA (`sweeps.scheduling.moasha`): the rung ranking on its own (non-dominated sorting with mixed modes,
+"""MO-ASHA (`sweeps.search.scheduling.moasha`): the rung ranking on its own (non-dominated sorting with mixed modes,
 crowding-distance ties, infeasible and missing results last), the promotion rule on a scripted sequence of
 results with hand-computed decisions (and against Ray's ASHA on one objective), fractional-epoch rungs,
 save/restore of the rung state, and real Ray Tune runs of the lookup trainable over a 12 x 9 synthetic
@@ -26,7 +26,7 @@ import moocore
 import numpy as np
 import pytest
 
-from sweeps.scheduling.moasha import (
+from sweeps.search.scheduling.moasha import (
     FEASIBLE, INFEASIBLE, MISSING, Evaluation, MOASHAScheduler, MOASHAStateCallback, crowding_distance,
     evaluate, promotes, rank_keys, rank_order, rank_results, rung_milestones,
 )

@@ -1,5 +1,5 @@
-"""A sweep's searches in one Ray Tune run (`sweeps.multiplex.SearchMux`, `sweeps.scheduling.per_search`), on the
-real Tune with the lookup trainable (no training): concurrent searches share the trial slots fairly (never more
+"""A sweep's searches in one Ray Tune run (`sweeps.search.multiplex.SearchMux`,
+`sweeps.search.scheduling.per_search`), on the real Tune with the lookup trainable (no training): concurrent searches share the trial slots fairly (never more
 than one trial apart, both running from the start), sequential ones run in the spec's order; every search gets
 exactly its budget and its study is told only its own trials; MO-ASHA ranks a trial only against its own search.
 
@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from sweeps.multiplex import SearchMux
-from sweeps.objectives import Objective
-from sweeps.searcher import OptunaSearcher
+from sweeps.search.multiplex import SearchMux
+from sweeps.spec.objectives import Objective
+from sweeps.search.searcher import OptunaSearcher
 from trainables.trial import SWEEP_KEY
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))  # the lookup trainable: benchmark code
@@ -132,9 +132,9 @@ def test_sequential_searches_run_in_the_spec_order_without_idle_slots(local_ray,
 def test_moasha_ranks_a_trial_only_against_its_own_search(local_ray, tmp_path):
     """The second search's points are all dominated by the first one's: one MO-ASHA over both would stop its
     first trial at rung 1 (three better trials recorded there); per search, that rung is empty and it runs on."""
-    from sweeps.scheduling.moasha import MOASHAScheduler
-    from sweeps.scheduling.per_search import PerSearchScheduler
-    from sweeps.tuning import SearchedValue
+    from sweeps.search.scheduling.moasha import MOASHAScheduler
+    from sweeps.search.scheduling.per_search import PerSearchScheduler
+    from sweeps.search.tuning import SearchedValue
 
     def moasha():
         return MOASHAScheduler([(SearchedValue(o), o.mode) for o in OBJECTIVES], time_attr="epoch",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from sweeps.objectives import Constraint
+from sweeps.spec.objectives import Constraint
 from sweeps.spec import load_spec, parse_spec
 from unlearning.errors import ConfigError
 
@@ -88,8 +88,8 @@ def test_smoke_spec_shrinks_the_muse_budgets(tmp_path):
 
 
 def test_export_writes_a_replayable_muse_config(tmp_path):
-    from sweeps.export import export
-    from sweeps.results import Point
+    from sweeps.selection.export import export
+    from sweeps.recording.results import Point
     from unlearning.train.config import load_train_config
 
     spec = spec_of(tmp_path)
@@ -113,7 +113,7 @@ def test_export_writes_a_replayable_muse_config(tmp_path):
 
 
 def test_preflight_checks_a_muse_folder_holds_raw_forget(tmp_path):
-    from sweeps.preflight import preflight
+    from sweeps.operations.preflight import preflight
 
     folder, model = tmp_path / "muse", tmp_path / "model"
     (folder / "knowmem").mkdir(parents=True)
@@ -130,7 +130,7 @@ def test_preflight_checks_a_muse_folder_holds_raw_forget(tmp_path):
 def test_preflight_names_a_muse_mini_size_that_is_not_generated(tmp_path, monkeypatch):
     """A generated source of an explicit size must exist (or come from a model of the spec): the hint names
     muse-mini's own zoo (`MuseBenchmark.zoo_data`)."""
-    from sweeps.preflight import _check_generated_data
+    from sweeps.operations.preflight import _check_generated_data
 
     monkeypatch.setenv("UNLEARN_SWEEP_CACHE", str(tmp_path / "cache"))   # an empty cache: nothing is generated
     spec = spec_of(tmp_path, data={**preset()["data"], "source": "muse-mini-tiny"})

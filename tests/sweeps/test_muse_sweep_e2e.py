@@ -27,9 +27,9 @@ def muse_zoo():
 def test_muse_mini_sweep_trades_forgetting_for_retain_knowledge_and_its_knee_replays(muse_zoo, ray_local, tmp_path):
     import torch
 
-    from sweeps.export import export
-    from sweeps.results import read_results
-    from sweeps.service import run_sweep
+    from sweeps.selection.export import export
+    from sweeps.recording.results import read_results
+    from sweeps.operations.service import run_sweep
     from sweeps.spec import PRESET_DIR, load_spec
     from unlearning.train.config import load_train_config
     from unlearning.train.run import run_train

@@ -9,7 +9,7 @@ import math
 
 import pytest
 
-from sweeps.objectives import Constraint, Objective, best_point
+from sweeps.spec.objectives import Constraint, Objective, best_point
 
 OBJS = [Objective(name="forget_quality", mode="max", scale="log"), Objective(name="model_utility", mode="max"),
         Objective(name="gibberish_rate", mode="min")]

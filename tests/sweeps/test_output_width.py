@@ -13,9 +13,9 @@ import yaml
 from rich.console import Console
 from typer.testing import CliRunner
 
-from sweeps.pareto_table import print_pareto
-from sweeps.results import resolve_sweep
-from sweeps.terminal import LOG_WIDTH, output_console
+from sweeps.selection.pareto_table import print_pareto
+from sweeps.recording.results import resolve_sweep
+from sweeps.selection.terminal import LOG_WIDTH, output_console
 from unlearn_sweep.cli import app
 
 runner = CliRunner()
@@ -105,7 +105,7 @@ def test_ls_at_80_columns():
     # one block per entry: its name alone on a line, each command whole on one line
     for name in ("GradAscent", "NPO", "tofu-mini", "tofu-mini-npo"):
         assert name in [line.strip() for line in lines], name
-    assert any(line.strip() == "command:     unlearn-sweep run sweeps/tofu-mini.yaml" for line in lines)
+    assert any(line.strip() == "command:     unlearn-sweep run presets/tofu-mini.yaml" for line in lines)
     for text in ("DrNPO (= baldro dv)", "0.0005..0.0025 log"):
         assert text in result.output
     result = runner.invoke(app, ["ls", "presets", "--wide"], env={"COLUMNS": "80"})

@@ -12,9 +12,9 @@ import random
 
 import pytest
 
-from sweeps.pareto import fronts_by_model, hypervolume, knee_index, pareto_front
-from sweeps.results import Point, Results
-from sweeps.objectives import Constraint, Objective
+from sweeps.selection.pareto import fronts_by_model, hypervolume, knee_index, pareto_front
+from sweeps.recording.results import Point, Results
+from sweeps.spec.objectives import Constraint, Objective
 
 
 def Obj(name: str, mode: str = "max", scale: str = "linear") -> Objective:  # noqa: N802 - reads like the class

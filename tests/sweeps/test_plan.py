@@ -16,12 +16,12 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from sweeps.preflight import cuda_devices
+from sweeps.operations.preflight import cuda_devices
 from unlearn_sweep.cli import app
 from unlearning.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
-DEFAULT = REPO / "sweeps" / "tofu-mini.yaml"
+DEFAULT = REPO / "presets" / "tofu-mini.yaml"
 runner = CliRunner()
 
 
@@ -117,7 +117,7 @@ def test_plan_reads_a_clusters_resources(local_ray, tmp_path):
 
 def test_run_prints_the_overview_first(tmp_path, monkeypatch):
     """`run` starts with the same overview (no probe); stopped right after it here, before Ray or tracking."""
-    import sweeps.tracking
+    import sweeps.recording.tracking
 
     class Stop(Exception):
         pass
@@ -125,10 +125,10 @@ def test_run_prints_the_overview_first(tmp_path, monkeypatch):
     def stop(*_a, **_k):
         raise Stop
 
-    monkeypatch.setattr(sweeps.tracking, "open_tracker", stop)
+    monkeypatch.setattr(sweeps.recording.tracking, "open_tracker", stop)
     from rich.console import Console
 
-    from sweeps.service import run_sweep
+    from sweeps.operations.service import run_sweep
     from sweeps.spec import load_spec
 
     console = Console(width=80, record=True, file=open(os.devnull, "w"))

@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from sweeps.objectives import Constraint, Objective
-from sweeps.progress import SweepProgress
+from sweeps.spec.objectives import Constraint, Objective
+from sweeps.recording.progress import SweepProgress
 
 
 def test_one_line_per_trial_event_with_the_best_point():
@@ -195,7 +195,7 @@ def _env(**extra: str) -> dict:
 
 
 def _points(sweep_dir: Path) -> list[tuple[str, float]]:
-    from sweeps.results import read_results
+    from sweeps.recording.results import read_results
 
     return sorted((p.trial_id, p.epoch) for p in read_results(sweep_dir).points)
 

@@ -12,8 +12,8 @@ import json
 import pytest
 import yaml
 
-from sweeps.export import export, library_versions, reference_method_args
-from sweeps.results import POINTS_FILE, read_results, resolve_sweep
+from sweeps.selection.export import export, library_versions, reference_method_args
+from sweeps.recording.results import POINTS_FILE, read_results, resolve_sweep
 from unlearning.evaluation.config import flat_metrics
 from unlearning.errors import ConfigError
 
@@ -121,7 +121,7 @@ def test_export_trial_epoch_pareto_and_errors(finished_sweep, tmp_path):
 
 def test_open_unlearning_command_of_a_hub_model_runs_as_printed():
     """For hub models the export prints open-unlearning's own command line (its model and retain-log names)."""
-    from sweeps.export import open_unlearning_command
+    from sweeps.selection.export import open_unlearning_command
     from sweeps.spec import load_spec
     from unlearning.train.fields import with_values
 

@@ -16,9 +16,9 @@ import optuna
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 
-from sweeps.multiplex import SearchMux
-from sweeps.objectives import Objective
-from sweeps.searcher import LOST_ATTR, TUNE_ID_ATTR, OptunaSearcher
+from sweeps.search.multiplex import SearchMux
+from sweeps.spec.objectives import Objective
+from sweeps.search.searcher import LOST_ATTR, TUNE_ID_ATTR, OptunaSearcher
 from trainables.trial import SWEEP_KEY
 
 OBJECTIVES = [Objective(name="forget_quality", mode="max", scale="log"), Objective(name="model_utility", mode="max")]
@@ -160,3 +160,21 @@ def test_the_mux_recounts_each_search_from_its_study_after_a_restore(tmp_path):
         assert sum(1 for t in trials if t.state == optuna.trial.TrialState.COMPLETE) == 2
         assert not [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
         assert all(math.isfinite(v) for t in trials if t.values for v in t.values)
+
+
+def test_a_sweep_saved_before_the_modules_moved_is_refused_in_one_line(tmp_path):
+    """Tune's saved state pickles the searchers and schedulers by module path (the flat modules of sweeps/ before
+    it was grouped by role): resuming such a sweep is a ConfigError (exit 2, one line), not a traceback."""
+    from sweeps.search.tuning import make_tuner, tune_path
+    from sweeps.spec import PRESET_DIR, load_spec
+    from unlearning.errors import ConfigError
+
+    raw = (PRESET_DIR / "tofu-mini.yaml").read_text().replace("storage: runs/sweeps", f"storage: {tmp_path}")
+    (tmp_path / "old.yaml").write_text(raw)
+    spec = load_spec(tmp_path / "old.yaml", check_models=False)
+    shared = SimpleNamespace(target_metrics={"model_utility": 0.85, "forget_quality": 1e-15, "gibberish_rate": 0.0},
+                             reference_dir=str(tmp_path / "ref"), inputs_dir=str(tmp_path / "inputs"))
+    tune_path(spec).mkdir(parents=True)
+    (tune_path(spec) / "tuner.pkl").write_bytes(b"\x80\x04csweeps.flat_module\nSearchMux\n.")  # a moved module
+    with pytest.raises(ConfigError, match="'sweeps.flat_module'.*before sweeps/ was grouped by role"):
+        make_tuner(spec, [(spec.searches()[0], shared, [])], None, {"CPU": 2.0}, resume=True)

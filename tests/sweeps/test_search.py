@@ -1,4 +1,4 @@
-"""The sweep's searcher (`sweeps.searcher.OptunaSearcher`) on the real Ray Tune, over a tiny synthetic table
+"""The sweep's searcher (`sweeps.search.searcher.OptunaSearcher`) on the real Ray Tune, over a tiny synthetic table
 replayed by the lookup trainable (no training): every sampler runs a constrained three-objective search that
 proposes only values of the space and leaves COMPLETE trials carrying the objectives and constraint values of
 their best point (the feasible point best on forget quality, else the least violating one); a warm start
@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from sweeps.objectives import Constraint, Objective
-from sweeps.searcher import FAILED_KEY, SAMPLERS, OptunaSearcher
+from sweeps.spec.objectives import Constraint, Objective
+from sweeps.search.searcher import FAILED_KEY, SAMPLERS, OptunaSearcher
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))  # the lookup trainable: benchmark code
 from lookup import freeze, make_lookup_trainable  # noqa: E402
@@ -128,7 +128,7 @@ def expected_values(config: dict, table: dict | None = None) -> list[float]:
 def test_every_sampler_runs_a_constrained_search_on_real_tune(local_ray, tmp_path, sampler, caplog):
     from optuna.trial import TrialState
 
-    caplog.set_level(logging.WARNING, logger="sweeps.searcher")
+    caplog.set_level(logging.WARNING, logger="sweeps.search.searcher")
     starts = make_starts()
     grid = make_tuner(tmp_path, make_searcher(tmp_path, sampler), synthetic_table(), num_samples=8,
                       callbacks=[starts]).fit()
@@ -156,7 +156,7 @@ def test_every_sampler_runs_a_constrained_search_on_real_tune(local_ray, tmp_pat
         assert sum(v > 0 for t in trials for v in t.constraints.values()) == 1
         (t43,) = [t for t in trials if t.params == {"lr": 4e-3, "alpha": 3}]
         assert t43.values[0] == pytest.approx(math.log10(final_metrics(t43.params)["forget_quality"]) - 1)
-    assert not [r for r in caplog.records if r.name == "sweeps.searcher"], "every tell went through"
+    assert not [r for r in caplog.records if r.name == "sweeps.search.searcher"], "every tell went through"
 
 
 def test_warm_start_evaluates_the_seeded_configurations_first_in_order(local_ray, tmp_path):

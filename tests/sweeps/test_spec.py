@@ -191,7 +191,7 @@ def test_every_preset_loads_and_starts_with_its_command():
         spec = load_spec(name, check_models=False)
         path = PRESET_DIR / f"{name}.yaml"
         assert path.read_text().startswith("# unlearn-sweep run ")
-        assert first_line_command(path) == f"unlearn-sweep run sweeps/{name}.yaml"
+        assert first_line_command(path) == f"unlearn-sweep run presets/{name}.yaml"
         assert spec.searches()
 
 

@@ -58,10 +58,10 @@ def mlflow_runs(sweep_dir: Path):
 
 
 def test_small_sweep_records_every_trial_and_epoch_and_export_replays_it(prepared_zoo, ray_local, tmp_path):
-    from sweeps.export import export
-    from sweeps.pareto import dominates, pareto_front
-    from sweeps.results import read_results
-    from sweeps.service import run_sweep
+    from sweeps.selection.export import export
+    from sweeps.selection.pareto import dominates, pareto_front
+    from sweeps.recording.results import read_results
+    from sweeps.operations.service import run_sweep
     from sweeps.spec import load_spec
     from unlearning.train.config import load_train_config
     from unlearning.train.run import run_train
@@ -128,8 +128,8 @@ def test_small_sweep_records_every_trial_and_epoch_and_export_replays_it(prepare
 
 
 def test_failed_trials_are_recorded_and_the_sweep_completes(prepared_zoo, ray_local, tmp_path):
-    from sweeps.results import read_results
-    from sweeps.service import run_sweep
+    from sweeps.recording.results import read_results
+    from sweeps.operations.service import run_sweep
     from sweeps.spec import load_spec
 
     # a learning rate of 1e30 overflows the attention scores after one step: the loss becomes NaN, in both
@@ -164,9 +164,9 @@ def test_failed_trials_are_recorded_and_the_sweep_completes(prepared_zoo, ray_lo
 def test_open_unlearnings_newer_methods_run_in_a_sweep_with_their_preset(prepared_zoo, ray_local, tmp_path, method):
     """CE-U, PDU, GRU, SIBL, T3 and LUNAR through the whole service with their search-space presets: every trial
     finishes with forget quality and utility at each epoch, and the front is not empty."""
-    from sweeps.pareto import sweep_fronts
-    from sweeps.results import read_results
-    from sweeps.service import run_sweep
+    from sweeps.selection.pareto import sweep_fronts
+    from sweeps.recording.results import read_results
+    from sweeps.operations.service import run_sweep
     from sweeps.spec import load_spec
 
     raw = small_spec(tmp_path / "sweeps", f"new-{method.lower()}", method={"name": method, "baldro": ["none"]},
@@ -188,11 +188,11 @@ def test_unreachable_tracking_fails_fast_or_runs_without_it_and_sync_catches_up(
                                                                                  sqlite_uri):
     from mlflow import MlflowClient
 
-    from sweeps.results import read_results
-    from sweeps.service import run_sweep
+    from sweeps.recording.results import read_results
+    from sweeps.operations.service import run_sweep
     from sweeps.spec import load_spec
-    from sweeps.sync import sync_tracking
-    from sweeps.tracking import Tracker
+    from sweeps.recording.sync import sync_tracking
+    from sweeps.recording.tracking import Tracker
     from unlearning.errors import ConfigError
 
     raw = small_spec(tmp_path / "sweeps", "offline-tracking", tracking={"uri": "http://127.0.0.1:9"},
@@ -226,7 +226,7 @@ def _cli(*args: str, **kw) -> subprocess.Popen:
 
 
 def test_killed_driver_resumes_without_losing_or_duplicating_trials(prepared_zoo, tmp_path):
-    from sweeps.results import read_results
+    from sweeps.recording.results import read_results
 
     raw = small_spec(tmp_path / "sweeps", "resume", budget={"num_trials": 3, "max_concurrent": 1, "max_failures": 0})
     path = write_spec(tmp_path, raw)
@@ -259,7 +259,7 @@ def test_killed_driver_resumes_without_losing_or_duplicating_trials(prepared_zoo
     assert again.returncode == 0, out
     assert "previous driver" in out and "taking over" in out
     assert not [p for p in left if p.is_running() and p.status() != "zombie"], "the dead driver's Ray is stopped"
-    from sweeps.service import ORPHAN_REASON
+    from sweeps.operations.service import ORPHAN_REASON
 
     results = read_results(sweep_dir)
     finished = {t for t, s in results.trials.items() if s.status == "finished"}

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from sweeps.tracking import Tracker, flatten
+from sweeps.recording.tracking import Tracker, flatten
 from unlearning.errors import ConfigError
 
 
@@ -130,7 +130,7 @@ def test_synced_sweep_shows_the_objectives_in_mlflow(finished_sweep, sqlite_uri)
     import math
 
     from sweep_data import TARGET, TRIALS
-    from sweeps.sync import sync_tracking
+    from sweeps.recording.sync import sync_tracking
 
     spec, sweep_dir = finished_sweep
     tr = Tracker(sqlite_uri, spec.experiment_name())
@@ -158,9 +158,9 @@ def test_synced_sweep_shows_the_objectives_in_mlflow(finished_sweep, sqlite_uri)
 def test_a_point_reported_again_after_a_resume_is_logged_once(sqlite_uri):
     """A trial resumed from a checkpoint older than its last report reports that point again: MLflow keeps one
     value per step (the recorder's `log_point`, and the target's step 0)."""
-    from sweeps.objectives import Objective
-    from sweeps.recorder import log_point, log_target_point
-    from sweeps.results import Point
+    from sweeps.spec.objectives import Objective
+    from sweeps.recording.recorder import log_point, log_target_point
+    from sweeps.recording.results import Point
 
     tr = Tracker(sqlite_uri, "unlearn/test")
     child = tr.child_run(tr.parent_run("s"), "t1")
@@ -181,10 +181,10 @@ def test_objectives_come_first_in_mlflow(sqlite_uri):
     """The recorder logs the objectives first and every other metric under z_detail/ (MLflow keeps a run's first
     batch's order: the comparison page plots the first metric), describes the trial and the parent run by their
     objectives and stores the experiment's objectives view; `from_mlflow` reads the evaluation's names back."""
-    from sweeps.objectives import Objective
-    from sweeps.recorder import DETAIL_PREFIX, describe_sweep, from_mlflow, log_point, log_target_point
-    from sweeps.results import Point
-    from sweeps.tracking import NOTE_TAG, OBJECTIVES_TAG, VIEW_TAG
+    from sweeps.spec.objectives import Objective
+    from sweeps.recording.recorder import DETAIL_PREFIX, describe_sweep, from_mlflow, log_point, log_target_point
+    from sweeps.recording.results import Point
+    from sweeps.recording.tracking import NOTE_TAG, OBJECTIVES_TAG, VIEW_TAG
 
     tr = Tracker(sqlite_uri, "unlearn/test")
     parent = tr.parent_run("s")
@@ -222,7 +222,7 @@ def test_objectives_come_first_in_mlflow(sqlite_uri):
 
 @pytest.mark.parametrize("kind", ["read-only", "full-disk"])
 def test_an_unwritable_sqlite_store_names_its_real_cause(tmpfs, kind):
-    from sweeps.tracking import open_tracker, store_problem
+    from sweeps.recording.tracking import open_tracker, store_problem
 
     folder = tmpfs(kind, read_only=kind == "read-only", full=kind == "full-disk")
     uri = f"sqlite:///{folder / 'mlflow.db'}"
@@ -264,7 +264,7 @@ def test_a_store_that_fills_up_mid_sweep_warns_once_per_cause_and_counts(tmpfs, 
 
 
 def test_connection_refused_is_named():
-    from sweeps.tracking import store_problem
+    from sweeps.recording.tracking import store_problem
 
     tr = Tracker("http://127.0.0.1:9", "x", retry_interval_s=3600)
     tr.parent_run("s")

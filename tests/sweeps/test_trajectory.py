@@ -1,5 +1,5 @@
-"""Trajectory search (`sweeps.trajectory_model`, `sweeps.trajectory_searcher`, `sweeps.scheduling.trajectory`):
-the encoding and evaluation points, the model reading crossing curves, the searcher's state surviving a restore,
+"""Trajectory search (`sweeps.search.trajectory_model`, `sweeps.search.trajectory_searcher`,
+`sweeps.search.scheduling.trajectory`): the encoding and evaluation points, the model reading crossing curves, the searcher's state surviving a restore,
 and real Ray Tune runs of the lookup trainable: the searcher receives every evaluation point of every trial
 (stopped and failed ones included), the stopping rule keeps a crafted late bloomer that MO-ASHA stops, and a
 paused trial continues from its checkpoint with the same points as an unpaused one.
@@ -20,11 +20,11 @@ import numpy as np
 import optuna
 import pytest
 
-from sweeps.objectives import Constraint, Objective
-from sweeps.searcher import FAILED_KEY
-from sweeps.trajectory_model import TrajectoryModel
-from sweeps.trajectory_space import Encoding, Epochs
-from sweeps.trajectory_searcher import TrajectorySearcher
+from sweeps.spec.objectives import Constraint, Objective
+from sweeps.search.searcher import FAILED_KEY
+from sweeps.search.trajectory_model import TrajectoryModel
+from sweeps.search.trajectory_space import Encoding, Epochs
+from sweeps.search.trajectory_searcher import TrajectorySearcher
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))  # the lookup trainable: benchmark code
 from lookup import POINTS_KEY, freeze, make_lookup_trainable  # noqa: E402
@@ -190,7 +190,7 @@ def run_lookup(table, search, scheduler, tmp_path, name, checkpoints=False, conc
 
 @pytest.mark.slow
 def test_searcher_receives_every_point_of_stopped_and_failed_trials(local_ray, tmp_path):
-    from sweeps.scheduling.trajectory import TrajectoryScheduler
+    from sweeps.search.scheduling.trajectory import TrajectoryScheduler
 
     table = bloom_table()
     # x = 3 fails after its first point (before any stopping decision): its point counts, the report does not
@@ -209,9 +209,9 @@ def test_searcher_receives_every_point_of_stopped_and_failed_trials(local_ray, t
 
 @pytest.mark.slow
 def test_trajectory_rule_keeps_the_late_bloomer_that_moasha_stops(local_ray, tmp_path):
-    from sweeps.scheduling.moasha import MOASHAScheduler
-    from sweeps.scheduling.trajectory import TrajectoryScheduler
-    from sweeps.tuning import SearchedValue, Violations
+    from sweeps.search.scheduling.moasha import MOASHAScheduler
+    from sweeps.search.scheduling.trajectory import TrajectoryScheduler
+    from sweeps.search.tuning import SearchedValue, Violations
 
     # the same order both ways (warm start, one trial at a time): the two ends of the family first, then x = 3,
     # a late bloomer inside it: worse than x = 0 and 1 at MO-ASHA's rungs (epochs 1 and 3), better at the end
@@ -236,7 +236,7 @@ def test_trajectory_rule_keeps_the_late_bloomer_that_moasha_stops(local_ray, tmp
 
 @pytest.mark.slow
 def test_paused_trial_continues_from_its_checkpoint_with_the_same_points(local_ray, tmp_path):
-    from sweeps.scheduling.trajectory import TrajectoryScheduler
+    from sweeps.search.scheduling.trajectory import TrajectoryScheduler
 
     table = bloom_table()
     order = [{"x": x} for x in XS]

@@ -38,7 +38,7 @@ def _first_trial(monkeypatch, tmp_path, cold: bool) -> tuple[dict, float]:
     import ray
     import ray.tune
 
-    from sweeps.service import init_ray
+    from sweeps.operations.service import init_ray
     from sweeps.spec import load_spec
 
     from ray import cloudpickle

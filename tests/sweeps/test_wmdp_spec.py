@@ -1,4 +1,4 @@
-"""The WMDP-style preset (sweeps/wmdp-mini.yaml) resolves, and mistakes in its lm-eval block are one-line spec errors.
+"""The WMDP-style preset (presets/wmdp-mini.yaml) resolves, and mistakes in its lm-eval block are one-line spec errors.
 
     pytest tests/sweeps/test_wmdp_spec.py -q        (~15-30 s: names outside wmdp-mini read lm-eval's task index)
 """
@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def preset() -> dict:
-    return yaml.safe_load((REPO / "sweeps" / "wmdp-mini.yaml").read_text())
+    return yaml.safe_load((REPO / "presets" / "wmdp-mini.yaml").read_text())
 
 
 def test_preset_resolves_and_lm_eval_mistakes_are_one_line_spec_errors(tmp_path):

@@ -1,6 +1,6 @@
 """A WMDP-style sweep end to end: RMU on tofu-mini read through lm-evaluation-harness (wmdp-mini / mmlu-mini).
 
-The preset's shape (sweeps/wmdp-mini.yaml) cut to 2 trials of 2 epochs: real Ray, Optuna and MLflow; the lm-eval
+The preset's shape (presets/wmdp-mini.yaml) cut to 2 trials of 2 epochs: real Ray, Optuna and MLflow; the lm-eval
 metrics are objectives, recorded at every evaluation point and for the target (epoch 0).
 
     pytest tests/sweeps/test_wmdp_sweep.py -q       (slow: ~70 s on 2 cores with the zoo prepared)
@@ -18,15 +18,15 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def preset() -> dict:
-    return yaml.safe_load((REPO / "sweeps" / "wmdp-mini.yaml").read_text())
+    return yaml.safe_load((REPO / "presets" / "wmdp-mini.yaml").read_text())
 
 
 def test_wmdp_mini_sweep_unlearns_forget_facts_and_records_lm_eval_metrics(prepared_zoo, ray_local, tmp_path):
     from mlflow import MlflowClient
 
-    from sweeps.pareto import pareto_front
-    from sweeps.results import read_results
-    from sweeps.service import run_sweep
+    from sweeps.selection.pareto import pareto_front
+    from sweeps.recording.results import read_results
+    from sweeps.operations.service import run_sweep
     from sweeps.spec import load_spec
 
     raw = preset()

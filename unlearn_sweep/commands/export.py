@@ -19,7 +19,7 @@ EXAMPLES = """Examples:
 
   unlearn-sweep export runs/sweeps/tofu-mini --pick knee --out final/
 
-  unlearn-sweep export sweeps/tofu-mini.yaml --pick pareto --out final/
+  unlearn-sweep export presets/tofu-mini.yaml --pick pareto --out final/
 
   unlearn-sweep export runs/sweeps/tofu-mini --pick 3f2a1_00004:2 --out final/
 """
@@ -36,8 +36,8 @@ def register(app: typer.Typer) -> None:
         """Write one `unlearn-sweep train` YAML per chosen point (replays the trial with the sweep's seed)."""
         import yaml
 
-        from sweeps.export import export as run_export
-        from sweeps.results import read_results, resolve_sweep
+        from sweeps.selection.export import export as run_export
+        from sweeps.recording.results import read_results, resolve_sweep
 
         spec, sweep_dir = resolve_sweep(sweep)
         paths = run_export(read_results(sweep_dir), pick, out, spec)

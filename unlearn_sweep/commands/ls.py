@@ -3,7 +3,7 @@ search-space presets.
 
     unlearn-sweep ls                 # everything
     unlearn-sweep ls methods         # methods, their aliases and default hyperparameters
-    unlearn-sweep ls presets         # sweep presets in sweeps/ and the command that runs each
+    unlearn-sweep ls presets         # sweep presets in presets/ and the command that runs each
     unlearn-sweep ls spaces          # search-space presets in search_spaces/ and their dimensions
     unlearn-sweep ls --wide          # tables however wide (a narrow terminal gets one block per entry)
 """
@@ -86,7 +86,7 @@ def register(app: typer.Typer) -> None:
                                                            "terminal, one block per entry where they do not).")
            ) -> None:
         """List the methods (with aliases), the sweep presets and the search-space presets."""
-        from sweeps.terminal import output_console, print_table
+        from sweeps.selection.terminal import output_console, print_table
         from unlearning.errors import ConfigError
 
         if section not in (*SECTIONS, "all"):

@@ -1,14 +1,14 @@
 """`unlearn-sweep plan SPEC`: what a sweep will do, without running it, and about how long it will take.
 
-    unlearn-sweep plan sweeps/tofu-mini.yaml                  # this machine; a short probe for the estimate
-    unlearn-sweep plan sweeps/tofu-mini.yaml --no-probe       # the overview alone (instant)
+    unlearn-sweep plan presets/tofu-mini.yaml                 # this machine; a short probe for the estimate
+    unlearn-sweep plan presets/tofu-mini.yaml --no-probe      # the overview alone (instant)
     unlearn-sweep plan SPEC --address auto                    # a running Ray cluster's resources (read only)
     unlearn-sweep plan SPEC --smoke-test                      # the sweep `run --smoke-test` would run
 
 The spec is validated as `run` validates it (one-line errors, exit 2). Then: the searches (model x variant)
 with their trials, epochs, trial-epochs and evaluation points, the searcher and scheduler, a trial's
 resources and how many run at once; a trial that needs more than the machine (or cluster) has is named by
-its resource, in one line, exit 2. The probe (`sweeps.overview`) runs a few optimiser steps and one
+its resource, in one line, exit 2. The probe (`sweeps.operations.overview`) runs a few optimiser steps and one
 evaluation per model with the sweep's own code in a temporary folder and scales them into an estimate.
 """
 
@@ -18,11 +18,11 @@ import typer
 
 EXAMPLES = """Examples:
 
-  unlearn-sweep plan sweeps/tofu-mini.yaml
+  unlearn-sweep plan presets/tofu-mini.yaml
 
-  unlearn-sweep plan sweeps/tofu-mini.yaml --no-probe
+  unlearn-sweep plan presets/tofu-mini.yaml --no-probe
 
-  unlearn-sweep plan sweeps/tofu-llama-3.2-1b-drnpo.yaml --address auto
+  unlearn-sweep plan presets/tofu-llama-3.2-1b-drnpo.yaml --address auto
 """
 
 
@@ -40,9 +40,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Validate a sweep spec and show what the sweep will do (searches, trials, evaluation points, searcher,
         scheduler, resources, trials at once) and an estimate of its wall time, without running it."""
-        from sweeps.overview import (cluster_machine, local_machine, print_estimate, print_overview,
-                                     probe_skip_reason, probe_sweep, sweep_overview)
-        from sweeps.terminal import output_console
+        from sweeps.operations.overview import (cluster_machine, local_machine, print_estimate, print_overview,
+                                                probe_skip_reason, probe_sweep, sweep_overview)
+        from sweeps.selection.terminal import output_console
         from unlearn_sweep.commands.run import _load
 
         console = output_console()

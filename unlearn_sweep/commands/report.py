@@ -3,7 +3,7 @@ PNG of the main front, written to `<sweep>/report/` and logged to the sweep's pa
 
     unlearn-sweep report runs/sweeps/tofu-mini
     unlearn-sweep report runs/sweeps/tofu-mini --out /tmp/report --mlflow-ui http://127.0.0.1:5001
-    unlearn-sweep report sweeps/tofu-mini.yaml --no-mlflow
+    unlearn-sweep report presets/tofu-mini.yaml --no-mlflow
 
 See `dashboards.report` for what the page holds.
 """
@@ -20,7 +20,7 @@ EXAMPLES = """Examples:
 
   unlearn-sweep report runs/sweeps/tofu-mini --out /tmp/report --mlflow-ui http://127.0.0.1:5001
 
-  unlearn-sweep report sweeps/tofu-mini.yaml --no-mlflow
+  unlearn-sweep report presets/tofu-mini.yaml --no-mlflow
 """
 
 
@@ -40,7 +40,7 @@ def register(app: typer.Typer) -> None:
         import os
 
         from dashboards.report import make_report
-        from sweeps.results import resolve_sweep
+        from sweeps.recording.results import resolve_sweep
 
         # an unreachable tracking server costs seconds, not MLflow's default minutes of retries
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")

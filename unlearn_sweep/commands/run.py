@@ -1,7 +1,7 @@
 """`unlearn-sweep run | resume | status`: start a sweep, continue it after an interruption, or summarise it.
 
-    unlearn-sweep run sweeps/tofu-mini.yaml                    # local Ray on this machine (127.0.0.1)
-    unlearn-sweep run sweeps/tofu-mini.yaml --smoke-test       # the same sweep shrunk to seconds
+    unlearn-sweep run presets/tofu-mini.yaml                   # local Ray on this machine (127.0.0.1)
+    unlearn-sweep run presets/tofu-mini.yaml --smoke-test      # the same sweep shrunk to seconds
     unlearn-sweep run SPEC --address auto --tracking-uri http://mlflow:5000 --storage-path /mnt/shared/sweeps
     unlearn-sweep resume runs/sweeps/tofu-mini                 # after Ctrl-C or a killed driver
     unlearn-sweep status runs/sweeps/tofu-mini
@@ -14,17 +14,17 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from sweeps.terminal import output_console
+from sweeps.selection.terminal import output_console
 
 RUN_EXAMPLES = """Examples:
 
-  unlearn-sweep run sweeps/tofu-mini.yaml
+  unlearn-sweep run presets/tofu-mini.yaml
 
-  unlearn-sweep run sweeps/tofu-mini.yaml --smoke-test
+  unlearn-sweep run presets/tofu-mini.yaml --smoke-test
 
-  unlearn-sweep run sweeps/tofu-mini.yaml --address auto --tracking-uri http://127.0.0.1:5000 --storage-path /mnt/shared/sweeps
+  unlearn-sweep run presets/tofu-mini.yaml --address auto --tracking-uri http://127.0.0.1:5000 --storage-path /mnt/shared/sweeps
 
-  ray job submit --address http://127.0.0.1:8265 -- unlearn-sweep run sweeps/tofu-mini.yaml --address auto
+  ray job submit --address http://127.0.0.1:8265 -- unlearn-sweep run presets/tofu-mini.yaml --address auto
 """
 
 
@@ -64,7 +64,7 @@ def register(app: typer.Typer) -> None:
         Ctrl-C / SIGTERM stop it with its state saved; `unlearn-sweep resume` continues it. Exit status: 0 done,
         2 a mistake in the spec or options, 3 no trial finished, 4 searches unfinished before the budget,
         130 / 143 stopped by SIGINT / SIGTERM."""
-        from sweeps.service import run_sweep
+        from sweeps.operations.service import run_sweep
 
         loaded = _load(spec, smoke_test, tracking_uri, storage_path, name)
         run_sweep(loaded, address=address, console=output_console(), tracking_optional=tracking_optional, check=True)
@@ -80,8 +80,8 @@ def register(app: typer.Typer) -> None:
         """Continue an interrupted sweep: finished trials are kept, unfinished ones continue.
 
         The searcher keeps its state and MLflow runs are re-attached (no duplicates). A driver that was killed leaves no lock: the resume takes over and stops what is left of its local Ray."""
-        from sweeps.results import resolve_sweep
-        from sweeps.service import run_sweep
+        from sweeps.recording.results import resolve_sweep
+        from sweeps.operations.service import run_sweep
 
         loaded, _ = resolve_sweep(sweep)
         run_sweep(loaded, address=address, resume=True, console=output_console(), tracking_optional=tracking_optional,
@@ -90,7 +90,7 @@ def register(app: typer.Typer) -> None:
     @app.command(epilog="Examples:\n\n  unlearn-sweep status runs/sweeps/tofu-mini")
     def status(sweep: str = typer.Argument(..., help="The sweep folder (<storage>/<name>) or its spec file.")) -> None:
         """Trials finished / running / failed, evaluated points, and where the results are."""
-        from sweeps.results import POINTS_FILE, read_results, resolve_sweep
+        from sweeps.recording.results import POINTS_FILE, read_results, resolve_sweep
 
         console = Console()
         spec, sweep_dir = resolve_sweep(sweep)

@@ -20,9 +20,9 @@ def register(app: typer.Typer) -> None:
         """Write a sweep's trials and evaluation points to MLflow (after a run without tracking).
 
         Points already in MLflow are skipped, so running it twice adds nothing."""
-        from sweeps.results import resolve_sweep
-        from sweeps.sync import sync_tracking
-        from sweeps.tracking import open_tracker
+        from sweeps.recording.results import resolve_sweep
+        from sweeps.recording.sync import sync_tracking
+        from sweeps.recording.tracking import open_tracker
 
         spec, sweep_dir = resolve_sweep(sweep)
         uri = tracking_uri or spec.tracking_uri()

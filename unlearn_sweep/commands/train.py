@@ -34,7 +34,7 @@ def register(app: typer.Typer) -> None:
         resume: bool = typer.Option(True, help="Resume from the newest checkpoint in <out>/checkpoints."),
     ) -> None:
         """Unlearn one model with one method from a validated YAML; saves the model and its history."""
-        from sweeps.interrupts import Interrupted
+        from sweeps.operations.interrupts import Interrupted
         from unlearning.train.config import load_train_config
         from unlearning.train.run import run_train
 

@@ -2,7 +2,7 @@
 
     unlearn-sweep ui runs/sweeps/tofu-mini
     unlearn-sweep ui runs/sweeps/tofu-mini --port 5001
-    unlearn-sweep ui sweeps/tofu-mini.yaml --tracking-uri postgresql://mlflow@db/mlflow
+    unlearn-sweep ui presets/tofu-mini.yaml --tracking-uri postgresql://mlflow@db/mlflow
 
 The store is the sweep's: the spec's `tracking.uri`, else the SQLite database beside the sweep. A sweep that
 tracks to an MLflow server (http://...) already has its UI there: the command prints it and exits. Runs
@@ -35,7 +35,7 @@ def register(app: typer.Typer) -> None:
         """Start the MLflow UI on a sweep's tracking store and print its URL; Ctrl-C stops it."""
         from dashboards.mlflow_links import sqlite_path, store_missing, sweep_tracking_uri
         from dashboards.mlflow_ui import serve
-        from sweeps.results import resolve_sweep
+        from sweeps.recording.results import resolve_sweep
         from unlearning.errors import ConfigError
 
         spec, sweep_dir = resolve_sweep(sweep)

@@ -89,7 +89,7 @@ class TrainingBenchmark(Benchmark, Protocol):
         """The data's name in reports and MLflow tags: the mini's name on generated data, else the benchmark's."""
 
     def forget_split_file(self, data: Any) -> str:
-        """The file (under a local source) that must hold the forget split (`sweeps.preflight`)."""
+        """The file (under a local source) that must hold the forget split (`sweeps.operations.preflight`)."""
 
     def hub_dataset(self, data: Any) -> str | None:
         """The hub dataset `data.source: hub` reads (None: several, found by the loader)."""
@@ -327,7 +327,7 @@ def mini_source_check(spec: Any, bench: Any, minis: Mapping[str, str]) -> None:
     if path.exists():
         fail(f"{src} is a file: give the folder that holds the <split>.jsonl files")
     if _HUB_ID.match(src) and not src.startswith((".", "~")):
-        return  # a hub dataset id (offline, `sweeps.preflight` requires it cached)
+        return  # a hub dataset id (offline, `sweeps.operations.preflight` requires it cached)
     close = difflib.get_close_matches(src, names, n=1, cutoff=0.7)
     fail(("did you mean '" + close[0] + "'? " if close else "no such folder; ") + usage)
 
