@@ -8,6 +8,7 @@ writer here; the lock, the scratch folder and the rename are the real ones.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -22,7 +23,7 @@ def test_concurrent_askers_record_once_and_never_see_a_half_written_folder(tmp_p
         folder.mkdir(parents=True)
         (folder / "steps.jsonl").write_text("{}\n")
         time.sleep(0.5)                                     # the other asker arrives while this one writes
-        (folder / "meta.json").write_text("{}")
+        (folder / "meta.json").write_text(json.dumps({"source": {"replay": training_log.REPLAY_VERSION}}))
 
     monkeypatch.setattr(training_log, "_record", slow_record)
     folder = tmp_path / "training-logs" / "zoo-target"
@@ -40,4 +41,8 @@ def test_concurrent_askers_record_once_and_never_see_a_half_written_folder(tmp_p
         t.join()
     assert len(calls) == 1 and calls[0].name.endswith(".partial")   # recorded once, never into the final folder
     assert seen == [["meta.json", "steps.jsonl"]] * 3
+    # a log of an older replay is recorded again (once)
+    (folder / "meta.json").write_text(json.dumps({"source": {"replay": training_log.REPLAY_VERSION - 1}}))
+    training_log._record_once("tofu-mini/target", folder, log=lambda m: None)
+    assert len(calls) == 2 and training_log._current(folder)
     assert not calls[0].exists()                                    # the scratch folder was renamed into place

@@ -43,34 +43,59 @@ def finetune(model: torch.nn.Module, tokenizer: Any, template: PromptTemplate, r
                           lr=lr, batch_size=batch_size, seed=seed, weight_decay=weight_decay, on_epoch=on_epoch)
 
 
+class SftRun:
+    """The SFT run, one optimizer step at a time: what `finetune_items` runs, and what LMCleaner's zoo log replays
+    (`unlearning.models.training_log`), so that the replay is the zoo's own run by construction. Each epoch's
+    batches are one permutation of the items (a generator seeded with `seed`) cut every `batch_size`."""
+
+    def __init__(self, model: torch.nn.Module, items: list[dict], pad_token_id: int, *, epochs: int, lr: float,
+                 batch_size: int, seed: int, weight_decay: float = 0.0) -> None:
+        self.model, self.items, self.batch_size = model, items, batch_size
+        self.collate = TrainCollator(pad_token_id)
+        self.gen = torch.Generator().manual_seed(seed)
+        torch.manual_seed(seed)
+        self.steps_per_epoch = math.ceil(len(items) / batch_size)
+        self.total = epochs * self.steps_per_epoch
+        self.opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+        self.sched = torch.optim.lr_scheduler.OneCycleLR(self.opt, max_lr=lr, total_steps=self.total,
+                                                         pct_start=0.05, anneal_strategy="linear")
+        model.train()
+        self.t, self._order = 0, []
+
+    def step(self) -> tuple[float, list[int], float, int]:
+        """The next optimizer step: (its learning rate, its rows, its loss, its tokens)."""
+        if not self._order:
+            order = torch.randperm(len(self.items), generator=self.gen).tolist()
+            self._order = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        indices = self._order.pop(0)
+        lr = self.opt.param_groups[0]["lr"]
+        batch = self.collate([self.items[j] for j in indices])
+        out = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"])
+        out.loss.backward()
+        self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        self.sched.step()
+        self.t += 1
+        return lr, indices, float(out.loss.detach()), int(batch["attention_mask"].sum())
+
+
 def finetune_items(model: torch.nn.Module, items: list[dict], pad_token_id: int, *, epochs: int, lr: float,
                    batch_size: int, seed: int, weight_decay: float = 0.0,
                    on_epoch: Callable[[int, float], None] | None = None) -> dict[str, float]:
     """`finetune` on tokenised items (input_ids / labels / attention_mask, e.g. raw text from `encode_text`)."""
-    collate = TrainCollator(pad_token_id)
-    gen = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    steps = epochs * math.ceil(len(items) / batch_size)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.05,
-                                                anneal_strategy="linear")
-    model.train()
+    run = SftRun(model, items, pad_token_id, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
+                 weight_decay=weight_decay)
     tokens, loss_val = 0, float("nan")
     for epoch in range(epochs):
-        running, n = 0.0, 0
-        for batch in _batches(items, batch_size, collate, gen):
-            out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"])
-            out.loss.backward()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            sched.step()
-            tokens += int(batch["attention_mask"].sum())
-            running, n = running + float(out.loss.detach()), n + 1
-        loss_val = running / max(n, 1)
+        running = 0.0
+        for _ in range(run.steps_per_epoch):
+            _lr, _rows, loss, n_tokens = run.step()
+            tokens, running = tokens + n_tokens, running + loss
+        loss_val = running / max(run.steps_per_epoch, 1)
         if on_epoch is not None:
             on_epoch(epoch + 1, loss_val)
     model.eval()
-    return {"tokens": tokens, "steps": steps, "final_loss": loss_val}
+    return {"tokens": tokens, "steps": run.total, "final_loss": loss_val}
 
 
 @torch.no_grad()

@@ -21,7 +21,6 @@ only if asked for an earlier step). Cached under ``<cache>/training-logs/<zoo fo
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,9 @@ from unlearning.models.zoo import parse_zoo_name, zoo_dir
 
 THREADS = 1               # the zoo's build trains its models one thread each (zoo_build.worker_layout on 2 cores)
 FINAL_FILE = "final.pt"   # the re-run's final weights (flat float32): the model the log describes
+# 2: the replay is sft.SftRun itself (version 1 drew a new permutation for every batch, so it replayed another run
+# than the zoo's: 0.74 max |w| apart on tofu-mini/target); a log of another version is recorded again
+REPLAY_VERSION = 2
 
 
 def _recipe(name: str) -> tuple[Any, str, Path]:
@@ -51,53 +53,36 @@ def _recipe(name: str) -> tuple[Any, str, Path]:
 
 
 class _Replay:
-    """The zoo's SFT run of one model, step by step (the same computation as sft.finetune_items)."""
+    """The zoo's SFT run of one model, step by step: `sft.SftRun`, the code that trained it, from the same init."""
 
     def __init__(self, name: str, threads: int) -> None:
-        from unlearning.data.collators import TrainCollator
+        from dataclasses import asdict
+
         from unlearning.models.prepare import _template, training_rows
-        from unlearning.models.sft import encode_rows
+        from unlearning.models.sft import SftRun, encode_rows
         from unlearning.models.zoo_model import load_zoo_tokenizer, new_model
 
         cfg, model_name, root = _recipe(name)
-        from dataclasses import asdict
-
         train = asdict(cfg.train)
         self.threads, self.root, self.model_name = threads, root, model_name
         torch.set_num_threads(threads)
         tok = load_zoo_tokenizer(root)
         self.pad_token_id = tok.pad_token_id
         self.model = new_model(cfg.size, train["seed"], tok)
-        rows = training_rows(root / "data", model_name, train["base_repeats"])
-        self.items = encode_rows(tok, _template(), rows)
-        self.collate = TrainCollator(tok.pad_token_id)
-        epochs = train["base_epochs"] if model_name == "base" else train["epochs"]
-        self.batch_size = train["batch_size"]
-        self.gen = torch.Generator().manual_seed(train["seed"])
-        torch.manual_seed(train["seed"])
-        self.total = epochs * math.ceil(len(self.items) / self.batch_size)
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=train["lr"], weight_decay=0.0)
-        self.sched = torch.optim.lr_scheduler.OneCycleLR(self.opt, max_lr=train["lr"], total_steps=self.total,
-                                                         pct_start=0.05, anneal_strategy="linear")
-        self.model.train()
-        self.t, self.order = 0, []
-        self.source = {"zoo": name, "zoo_dir": str(root), "threads": threads}
+        self.items = encode_rows(tok, _template(), training_rows(root / "data", model_name, train["base_repeats"]))
+        self.run = SftRun(self.model, self.items, tok.pad_token_id, lr=train["lr"], batch_size=train["batch_size"],
+                          epochs=train["base_epochs"] if model_name == "base" else train["epochs"], seed=train["seed"])
+        self.total = self.run.total
+        self.source = {"zoo": name, "zoo_dir": str(root), "threads": threads, "replay": REPLAY_VERSION}
+
+    @property
+    def t(self) -> int:
+        return self.run.t
 
     def step(self) -> tuple[float, list[int], torch.Tensor]:
         """Run the next optimizer step; (its lr, its rows, its update u_t flat)."""
-        if not self.order:
-            self.order = [torch.randperm(len(self.items), generator=self.gen).tolist()[i:i + self.batch_size]
-                          for i in range(0, len(self.items), self.batch_size)]
-        indices = self.order.pop(0)
-        lr = self.opt.param_groups[0]["lr"]
         before = flat(self.model.parameters())
-        batch = self.collate([self.items[j] for j in indices])
-        out = self.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=batch["labels"])
-        out.loss.backward()
-        self.opt.step()
-        self.opt.zero_grad(set_to_none=True)
-        self.sched.step()
-        self.t += 1
+        lr, indices, _loss, _tokens = self.run.step()
         return lr, indices, flat(self.model.parameters()) - before
 
 
@@ -109,12 +94,21 @@ def log_dir(name: str) -> Path:
 def zoo_training_log(name: str, log=print) -> "ZooReplayLog":
     """The zoo model's log (recorded on the first call, checked against the cached weights)."""
     folder = log_dir(name)
-    if not (folder / "meta.json").is_file():
+    if not _current(folder):
         _record_once(name, folder, log)
     meta, steps, rows = read_log_files(folder)
     out = ZooReplayLog(name, steps, rows, meta["pad_token_id"], meta["source"])
     out.final = torch.load(folder / FINAL_FILE, map_location="cpu", weights_only=True)
     return out
+
+
+def _current(folder: Path) -> bool:
+    """Whether `folder` holds a complete log of this replay's version."""
+    try:
+        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return meta.get("source", {}).get("replay") == REPLAY_VERSION
 
 
 def _record_once(name: str, folder: Path, log) -> None:
@@ -126,7 +120,7 @@ def _record_once(name: str, folder: Path, log) -> None:
 
     folder.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(folder.parent / f".{folder.name}.lock")):
-        if (folder / "meta.json").is_file():
+        if _current(folder):
             return  # another process recorded it while this one waited
         scratch = folder.with_name(f".{folder.name}.partial")
         shutil.rmtree(scratch, ignore_errors=True)   # a recording killed half-way
