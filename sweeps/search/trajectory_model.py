@@ -139,6 +139,12 @@ class TrajectoryModel:
     def n_obs(self) -> int:
         return sum(len(v) for v in self.obs.values())
 
+    @property
+    def version(self) -> tuple[int, int]:
+        """What the model's predictions depend on besides the question: the observations it holds (points are
+        only ever added) and when its kernels were last fitted. Equal versions answer `outlook` alike."""
+        return self.n_obs, self._hyper_n
+
     def features(self, params: Mapping[str, Any], epochs: Sequence[float]) -> np.ndarray:
         base = self.encoding.encode(params)
         length = self.epochs.length(params)

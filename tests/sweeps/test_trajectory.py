@@ -139,6 +139,39 @@ def test_model_expects_a_late_bloomer_to_improve_and_a_spent_run_not_to():
     assert late > 0.5 > spent, (late, spent)
 
 
+def test_scheduler_asks_the_model_once_per_change_of_what_it_knows(tmp_path, monkeypatch):
+    """Tune calls choose_trial_to_run over and over between two evaluation points; each paused trial's outlook is
+    computed once per model version (and set of other running trials), and is the model's own answer."""
+    from types import SimpleNamespace
+
+    from ray.tune.experiment import Trial
+
+    from sweeps.search.scheduling.trajectory import TrajectoryScheduler
+
+    s = searcher(tmp_path, "cache")
+    table = bloom_table()
+    for i, x in enumerate((0, 2, 4)):
+        for point in table[freeze({"x": x})][:EPOCHS if i < 2 else 3]:
+            s.model.observe(f"t{i}", {"x": x}, point["epoch"], point)
+    s._params.update({"t0": {"x": 0}, "t1": {"x": 2}, "t2": {"x": 4}})
+    s.paused.add("t2")
+    calls = []
+    real = type(s.model).outlook
+    monkeypatch.setattr(type(s.model), "outlook", lambda self, *a, **k: calls.append(a) or real(self, *a, **k))
+    sched = TrajectoryScheduler(s)
+    trials = [SimpleNamespace(trial_id="t2", status=Trial.PAUSED)]
+    controller = SimpleNamespace(get_trials=lambda: trials)
+    monkeypatch.setattr(s, "can_propose", lambda: True)
+    for _ in range(5):
+        sched.choose_trial_to_run(controller)
+    assert len(calls) == 1
+    first = sched._outlook("t2", unknown=(0.0, 0.0))
+    assert first == real(s.model, "t2", running=s.running_params())
+    s.model.observe("t2", {"x": 4}, 4, table[freeze({"x": 4})][3])    # a new point: the model's answer may change
+    sched.choose_trial_to_run(controller)
+    assert len(calls) == 2      # once more, for the new version (the direct call above is not counted)
+
+
 def test_searcher_state_survives_pickling_with_every_observation(tmp_path):
     s = searcher(tmp_path, "state")
     table = bloom_table()

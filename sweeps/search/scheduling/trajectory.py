@@ -39,6 +39,9 @@ from sweeps.search.searcher import FAILED_KEY
 class TrajectoryScheduler(FIFOScheduler):
     """See the module docstring."""
 
+    _outlooks_at: Any = None   # (class defaults: a scheduler pickled before the cache existed restores without it)
+    _outlooks: dict = {}
+
     def __init__(self, searcher: Any, min_points: int = 2, stop_below: float = 0.1, pause: bool = True,
                  min_complete: int = 2):
         super().__init__()
@@ -48,6 +51,8 @@ class TrajectoryScheduler(FIFOScheduler):
         self.stop_below = float(stop_below)
         self.pause = bool(pause)
         self.decisions: dict[str, list[tuple[float, float, str]]] = {}  # trial -> [(epoch, chance, decision)]
+        self._outlooks: dict[tuple, tuple[float, float]] = {}  # the model's answers at its current version
+        self._outlooks_at: Any = None
 
     def set_search_properties(self, metric: str | None, mode: str | None, **spec: Any) -> bool:
         return True
@@ -64,7 +69,15 @@ class TrajectoryScheduler(FIFOScheduler):
         model = self.searcher.model
         if not model.fit(refit_hyper=False) or not model.ready():
             return unknown
-        return model.outlook(trial_id, running=self.searcher.running_params())
+        running = self.searcher.running_params()
+        # Tune asks choose_trial_to_run many times between two evaluation points; the answer is a function of the
+        # model's version, the trial and the other running configurations, so it is computed once per change
+        if self._outlooks_at != model.version:
+            self._outlooks, self._outlooks_at = {}, model.version
+        key = (trial_id, tuple(sorted((k, repr(sorted(p.items()))) for k, p in running.items() if k != trial_id)))
+        if key not in self._outlooks:
+            self._outlooks[key] = model.outlook(trial_id, running=running)
+        return self._outlooks[key]
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
         if result.get(FAILED_KEY):
