@@ -152,8 +152,10 @@ def _record(name: str, folder: Path, log) -> None:
     rec.source = {**rec.source, "replay_max_abs_diff": diff, "cached_max_abs_weight": float(want.abs().max())}
     rec.write(folder)
     torch.save(got, folder / FINAL_FILE)
-    log(f"training log of {name}: {len(rec.steps)} steps; the re-run ends {diff:.1e} from the cached weights, "
-        "so LMCleaner starts from the re-run's own weights (final.pt)")
+    log(f"training log of {name}: {len(rec.steps)} steps; " + (
+        "the re-run ends on the cached weights exactly" if diff == 0.0 else
+        f"the re-run ends {diff:.1e} from the cached weights (another thread count?), so LMCleaner starts from the "
+        "re-run's own weights (final.pt)"))
 
 
 class ZooReplayLog(TrainingLog):
