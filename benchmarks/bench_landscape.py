@@ -4,6 +4,7 @@
     python benchmarks/bench_landscape.py --workers 2 --out runs/landscape --limit 6   # the first 6 runs only
     python benchmarks/bench_landscape.py --report-only          # redraw the table and PNG from what is there
     python benchmarks/bench_landscape.py --only IdkDPO,RMU      # some entries only (labels as the report prints)
+    python benchmarks/bench_landscape.py --out runs/landscape-methods --report-only --markdown   # the README table
 
 Every combination of a grid entry's values (`benchmarks/landscape.yaml`) is one run: the train config the
 sweep would give a trial with those sampled values (`trainables.trial.worker_config`), trained and evaluated
@@ -208,6 +209,46 @@ def summarise(runs: list[dict[str, Any]], target: dict[str, float], goal: dict[s
     return lines
 
 
+def markdown_table(runs: list[dict[str, Any]], target: dict[str, float], goal: dict[str, float],
+                   grids: dict[str, dict[str, list]]) -> list[str]:
+    """The README's per-method table: runs reaching the goal, the best forget quality among points that keep
+    utility (>= the goal's ratio x target) and gibberish (<= the goal's rate), with that point's utility ratio,
+    gibberish and hyperparameters, and the best forget quality at any utility (what the method can do at all)."""
+    mu_floor = goal["model_utility_ratio"] * target["model_utility"]
+
+    def num(p: dict[str, Any], k: str) -> float | None:
+        v = p.get(k)
+        return float(v) if isinstance(v, (int, float)) and math.isfinite(v) else None
+
+    lines = ["| method | grid | runs reaching the goal | best forget_quality at kept utility and gibberish "
+             "(utility / target, gibberish, at) | best forget_quality at any utility (utility / target, gibberish) |",
+             "|---|---|---|---|---|"]
+    for label in dict.fromkeys(r["label"] for r in runs):
+        mine = [r for r in runs if r["label"] == label]
+        pts = [(r, p) for r in mine for p in r["points"] if num(p, "forget_quality") is not None
+               and num(p, "model_utility") is not None]
+        kept = [(r, p) for r, p in pts if p["model_utility"] >= mu_floor
+                and (num(p, "gibberish_rate") or 0.0) <= goal["gibberish_rate"]]
+        reach = sum(any(meets(p, target, goal) for p in r["points"]) for r in mine)
+        failed = sum(r["status"] != "ok" for r in mine)
+
+        def cell(pair: tuple | None, where: bool) -> str:
+            if pair is None:
+                return "none"
+            r, p = pair
+            at = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in r["hparams"].items())
+            text = (f"{p['forget_quality']:.2g} ({p['model_utility'] / target['model_utility']:.2f}, "
+                    f"{num(p, 'gibberish_rate') or 0.0:.2f}")
+            return text + (f", {at}, epoch {p['epoch']:g})" if where else ")")
+
+        best_kept = max(kept, key=lambda rp: rp[1]["forget_quality"], default=None)
+        best_any = max(pts, key=lambda rp: rp[1]["forget_quality"], default=None)
+        grid = " x ".join(f"{k} {v}" for k, v in grids.get(label, {}).items())
+        lines.append(f"| {label} | {grid} | {reach} of {len(mine)}" + (f" ({failed} failed)" if failed else "")
+                     + f" | {cell(best_kept, True)} | {cell(best_any, False)} |")
+    return lines
+
+
 def write_outputs(out: Path, grid: dict[str, Any], target: dict[str, float], runs: list[dict[str, Any]]) -> None:
     goal = grid["goal"]
     (out / "landscape.json").write_text(json.dumps({
@@ -278,6 +319,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2, help="runs at a time (one thread each)")
     ap.add_argument("--limit", type=int, default=None, help="run only the first N runs of the grid (a look)")
     ap.add_argument("--report-only", action="store_true", help="write the table and PNG from runs.jsonl only")
+    ap.add_argument("--markdown", action="store_true", help="also print the per-method table as markdown")
     ap.add_argument("--only", default=None, help="comma-separated grid entries to run and report, by method label "
                     "as printed (e.g. IdkDPO,RMU,DrNPO); default: every entry")
     args = ap.parse_args()
@@ -335,6 +377,9 @@ def main() -> None:
     ordered = [done[r["run_id"]] for r in every_run if r["run_id"] in done]
     write_outputs(args.out, grid, target, ordered)
     print(f"wrote {args.out / 'landscape.csv'}, {args.out / 'landscape.json'}, {args.out / 'landscape.png'}")
+    if args.markdown:
+        grids = {r["label"]: grid["grids"][r["entry"]]["grid"] for r in every_run}
+        print("\n".join(markdown_table(ordered, target, grid["goal"], grids)))
     for line in summarise(ordered, target, grid["goal"]):
         print(line)
 
