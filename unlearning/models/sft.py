@@ -27,11 +27,10 @@ def encode_rows(tokenizer: Any, template: PromptTemplate, rows: Sequence[dict], 
     return [encode_qa(tokenizer, template, r["question"], r["answer"], max_length) for r in rows]
 
 
-def _batches(items: list[dict], batch_size: int, collate: TrainCollator, generator: torch.Generator | None):
-    order = torch.randperm(len(items), generator=generator).tolist() if generator is not None else range(len(items))
-    order = list(order)
-    for i in range(0, len(order), batch_size):
-        yield collate([items[j] for j in order[i:i + batch_size]])
+def _batches(items: list[dict], batch_size: int, collate: TrainCollator):
+    """The items in order, `batch_size` at a time (evaluation; training's shuffled order is `SftRun`'s)."""
+    for i in range(0, len(items), batch_size):
+        yield collate(items[i:i + batch_size])
 
 
 def finetune(model: torch.nn.Module, tokenizer: Any, template: PromptTemplate, rows: Sequence[dict], *,
@@ -106,7 +105,7 @@ def answer_probability(model: torch.nn.Module, tokenizer: Any, template: PromptT
     items = encode_rows(tokenizer, template, rows)
     collate = TrainCollator(tokenizer.pad_token_id)
     probs: list[torch.Tensor] = []
-    for batch in _batches(items, batch_size, collate, None):
+    for batch in _batches(items, batch_size, collate):
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         probs.append(torch.exp(-avg_nll(logits, batch["labels"])))
     return float(torch.cat(probs).mean())
