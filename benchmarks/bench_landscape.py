@@ -210,7 +210,7 @@ def summarise(runs: list[dict[str, Any]], target: dict[str, float], goal: dict[s
 
 
 def markdown_table(runs: list[dict[str, Any]], target: dict[str, float], goal: dict[str, float],
-                   grids: dict[str, dict[str, list]]) -> list[str]:
+                   grids: dict[str, list[dict[str, list]]]) -> list[str]:
     """The README's per-method table: runs reaching the goal, the best forget quality among points that keep
     utility (>= the goal's ratio x target) and gibberish (<= the goal's rate), with that point's utility ratio,
     gibberish and hyperparameters, and the best forget quality at any utility (what the method can do at all)."""
@@ -243,7 +243,7 @@ def markdown_table(runs: list[dict[str, Any]], target: dict[str, float], goal: d
 
         best_kept = max(kept, key=lambda rp: rp[1]["forget_quality"], default=None)
         best_any = max(pts, key=lambda rp: rp[1]["forget_quality"], default=None)
-        grid = " x ".join(f"{k} {v}" for k, v in grids.get(label, {}).items())
+        grid = "; ".join(" x ".join(f"{k} {v}" for k, v in g.items()) for g in grids.get(label, []))
         lines.append(f"| {label} | {grid} | {reach} of {len(mine)}" + (f" ({failed} failed)" if failed else "")
                      + f" | {cell(best_kept, True)} | {cell(best_any, False)} |")
     return lines
@@ -378,7 +378,9 @@ def main() -> None:
     write_outputs(args.out, grid, target, ordered)
     print(f"wrote {args.out / 'landscape.csv'}, {args.out / 'landscape.json'}, {args.out / 'landscape.png'}")
     if args.markdown:
-        grids = {r["label"]: grid["grids"][r["entry"]]["grid"] for r in every_run}
+        grids: dict[str, list[dict[str, list]]] = {}
+        for i in dict.fromkeys(r["entry"] for r in every_run):  # a method with a second grid lists both
+            grids.setdefault(entries[i][1].label, []).append(grid["grids"][i]["grid"])
         print("\n".join(markdown_table(ordered, target, grid["goal"], grids)))
     for line in summarise(ordered, target, grid["goal"]):
         print(line)
