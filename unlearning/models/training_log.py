@@ -10,10 +10,10 @@ shuffle), which records nothing; logging every step's update of the small zoo mo
 the same recipe (the zoo's random init, ``training_rows``, the same generator, AdamW and OneCycleLR, one thread as
 the zoo build) once, records which rows each step saw and its learning rate (``steps.jsonl``, ``rows.jsonl``: the
 lmcleaner_log format, ``"updates": "replay"``), and measures how far the replayed weights end from the cached zoo
-model's (``source.replay_max_abs_diff`` in meta.json): the zoo build's float sums are not reproduced by a replay in
-another process (measured: 0.67 at max |w| 2.0 for the small target after 1880 steps), so the log is that of a
-re-run of the zoo model's recipe, and its final weights (``final.pt``) are the model LMCleaner starts from
-(``TrainingLog.final``: the method loads them, the log describes exactly that model).
+model's (``source.replay_max_abs_diff`` in meta.json). Measured since ``REPLAY_VERSION`` 2 (the replay steps the
+same ``sft.SftRun`` as the zoo build, one permutation per epoch): 0.0, the re-run ends on the cached weights bit
+for bit (the first replay drew a permutation per batch and ended 0.74 away). Its final weights (``final.pt``) are
+the model LMCleaner starts from (``TrainingLog.final``: the method loads them, the log describes exactly that model).
 LMCleaner then asks for u_tz in ascending tz; :class:`ZooReplayLog` replays forward to produce each (restarting
 only if asked for an earlier step). Cached under ``<cache>/training-logs/<zoo folder>-<model>/``.
 """
