@@ -234,6 +234,20 @@ def resolve_sweep(arg: str | Path):
     return spec, spec.sweep_dir()
 
 
+def moved_sweep_check(spec, folder: str | Path) -> None:
+    """A sweep resumes only where it ran: its trials' state (Ray Tune's, the searchers' studies, the trials' own
+    configs) holds the folder's absolute path, so a resumed copy would write into the original folder. One-line
+    ConfigError when `folder` is not the spec's own `<storage>/<name>` (reading a copy, `status`, `pareto`,
+    `export`, `report`, works anywhere)."""
+    here, ran = Path(folder).resolve(), Path(spec.sweep_dir()).expanduser().resolve()
+    if here != ran:
+        raise ConfigError(str(here), field="storage", value=str(ran),
+                          fix=f"this sweep ran in {ran} and its state points there: resume it there (move the folder "
+                              "back), or start a new sweep from its spec (`unlearn-sweep run "
+                              f"{here / SPEC_FILE} --storage-path DIR --name NEW`); status, pareto, export and report "
+                              "read a copy wherever it is")
+
+
 def write_spec_copy(spec, sweep_dir: str | Path) -> Path:
     """Write the resolved spec beside the results (what `resolve_sweep` reads back)."""
     path = Path(sweep_dir) / SPEC_FILE

@@ -147,3 +147,25 @@ def test_reference_names_of_baldro_parameters():
         "sigma_forget": 1.5, "sigma_retain": 1.0, "delta": 0.0}
     assert reference_method_args("NPO", "dv", {"beta_dv": 2.0, "dv_mode": "softmin"}) == {"beta_dv_forget": 2.0}
     assert reference_method_args("NPO", "g", {"group_ratio": 0.3, "beta": 0.1}) == {"sampling_ratio": 0.3, "beta": 0.1}
+
+
+def test_a_copied_sweep_is_read_anywhere_but_resumed_only_where_it_ran(finished_sweep, tmp_path):
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from sweeps.recording.results import moved_sweep_check
+    from unlearn_sweep.cli import app
+
+    spec, sweep_dir = finished_sweep
+    moved_sweep_check(*resolve_sweep(str(sweep_dir)))  # where it ran: fine
+    copy = tmp_path / "elsewhere" / sweep_dir.name
+    shutil.copytree(sweep_dir, copy)
+    spec2, dir2 = resolve_sweep(str(copy))
+    assert dir2 == copy.resolve() and len(read_results(dir2).points) == len(read_results(sweep_dir).points)
+    result = CliRunner().invoke(app, ["resume", str(copy)])  # `main` prints a UserError as one line, exit 2
+    assert isinstance(result.exception, ConfigError), result.output
+    message = str(result.exception)
+    assert "\n" not in message and "field 'storage'" in message, message
+    assert f"this sweep ran in {sweep_dir.resolve()}" in message and "resume it there" in message, message
+    assert not (sweep_dir / "driver.lock").exists() and not (copy / "driver.lock").exists()  # nothing started

@@ -80,10 +80,11 @@ def register(app: typer.Typer) -> None:
         """Continue an interrupted sweep: finished trials are kept, unfinished ones continue.
 
         The searcher keeps its state and MLflow runs are re-attached (no duplicates). A driver that was killed leaves no lock: the resume takes over and stops what is left of its local Ray."""
-        from sweeps.recording.results import resolve_sweep
+        from sweeps.recording.results import moved_sweep_check, resolve_sweep
         from sweeps.operations.service import run_sweep
 
-        loaded, _ = resolve_sweep(sweep)
+        loaded, folder = resolve_sweep(sweep)
+        moved_sweep_check(loaded, folder)
         run_sweep(loaded, address=address, resume=True, console=output_console(), tracking_optional=tracking_optional,
                   check=True)
 
