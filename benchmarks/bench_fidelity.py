@@ -5,7 +5,7 @@
 
 For each method (and both forms where the project has a reference option: RMU faithful_broadcast, UNDIAL
 faithful_ignore_index, JensUn faithful_eps, TNPO detach_weights), ``build_method(...).loss`` and the
-reference formula (tests/methods/reference_forms.py: open-unlearning / JensUn / BalDRO-fork code written
+reference formula (tests/methods/reference_forms/: open-unlearning / JensUn / BalDRO-fork code written
 out on tensors) are evaluated on the same random float32 inputs (4 rows x 14 tokens, prompts, answers and
 padding; logits = a shared table + a per-part table, so forget and retain gradients overlap). Printed per
 case: max relative loss difference |L - L_ref| / |L_ref| and max relative gradient difference

@@ -1,5 +1,5 @@
 """Fidelity cases: every method (both forms where it has a reference option) run through ``build_method(...)
-.loss`` and through its independently transcribed reference formula (reference_forms.py) on the same random
+.loss`` and through its independently transcribed reference formula (reference_forms/) on the same random
 float32 inputs; each case reports the relative loss and gradient differences.
 
 The "model" is a table of leaf logits (and layer-0 hidden states, for RMU) per batch part, so the

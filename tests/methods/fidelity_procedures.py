@@ -1,7 +1,7 @@
 """Fidelity cases for the methods that are training procedures rather than losses (SIBL's T outer iterations,
 LUNAR's reference fit, LMCleaner's replayed training log): the project's method run through the real training
 loop (``unlearning.train.loop.unlearn``, torch engine) against the reference procedure transcribed in
-reference_forms.py, on a tiny real Llama. Each runner returns (worst relative loss difference, worst relative
+reference_forms/, on a tiny real Llama. Each runner returns (worst relative loss difference, worst relative
 weight/gradient difference), like fidelity_cases' runners; the cases join ``fidelity_cases.CASES``.
 
     import fidelity_cases                      # first: it extends its CASES with PROCEDURE_CASES

@@ -1,5 +1,5 @@
 """Every method, and both forms where the project has a reference option, equals an independent transcription
-of the reference code (reference_forms.py) in loss and gradient on shared float32 inputs (fidelity_cases.py;
+of the reference code (reference_forms/) in loss and gradient on shared float32 inputs (fidelity_cases.py;
 the same cases benchmarks/bench_fidelity.py prints), and the check can tell the two forms apart."""
 
 from __future__ import annotations
