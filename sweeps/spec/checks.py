@@ -51,7 +51,7 @@ def check_objectives(spec: Any) -> None:
     add-on's, e.g. lm-eval's)."""
     allowed = (*spec.benchmark.metric_names(), *addon_metrics(spec)[1])
     if spec.objectives is None:
-        spec.objectives = [Objective(**o) for o in spec.benchmark.default_objectives]
+        spec.objectives = [Objective(**o) for o in spec.benchmark.objectives_for(spec.data)]
     if not spec.objectives:
         raise ConfigError("spec", field="objectives", value=[], fix="give at least one objective")
     seen: set[str] = set()

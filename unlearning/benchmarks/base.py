@@ -1,13 +1,13 @@
 """The `Benchmark` protocol: what a benchmark owns, and the helpers its modules share (docs/contributing.md).
 
     from unlearning.benchmarks.registry import get_benchmark
-    bench = get_benchmark(config.data.benchmark)          # a TrainingBenchmark (tofu, muse, lkf)
+    bench = get_benchmark(config.data.benchmark)          # a TrainingBenchmark (tofu, muse, lkf, wmdp)
     source = bench.source(config.data, config.model.name)  # its data: the generated mini, the hub, a folder
     forget, retain, idk = bench.examples(config.data, tokenizer, template, source, with_idk=False, seed=0)
     hook = bench.eval_hook(config, bundle)                 # hook(model, epoch) -> {metric: value}
 
-A benchmark module defines one class that satisfies `Benchmark` (a `TrainingBenchmark`, or an `AddonBenchmark`
-read beside another's evaluation) and is listed in `registry.BENCHMARKS`. The train config (`data.benchmark`),
+A benchmark module defines one class that satisfies `Benchmark` (a `TrainingBenchmark`, an `AddonBenchmark`
+read beside another's evaluation, or both: WMDP) and is listed in `registry.BENCHMARKS`. The train config (`data.benchmark`),
 the data loader, the evaluation hook, the sweep spec's checks, the sweep driver's shared work, export and the
 eval CLI look the benchmark up there instead of branching on its name.
 """
@@ -44,7 +44,7 @@ class Benchmark(Protocol):
     name: str                      # its name: the value of `data.benchmark` (tofu, muse, lkf), or wmdp
     title: str                     # how the docs and messages write it (TOFU, MUSE, ...)
     mini: str | None               # its generated data as a `data.source` (tofu-mini), None without one
-    trains: bool                   # whether `data.benchmark` may name it (WMDP is read beside TOFU's data)
+    trains: bool                   # whether `data.benchmark` may name it (every benchmark now; WMDP is also an add-on)
     settings_key: str | None       # an add-on's block in another benchmark's eval.settings; None otherwise
     eval_settings: type            # the pydantic model of its settings (`eval.settings`, or its block)
     metric_aliases: Mapping[str, tuple[str, str]]   # short names -> (metric to select, entry reported)
@@ -122,6 +122,10 @@ class TrainingBenchmark(Benchmark, Protocol):
     def check_source(self, spec: Any, minis: Mapping[str, str]) -> None:
         """`data.source` names data of this benchmark (`mini_source_check`); `minis`: every mini -> its benchmark."""
 
+    def objectives_for(self, data: Any) -> Sequence[Mapping[str, Any]]:
+        """A sweep's objectives when the spec names none, for its `data:` (`default_objectives` unless they
+        depend on the data: WMDP's name the corpus' task)."""
+
     def check_model_refs(self, spec: Any, i: int, model: Any) -> None:
         """`models.<i>` and its retain reference suit this benchmark (the derived retain model filled in)."""
 
@@ -163,6 +167,9 @@ class TrainingDefaults:
 
     def check_source(self, spec: Any, minis: Mapping[str, str]) -> None:
         mini_source_check(spec, self, minis)
+
+    def objectives_for(self, data: Any) -> Sequence[Mapping[str, Any]]:
+        return self.default_objectives
 
     def plan_settings(self, spec: Any, settings: dict[str, Any]) -> dict[str, Any]:
         return settings
@@ -278,7 +285,7 @@ def qa_examples(tokenizer: Any, template: Any, forget_rows: Sequence[Mapping[str
 
 
 def text_items(tokenizer: Any, texts: Sequence[str], max_length: int) -> Items:
-    """Raw text (MUSE) cut into `max_length`-token chunks (`unlearning.data.muse.chunk_corpus`, open-unlearning's
+    """Raw text (MUSE, WMDP) cut into `max_length`-token chunks (`unlearning.data.muse.chunk_corpus`, open-unlearning's
     recipe), each chunk a raw-text item (BOS + text, every text token labelled)."""
     from unlearning.data.muse import chunk_corpus
     from unlearning.data.tokenization import encode_text
@@ -287,9 +294,10 @@ def text_items(tokenizer: Any, texts: Sequence[str], max_length: int) -> Items:
 
 
 def no_corpus(value: Any) -> None:
-    """`data.corpus` names a MUSE corpus; on another benchmark it is a mistake."""
+    """`data.corpus` names a MUSE or WMDP corpus; on another benchmark it is a mistake."""
     if value is not None:
-        raise ValueError("corpus names a MUSE corpus: set benchmark: muse, or remove it")
+        raise ValueError("corpus names a MUSE corpus (news, books) or a WMDP one (cyber, bio): set benchmark: muse "
+                         "or wmdp, or remove it")
 
 
 def mini_source_check(spec: Any, bench: Any, minis: Mapping[str, str]) -> None:

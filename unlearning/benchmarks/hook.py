@@ -3,9 +3,10 @@ evaluation of the target, each the run's `data.benchmark`'s own with the add-on 
 
 `unlearning.train.run` calls `make_train_eval_hook(config, bundle)` when the train config has
 `eval.enabled: true`; the benchmark's `eval_hook` prepares its data, tokenisation and retain reference once
-(TOFU: `tofu.py`, EvalConfig settings; MUSE: `muse.py`, MuseEvalConfig; LKF: `lkf.py`, LkfEvalConfig) and each
-call returns the flat {metric: aggregate} dict. An add-on's block of `eval.settings` (WMDP's `lm_eval:`,
-`wmdp.py`) is taken out before, and its evaluator's metrics are merged in. `eval.settings` may name the retain
+(TOFU: `tofu.py`, EvalConfig settings; MUSE: `muse.py`, MuseEvalConfig; LKF: `lkf.py`, LkfEvalConfig; WMDP:
+`wmdp.py`, its `lm_eval:` block) and each call returns the flat {metric: aggregate} dict. An add-on's block of
+`eval.settings` (WMDP's `lm_eval:` in another benchmark's run) is taken out before, and its evaluator's metrics
+are merged in. `eval.settings` may name the retain
 reference (`retain_logs`: a retain model's stored evaluation, or `retain_model`: evaluated once, then cached);
 for zoo models without either the zoo's retain model is used (tofu-mini/target + forget10 ->
 tofu-mini/retain90, muse-mini/target -> muse-mini/retain).
@@ -37,7 +38,8 @@ def retain_model_for(config: Any) -> str | None:
 
 def _with_addons(config: Any, bundle: Any) -> tuple[Any, list[Any]]:
     """(the config without the add-ons' blocks in eval.settings, their evaluators on the run's data)."""
-    settings, found = addon_blocks(config.eval.settings, where="train config: eval.settings")
+    settings, found = addon_blocks(config.eval.settings, where="train config: eval.settings",
+                                   own=config.data.benchmark)
     if not found:
         return config, []
     config = config.model_copy(update={"eval": config.eval.model_copy(update={"settings": settings})})

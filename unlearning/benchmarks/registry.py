@@ -2,7 +2,7 @@
 
     from unlearning.benchmarks.registry import BENCHMARKS, get_benchmark, trained_names
     get_benchmark("muse").default_objectives      # MUSE's default sweep objectives
-    trained_names()                               # ("tofu", "muse", "lkf"): what `data.benchmark` accepts
+    trained_names()                               # ("tofu", "muse", "lkf", "wmdp"): what `data.benchmark` accepts
 
 Adding a benchmark: write its module (a class satisfying `base.Benchmark`) and list its instance below
 (docs/contributing.md, "Adding a benchmark").
@@ -39,16 +39,18 @@ def minis() -> dict[str, str]:
     return {b.mini: n for n, b in BENCHMARKS.items() if b.trains and b.mini}
 
 
-def addons() -> list[Any]:
-    """The benchmarks read beside a run's own evaluation, through their block in `eval.settings` (WMDP's lm_eval)."""
-    return [b for b in BENCHMARKS.values() if b.settings_key is not None]
+def addons(own: str | None = None) -> list[Any]:
+    """The benchmarks read beside a run's own evaluation, through their block in `eval.settings` (WMDP's lm_eval);
+    `own`: the run's benchmark, left out (a `data.benchmark: wmdp` run's block is its own evaluation)."""
+    return [b for b in BENCHMARKS.values() if b.settings_key is not None and b.name != own]
 
 
-def addon_blocks(settings: Mapping[str, Any], where: str = "eval.settings") -> tuple[dict[str, Any], list[Any]]:
-    """(the settings without the add-on blocks, [(add-on benchmark, its validated block)])."""
+def addon_blocks(settings: Mapping[str, Any], where: str = "eval.settings",
+                 own: str | None = None) -> tuple[dict[str, Any], list[Any]]:
+    """(the settings without the add-on blocks, [(add-on benchmark, its validated block)]); `own` as `addons`."""
     rest = dict(settings)
     found = []
-    for bench in addons():
+    for bench in addons(own):
         block = rest.pop(bench.settings_key, None)
         if block is not None:
             found.append((bench, bench.parse(block, where)))
