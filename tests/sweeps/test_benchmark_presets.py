@@ -1,5 +1,6 @@
-"""The real-benchmark presets carry their reference's settings; MUSE's checkpoint rule (`select.first`); JensUn's
-plain few-shot prompt. Fast, offline (specs validated with check_models=False, no hub access)."""
+"""The real-benchmark presets carry their reference's settings (MUSE, LKF, WMDP); MUSE's checkpoint rule
+(`select.first`); JensUn's plain few-shot prompt. Fast, offline (specs validated with check_models=False, no hub
+access; WMDP's spec reads lm-eval's task index once, ~10-30 s)."""
 
 from __future__ import annotations
 
@@ -87,10 +88,53 @@ def test_lkf_preset_matches_jensun():
             relearn.weight_decay, relearn.rows) == ("jensun", 1e-5, 8, 4, 10, 0.0, None)
 
 
+def test_wmdp_preset_matches_open_unlearning():
+    """presets/wmdp.yaml against OU configs/experiment/unlearn/wmdp/default.yaml @ d3d7cf9 (+ the files it reads)."""
+    from sweeps.selection.export import open_unlearning_command
+
+    spec, base = _settings("wmdp")
+    data, train, hp, ev = base["data"], base["train"], base["method"]["hparams"], base["eval"]
+    # defaults: override /model: zephyr-7b-beta (configs/model/zephyr-7b-beta.yaml: HuggingFaceH4/zephyr-7b-beta)
+    assert spec.models[0].name == "HuggingFaceH4/zephyr-7b-beta" and spec.models[0].retain_model is None
+    # data_split: cyber; WMDP_forget / WMDP_retain: data/wmdp/wmdp-corpora/${data_split}-{forget,retain}-corpus.jsonl
+    assert (data["benchmark"], data["corpus"]) == ("wmdp", "cyber")
+    assert (data["forget_split"], data["retain_split"]) == ("cyber-forget-corpus", "cyber-retain-corpus")
+    # configs/data/datasets/WMDP_forget.yaml / WMDP_retain.yaml: PretrainingDataset, max_length 512
+    assert data["max_length"] == 512
+    # trainer.args: per_device_train_batch_size 1, gradient_accumulation_steps 16, max_steps 80 (= 80 x 16 chunks)
+    assert (train["batch_size"], train["grad_accum"]) == (1, 16)
+    assert data["limit"] == 80 * 16 and train["epochs"] == 1
+    # trainer.args: learning_rate 5e-5 (inside the searched range), lr_scheduler_type constant
+    lr = spec.space.params["lr"]
+    assert spec.space.names() == ["lr"] and lr.low <= 5e-5 <= lr.high
+    assert train["lr_scheduler"] == "constant"
+    # configs/trainer/finetune.yaml: weight_decay 0.00, no warm-up; bf16; zephyr's model config: torch_dtype bfloat16
+    assert (train["weight_decay"], train["warmup_epochs"]) == (0.0, 0.0) and base["model"]["dtype"] == "bfloat16"
+    # trainer.args: eval_strategy steps, eval_steps 0.5 (of the 80 steps); finetune.yaml: eval_on_start True
+    assert (ev["every"], ev["on_start"]) == (0.5, True)
+    # trainer.method_args: gamma 1.0, steering_coeff 2, retain_loss_type EMBED_DIFF, alpha 1, module_regex
+    # model\.layers\.7, trainable_params_regex [model\.layers\.(5|6|7)\.mlp\.down_proj\.weight]
+    assert base["method"]["name"] == "RMU"
+    assert (hp["gamma"], hp["steering_coeff"], hp["retain_loss_type"], hp["alpha"], hp["layer"]) == \
+        (1.0, 2.0, "EMBED_DIFF", 1.0, 7)
+    assert hp["trainable_params_regex"] == r"model\.layers\.(5|6|7)\.mlp\.down_proj\.weight"
+    # OU's RMU loss broadcasts [B] / [B, 1] (unlearning/methods/rmu.py): the same as ours at batch size 1
+    assert train["batch_size"] == 1
+    # eval.lm_eval.tasks: [wmdp_${data_split}, mmlu]; configs/eval/lm_eval.yaml simple_evaluate_args.batch_size 16
+    assert ev["settings"] == {"lm_eval": {"tasks": ["wmdp_cyber", "mmlu"], "batch_size": 16}}
+    assert [(o.name, o.mode) for o in spec.objectives] == [("wmdp_cyber_acc", "min"), ("mmlu_acc", "max")]
+    assert spec.resources.workers * spec.resources.gpus == 1
+    # the export is the reference's command line: experiment=unlearn/wmdp/default data_split=cyber
+    [plan] = spec.searches()
+    line = open_unlearning_command(spec, plan, base, "t")
+    assert "experiment=unlearn/wmdp/default data_split=cyber trainer=RMU" in line
+    assert "trainer.args.max_steps" not in line   # the experiment's max_steps 80 stays (= limit 1280 / 16)
+
+
 def test_minis_say_how_they_differ():
     from sweeps.spec import PRESET_DIR
 
-    for mini, real in (("muse-mini", "muse-news.yaml"), ("lkf-mini", "lkf.yaml")):
+    for mini, real in (("muse-mini", "muse-news.yaml"), ("lkf-mini", "lkf.yaml"), ("wmdp-mini", "wmdp.yaml")):
         text = (PRESET_DIR / f"{mini}.yaml").read_text()
         assert real in text and "utility-preservation convention" not in text
 
