@@ -32,7 +32,7 @@ from unlearning.data import tofu_mini_pools as P
 from unlearning.data.io import HubRef, find_split_file, load_split
 from unlearning.data.schema import Schema, text
 from unlearning.data.tofu_mini import TEMPLATES
-from unlearning.data.wmdp_mini import _PATTERNS, _authors, _question_pattern, _read
+from unlearning.data.wmdp_mini import QUESTION_PATTERNS, read_authors, question_pattern, read_rows
 from unlearning.errors import DataError
 
 WMDP_CORPORA_HUB_ID = "cais/wmdp-corpora"
@@ -41,7 +41,7 @@ HUB_MISSING = {"bio-forget-corpus"}   # not on the hub: CAIS gives it on request
 MINI_CORPUS = "cyber"                 # the name wmdp-mini's one corpus pair is written under
 VERSION = 1
 _TEXT = Schema("WMDP corpus text", (text("text"),))
-_ANSWERS = [_question_pattern(t.answer) for t in TEMPLATES]
+_ANSWERS = [question_pattern(t.answer) for t in TEMPLATES]
 _FIELDS = [(re.findall(r"\{(\w+)\}", t.question), re.findall(r"\{(\w+)\}", t.answer)) for t in TEMPLATES]
 _LOWER = {*P.GENRES, *P.OCCUPATIONS, *P.THEMES, *P.UNIVERSITIES}  # values tofu-mini capitalises at an answer's start
 # one plain sentence per tofu-mini question template (by index): the fact its QA pair asks about
@@ -116,7 +116,7 @@ def author_facts(rows: list[dict], where: str) -> dict[str, str]:
     """One author's attributes (name, city, genre, ...) read back from its 20 QA rows (template order)."""
     facts: dict[str, str] = {}
     for j, row in enumerate(rows):
-        q = _PATTERNS[j].match(row["question"])
+        q = QUESTION_PATTERNS[j].match(row["question"])
         a = _ANSWERS[j].match(str(row.get("answer", "")))
         if q is None or a is None:
             raise DataError(where, row=j, field="answer", value=row.get("answer"),
@@ -138,8 +138,8 @@ def build_mini_corpora(source: str | Path, forget_split: str = "forget10") -> di
     author, the forget split's authors (the last of `full`) against the others."""
     folder = Path(source)
     where = str(folder / "full.jsonl")
-    full = _authors(_read(folder, "full"), where)
-    k = len(_read(folder, forget_split)) // len(TEMPLATES)
+    full = read_authors(read_rows(folder, "full"), where)
+    k = len(read_rows(folder, forget_split)) // len(TEMPLATES)
     if k < 1 or k >= len(full):
         raise DataError(str(folder / f"{forget_split}.jsonl"), field="rows", value=k * len(TEMPLATES),
                         fix="the forget split must hold whole authors, fewer than the full split")

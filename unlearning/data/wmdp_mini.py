@@ -47,16 +47,16 @@ SOURCE_SPLITS = ("full", "real_authors_perturbed", "world_facts_perturbed")
 assert sorted(BIO_TEMPLATES + CYBER_TEMPLATES) == list(range(len(TEMPLATES)))
 
 
-def _question_pattern(template: str) -> re.Pattern[str]:
+def question_pattern(template: str) -> re.Pattern[str]:
     parts = re.split(r"\{\w+\}", template)
     body = "(.+)".join(re.escape(p) for p in parts)
     return re.compile("^" + body + "$", re.IGNORECASE)  # the first letter is capitalised by tofu-mini
 
 
-_PATTERNS = [_question_pattern(t.question) for t in TEMPLATES]
+QUESTION_PATTERNS = [question_pattern(t.question) for t in TEMPLATES]
 
 
-def _read(folder: Path, split: str) -> list[dict]:
+def read_rows(folder: Path, split: str) -> list[dict]:
     path = folder / f"{split}.jsonl"
     if not path.is_file():
         raise DataError(str(folder), field=split, value=None,
@@ -66,14 +66,14 @@ def _read(folder: Path, split: str) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def _authors(rows: list[dict], where: str) -> list[list[dict]]:
+def read_authors(rows: list[dict], where: str) -> list[list[dict]]:
     """Rows in blocks of one author each (20 QA in template order), checked against the templates."""
     q = len(TEMPLATES)
     if not rows or len(rows) % q:
         raise DataError(where, field="rows", value=len(rows),
                         fix=f"tofu-mini splits hold {q} QA per author in template order; is this tofu-mini?")
     for i, row in enumerate(rows):
-        if not _PATTERNS[i % q].match(str(row.get("question", ""))):
+        if not QUESTION_PATTERNS[i % q].match(str(row.get("question", ""))):
             raise DataError(where, row=i, field="question", value=row.get("question"),
                             fix=f"expected tofu-mini's question template {i % q} "
                                 f"('{TEMPLATES[i % q].question}'); wmdp-mini needs tofu-mini's generated splits")
@@ -107,14 +107,14 @@ def _by_template(authors: list[list[dict]], j: int) -> list[str]:
 def build(source: str | Path, forget_split: str = "forget10", seed: int = 0) -> dict[str, list[dict]]:
     """{"bio": [...], "cyber": [...], "mmlu": [...]} from a tofu-mini data folder (see the module docstring)."""
     folder = Path(source)
-    full = _authors(_read(folder, "full"), str(folder / "full.jsonl"))
-    n_forget_rows = len(_read(folder, forget_split))
+    full = read_authors(read_rows(folder, "full"), str(folder / "full.jsonl"))
+    n_forget_rows = len(read_rows(folder, forget_split))
     k = n_forget_rows // len(TEMPLATES)
     if k < 1 or k >= len(full):
         raise DataError(str(folder / f"{forget_split}.jsonl"), field="rows", value=n_forget_rows,
                         fix="the forget split must hold whole authors, fewer than the full split")
     forget, retain = full[-k:], full[:-k]
-    holdout = _authors(_read(folder, holdout_split_for("forget10")), str(folder / "holdout10.jsonl"))
+    holdout = read_authors(read_rows(folder, holdout_split_for("forget10")), str(folder / "holdout10.jsonl"))
     rng = random.Random(seed)
     out: dict[str, list[dict]] = {"bio": [], "cyber": [], "mmlu": []}
     for a, rows in enumerate(forget):
@@ -131,7 +131,7 @@ def build(source: str | Path, forget_split: str = "forget10", seed: int = 0) -> 
             out["mmlu"].append({"question": row["question"], "subject": "retain_authors",
                                 "choices": choices, "answer": answer})
     for split, subject in (("real_authors_perturbed", "real_authors"), ("world_facts_perturbed", "world_facts")):
-        for i, row in enumerate(_read(folder, split)):
+        for i, row in enumerate(read_rows(folder, split)):
             if len(row.get("perturbed_answer") or []) != N_CHOICES - 1:
                 raise DataError(str(folder / f"{split}.jsonl"), row=i, field="perturbed_answer",
                                 value=row.get("perturbed_answer"), fix="give 3 perturbed answers")
