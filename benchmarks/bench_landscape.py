@@ -3,6 +3,7 @@
     python benchmarks/bench_landscape.py                        # benchmarks/landscape.yaml -> runs/landscape/
     python benchmarks/bench_landscape.py --workers 2 --out runs/landscape --limit 6   # the first 6 runs only
     python benchmarks/bench_landscape.py --report-only          # redraw the table and PNG from what is there
+                                                                # (against the target its landscape.json recorded)
     python benchmarks/bench_landscape.py --only IdkDPO,RMU      # some entries only (labels as the report prints)
     python benchmarks/bench_landscape.py --out runs/landscape-methods --report-only --markdown   # the README table
 
@@ -348,6 +349,9 @@ def main() -> None:
             sw = prepare_shared(spec, plan, log=lambda m: print(m, flush=True))
             shared[i] = {"reference_dir": sw.reference_dir, "inputs_dir": sw.inputs_dir, "target": sw.target_metrics}
     target = {k: v for k, v in shared[runs[0]["entry"]]["target"].items() if isinstance(v, (int, float))}
+    kept = args.out / "landscape.json"
+    if args.report_only and kept.is_file():  # the data's own zoo: another machine's zoo is another target
+        target = json.loads(kept.read_text(encoding="utf-8")).get("target", target)
     objective_names = [o.name for o in spec0.objectives]
     done = read_runs(args.out)
     todo = [r for r in runs if r["run_id"] not in done]
