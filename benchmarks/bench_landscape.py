@@ -41,6 +41,7 @@ import json
 import math
 import os
 import shutil
+import signal
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -313,6 +314,21 @@ def draw_png(path: Path, runs: list[dict[str, Any]], target: dict[str, float], g
 # --------------------------------------------------------------------------------------------------
 
 
+def stop_workers_on_signal() -> None:
+    """SIGTERM / SIGHUP stop the runs in progress too: the pool's spawned workers would otherwise outlive this
+    process and go on training (a killed grid left its two runs using both cores). Their runs are not recorded;
+    the grid resumes them."""
+    import multiprocessing
+
+    def stop(signum, frame):  # noqa: ARG001 - signal handler signature
+        for child in multiprocessing.active_children():
+            child.terminate()
+        raise SystemExit(128 + signum)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, stop)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--grid", type=Path, default=REPO / "benchmarks" / "landscape.yaml")
@@ -324,6 +340,7 @@ def main() -> None:
     ap.add_argument("--only", default=None, help="comma-separated grid entries to run and report, by method label "
                     "as printed (e.g. IdkDPO,RMU,DrNPO); default: every entry")
     args = ap.parse_args()
+    stop_workers_on_signal()
 
     from sweeps.operations.shared import prepare_shared
     from unlearning.models.prepare import ensure_zoo_models
