@@ -121,7 +121,10 @@ def test_concurrent_searches_share_the_slots_fairly_and_each_study_sees_only_its
 
 
 def test_sequential_searches_run_in_the_spec_order_without_idle_slots(local_ray, tmp_path):
-    grid, slots = run(tmp_path, mux(tmp_path, concurrent=False, num_trials=3), max_concurrent=2)
+    # 1 s per point: the first search's last trial runs 3 s, longer than Tune's loop takes to start the next trial
+    # on loaded cores (at 0.2 s per point a busy CI machine processed both of the first search's last completions
+    # in one loop iteration and started the second search after them: correct, but not what this test checks)
+    grid, slots = run(tmp_path, mux(tmp_path, concurrent=False, num_trials=3), max_concurrent=2, seconds=1.0)
     order = [sid for sid, _ in slots.starts]
     assert order == [SEARCHES[0]] * 3 + [SEARCHES[1]] * 3, order
     # the second search starts while the first one's last trial still runs: no slot idles at a search's tail
