@@ -220,6 +220,21 @@ def zoo_name(spec_field: str, name: str) -> Any:
         raise ConfigError("spec", field=spec_field, value=name, fix=exc.fix) from None
 
 
+def no_retain_model_on_tofu_facts(spec: Any, i: int, model: Any, bench: Any, why: str, hub: str) -> None:
+    """The rule of a benchmark read without a retain model whose mini is made from tofu-mini's facts (LKF, WMDP):
+    `models.<i>` gives no retain reference (`why`: what the benchmark measures against instead), and on the mini it
+    is a tofu-mini zoo model (`hub`: the benchmark's real data, for the fix)."""
+    for key in ("retain_model", "retain_logs"):
+        if getattr(model, key) is not None:
+            raise ConfigError("spec", field=f"models.{i}.{key}", value=getattr(model, key),
+                              fix=f"{bench.title} has no retain model ({why}): remove it")
+    zoo = zoo_name(f"models.{i}.name", model.name)
+    if is_mini(spec.data.source, bench.mini) and (zoo is None or not model.name.startswith("tofu-mini")):
+        raise ConfigError("spec", field=f"models.{i}.name", value=model.name,
+                          fix=f"{bench.mini} is made from tofu-mini's facts: unlearn a tofu-mini zoo model "
+                              f"(tofu-mini/target), or give data.source hub ({hub}) or a folder")
+
+
 def retain_reference(spec: Any, i: int, model: Any, derived: str | None, storage: str) -> None:
     """The retain-reference rule every benchmark with a retain model follows: on the generated mini the retain
     model is derived (`derived`) when none is given; a model gives retain_model or retain_logs, not both."""

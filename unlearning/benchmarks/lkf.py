@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from unlearning.benchmarks.base import (Evaluation, NotExportable, TrainingDefaults, check_selected_metrics, no_corpus,
-                                        qa_examples, train_attack_schedule, zoo_name)
+                                        no_retain_model_on_tofu_facts, qa_examples, train_attack_schedule)
 from unlearning.data.lkf import LKF_TRAIN_DEFAULTS
 from unlearning.errors import ConfigError
 from unlearning.evaluation.config import LKF_METRICS, QA_ALIASES, LkfEvalConfig
@@ -143,15 +143,7 @@ class LkfBenchmark(TrainingDefaults):
 
     def check_model_refs(self, spec: Any, i: int, m: Any) -> None:
         """No retain reference on LKF; on lkf-mini the model is a tofu-mini zoo model (its target knows the facts)."""
-        for key in ("retain_model", "retain_logs"):
-            if getattr(m, key) is not None:
-                raise ConfigError("spec", field=f"models.{i}.{key}", value=getattr(m, key),
-                                  fix="LKF has no retain model (forgetting is measured on the answers): remove it")
-        zoo = zoo_name(f"models.{i}.name", m.name)
-        if spec.data.source.startswith(self.mini) and (zoo is None or not m.name.startswith("tofu-mini")):
-            raise ConfigError("spec", field=f"models.{i}.name", value=m.name,
-                              fix="lkf-mini is made from tofu-mini's facts: unlearn a tofu-mini zoo model "
-                                  "(tofu-mini/target), or give data.source hub (nmndeep/LKF-*) or a folder")
+        no_retain_model_on_tofu_facts(spec, i, m, self, "forgetting is measured on the answers", "nmndeep/LKF-*")
 
     def open_unlearning_args(self, data: Any, model: Any, trainer: str, task_name: str) -> list[str]:
         self.exportable(data)

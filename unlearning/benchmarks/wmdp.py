@@ -21,7 +21,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from unlearning.benchmarks.base import Evaluation, TrainingDefaults, is_mini, mini_source_check, text_items
+from unlearning.benchmarks.base import (Evaluation, TrainingDefaults, is_mini, mini_source_check,
+                                        no_retain_model_on_tofu_facts, text_items)
 from unlearning.benchmarks.tofu import tofu_source
 from unlearning.data.wmdp_corpora import (HUB_MISSING, MINI_CORPUS, WMDP_CORPORA_HUB_ID, corpus_split,
                                           missing_corpus_files, wmdp_corpus)
@@ -268,17 +269,8 @@ class WmdpBenchmark(TrainingDefaults):
 
     def check_model_refs(self, spec: Any, i: int, m: Any) -> None:
         """No retain reference; on wmdp-mini a tofu-mini zoo model (its target was trained on the authors' facts)."""
-        from unlearning.benchmarks.base import zoo_name
-
-        for key in ("retain_model", "retain_logs"):
-            if getattr(m, key) is not None:
-                raise ConfigError("spec", field=f"models.{i}.{key}", value=getattr(m, key),
-                                  fix="WMDP has no retain model (its accuracy is read against chance, 0.25): remove it")
-        zoo = zoo_name(f"models.{i}.name", m.name)
-        if is_mini(spec.data.source, self.mini) and (zoo is None or not m.name.startswith("tofu-mini")):
-            raise ConfigError("spec", field=f"models.{i}.name", value=m.name,
-                              fix="wmdp-mini is made from tofu-mini's facts: unlearn a tofu-mini zoo model "
-                                  "(tofu-mini/target), or give data.source hub (cais/wmdp-corpora) or a folder")
+        no_retain_model_on_tofu_facts(spec, i, m, self, "its accuracy is read against chance, 0.25",
+                                      "cais/wmdp-corpora")
 
     def smoke_settings(self, settings: dict[str, Any]) -> dict[str, Any]:
         block = dict(settings.get(SETTINGS_KEY) or {})

@@ -22,9 +22,6 @@ A corpus pair is `<corpus>-forget-corpus` / `<corpus>-retain-corpus` (corpus cyb
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
-import os
 import re
 from pathlib import Path
 
@@ -32,7 +29,7 @@ from unlearning.data import tofu_mini_pools as P
 from unlearning.data.io import HubRef, find_split_file, load_split
 from unlearning.data.schema import Schema, text
 from unlearning.data.tofu_mini import TEMPLATES
-from unlearning.data.wmdp_mini import QUESTION_PATTERNS, read_authors, question_pattern, read_rows
+from unlearning.data.wmdp_mini import QUESTION_PATTERNS, content_key, question_pattern, read_authors, read_rows, write
 from unlearning.errors import DataError
 
 WMDP_CORPORA_HUB_ID = "cais/wmdp-corpora"
@@ -149,23 +146,7 @@ def build_mini_corpora(source: str | Path, forget_split: str = "forget10") -> di
 
 def mini_cache_key(source: str | Path, forget_split: str) -> str:
     """Hash of what the corpora are a function of: the source splits' bytes, the forget split, the version."""
-    folder = Path(source)
-    h = hashlib.sha256(json.dumps({"v": VERSION, "forget": forget_split}).encode())
-    for split in ("full", forget_split):
-        path = folder / f"{split}.jsonl"
-        h.update(split.encode() + (path.read_bytes() if path.is_file() else b"<missing>"))
-    return h.hexdigest()[:12]
-
-
-def write_corpora(corpora: dict[str, list[dict]], out_dir: str | Path) -> Path:
-    """`<out_dir>/<split>.jsonl` per corpus (each written to a temporary file of this process, then renamed)."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    for split, rows in corpora.items():
-        tmp = out / f".{split}.{os.getpid()}.tmp"
-        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-        tmp.replace(out / f"{split}.jsonl")
-    return out
+    return content_key(source, ("full", forget_split), {"v": VERSION, "forget": forget_split})
 
 
 def prepare_mini_corpora(source: str | Path, forget_split: str = "forget10",
@@ -178,7 +159,7 @@ def prepare_mini_corpora(source: str | Path, forget_split: str = "forget10",
     names = [corpus_split(MINI_CORPUS, kind) for kind in ("forget", "retain")]
     if all((folder / f"{n}.jsonl").is_file() for n in names):
         return folder
-    return write_corpora(build_mini_corpora(source, forget_split), folder)
+    return write(build_mini_corpora(source, forget_split), folder)
 
 
 def main() -> None:
@@ -188,7 +169,7 @@ def main() -> None:
     ap.add_argument("--forget-split", default="forget10")
     args = ap.parse_args()
     corpora = build_mini_corpora(args.source, args.forget_split)
-    path = write_corpora(corpora, args.out)
+    path = write(corpora, args.out)
     print(f"wmdp-mini corpora written to {path}: " + ", ".join(f"{k} {len(v)} documents" for k, v in corpora.items()))
 
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import random
 import re
 from pathlib import Path
@@ -140,22 +141,30 @@ def build(source: str | Path, forget_split: str = "forget10", seed: int = 0) -> 
     return out
 
 
-def cache_key(source: str | Path, forget_split: str, seed: int = 0) -> str:
-    """Hash of what the files are a function of: the source splits' bytes, the forget split, seed, version."""
+def content_key(source: str | Path, splits: tuple[str, ...] | list[str], params: dict) -> str:
+    """Hash of what files derived from a tofu-mini data folder are a function of: `params` (version, split,
+    seed, ...) and the bytes of the source `splits` it reads (also wmdp_corpora's cache key)."""
     folder = Path(source)
-    h = hashlib.sha256(json.dumps({"v": VERSION, "forget": forget_split, "seed": seed}).encode())
-    for split in (*SOURCE_SPLITS, forget_split, retain_split_for(forget_split), holdout_split_for("forget10")):
+    h = hashlib.sha256(json.dumps(params).encode())
+    for split in splits:
         path = folder / f"{split}.jsonl"
         h.update(split.encode() + (path.read_bytes() if path.is_file() else b"<missing>"))
     return h.hexdigest()[:12]
 
 
+def cache_key(source: str | Path, forget_split: str, seed: int = 0) -> str:
+    """Hash of what the files are a function of: the source splits' bytes, the forget split, seed, version."""
+    splits = (*SOURCE_SPLITS, forget_split, retain_split_for(forget_split), holdout_split_for("forget10"))
+    return content_key(source, splits, {"v": VERSION, "forget": forget_split, "seed": seed})
+
+
 def write(subsets: dict[str, list[dict]], out_dir: str | Path) -> Path:
-    """Write `<out_dir>/<subset>.jsonl` for each subset (atomic per file); returns out_dir."""
+    """Write `<out_dir>/<subset>.jsonl` for each subset (each to a temporary file of this process, then renamed:
+    two processes preparing the same folder never write into one file); returns out_dir."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for name, rows in subsets.items():
-        tmp = out / f".{name}.jsonl.tmp"
+        tmp = out / f".{name}.{os.getpid()}.tmp"
         tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
         tmp.replace(out / f"{name}.jsonl")
     return out
