@@ -32,6 +32,7 @@ from typing import Callable, Iterable, Sequence
 from unlearning.data.tofu import load_tofu
 from unlearning.data.tofu_mini import FORGET_PERCENTS, base_facts, write as write_tofu_mini
 from unlearning.models.muse_zoo import MuseZooConfig
+from unlearning.models.shipped_zoo import install, shipped_for
 from unlearning.models.zoo import DEFAULT_MODELS, ZOO_MODELS, ZooConfig, zoo_dir
 from unlearning.models.zoo_model import load_zoo_tokenizer as _load_tokenizer
 from unlearning.models.zoo_model import new_model as _new_model
@@ -146,22 +147,32 @@ def resolve_models(models: Iterable[str] | str | None) -> tuple[str, ...]:
 
 
 def prepare(cfg: ZooConfig, models: Sequence[str] | str | None = None, log: Callable[[str], None] = _log_default,
-            workers: int | None = None) -> dict:
+            workers: int | None = None, shipped: bool = True) -> dict:
     """Build (or reuse) the zoo models `models` of `cfg` (default: target + retain90); returns the manifest
-    (timings, memorisation table of every prepared model, `cached`: nothing had to be trained)."""
+    (timings, memorisation table of every prepared model, `shipped`: the models copied from the clone,
+    `cached`: nothing had to be done). `shipped=False` trains every model here, even a shipped one."""
     wanted = resolve_models(models)
     return build_locked(zoo_dir(cfg), cfg.key(), lambda: is_prepared(cfg, wanted),
-                        lambda: _prepare_locked(cfg, wanted, log, workers))
+                        lambda: _prepare_locked(cfg, wanted, log, workers, shipped))
 
 
 def _prepare_locked(cfg: ZooConfig, wanted: tuple[str, ...], log: Callable[[str], None],
-                    workers: int | None) -> dict:
+                    workers: int | None, shipped: bool = True) -> dict:
     root = zoo_dir(cfg)
     t_start = time.perf_counter()
     manifest = read_manifest(root, cfg.key()) or {"key": cfg.key(), "config": asdict(cfg), "timings_s": {},
                                                   "memorisation": {}}
     timings = manifest["timings_s"]
     data_dir = root / "data"
+    todo = [m for m in wanted if not (root / m / "config.json").exists()]
+    if todo and shipped:  # the shipped pair (`unlearning.models.shipped_zoo`): same models on every machine
+        if not (data_dir / "full.jsonl").exists() and not (root / "tokenizer" / "tokenizer.json").exists():
+            write_tofu_mini(cfg.data, data_dir)
+        release = shipped_for(cfg.key(), data_dir, log=log)
+        if release is not None:
+            copied = install(release, root, todo, log)
+            manifest.setdefault("shipped", []).extend(m for m in copied if m not in manifest.get("shipped", []))
+            manifest["memorisation"].update({m: release.record["memorisation"][m] for m in copied})
     if not (root / "tokenizer" / "tokenizer.json").exists():
         from unlearning.models.tokenizer import train_bpe_tokenizer
 
@@ -175,6 +186,7 @@ def _prepare_locked(cfg: ZooConfig, wanted: tuple[str, ...], log: Callable[[str]
 
     todo = [m for m in wanted if not (root / m / "config.json").exists()]
     if todo:
+        manifest["shipped"] = [m for m in manifest.get("shipped", []) if m not in todo]
         n, threads = worker_layout(todo, workers)
         log(f"training {', '.join(todo)} on {cfg.size} tiny Llamas ({n} at a time, {threads} thread(s) each; "
             f"{cfg.train.epochs} epochs)")
