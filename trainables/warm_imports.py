@@ -11,8 +11,8 @@ reuse the actor: `reuse_actors`). Without it the first trial's function imported
 the model's transformers modules and this project's training and evaluation code on its own clock (8 s on an
 idle 2-core machine, 15-30 s on a busy one) and the later ones did not. The sweep still pays the imports once per
 actor: this makes per-trial times (progress, ETA, time budgets, benchmarks) comparable, it does not remove them.
-It then does once what a process's first trial would (`_first_use`: torch's first autograd step, deepspeed's
-CPU comm op). A module that is missing or fails to import is skipped, as is a first use that fails: the hook
+It then does once what a process's first trial would (`_first_use`: torch's first autograd step, a tiny Llama's
+first forward, backward and generate, deepspeed's CPU comm op). A module that is missing or fails to import is skipped, as is a first use that fails: the hook
 never stops a worker from starting (the trial imports it again and fails there, with its own error).
 """
 
@@ -30,6 +30,11 @@ HEAVY_MODULES = (
     "transformers.models.auto.modeling_auto", "deepspeed", "ray.train", "ray.tune",
     "unlearning.train.run", "unlearning.train.loop", "unlearning.train.engine", "unlearning.evaluation.config",
     "unlearning.methods", "trainables.worker_loop", "trainables.trial",
+    # the evaluation a trial's first evaluation point imports (rouge-score and nltk, scipy.stats, sklearn: 2.8 s of
+    # the first trial's own clock before they were here, measured by profiling a process's first and second run)
+    "unlearning.benchmarks.hook", "unlearning.benchmarks.tofu", "unlearning.evaluation.tofu_eval",
+    "unlearning.evaluation.robust_eval", "unlearning.evaluation.generation", "unlearning.evaluation.gibberish",
+    "unlearning.metrics.tofu_metrics", "unlearning.metrics.rouge", "unlearning.data.tokenization",
 )
 imported: dict[str, float] = {}  # module -> seconds its import took in this process (the hook's record)
 finished_at: float | None = None  # time.time() when the hook finished in this process (None: it did not run)
@@ -43,6 +48,17 @@ def _first_use() -> None:
 
     x = torch.ones(8, 8, requires_grad=True)
     (x @ x).sum().backward()
+    # a Llama's first forward, backward and generate (attention dispatch, transformers' generation set-up) on a
+    # throw-away model of a few hundred weights
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tiny = LlamaForCausalLM(LlamaConfig(vocab_size=16, hidden_size=8, intermediate_size=16, num_hidden_layers=1,
+                                        num_attention_heads=2, num_key_value_heads=2, pad_token_id=0,
+                                        bos_token_id=1, eos_token_id=2))
+    ids = torch.tensor([[1, 3, 4, 5]])
+    tiny(input_ids=ids, labels=ids).loss.backward()
+    with torch.no_grad():
+        tiny.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=2, do_sample=False)
     from deepspeed.accelerator import get_accelerator
 
     accelerator = get_accelerator()
@@ -66,7 +82,8 @@ def import_heavy(modules: tuple[str, ...] = HEAVY_MODULES) -> dict[str, float]:
     t0 = time.perf_counter()
     with contextlib.suppress(Exception), contextlib.redirect_stdout(io.StringIO()):
         _first_use()
-        imported["(first use: autograd step, deepspeed's CPU comm op)"] = time.perf_counter() - t0
+        imported["(first use: autograd step, a Llama's forward/backward/generate, deepspeed's CPU comm op)"] = \
+            time.perf_counter() - t0
     global finished_at
     finished_at = time.time()
     return dict(imported)

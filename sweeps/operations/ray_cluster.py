@@ -20,7 +20,11 @@ LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABL
                 "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.2", "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",
                 "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S": "60", "RAY_AIR_NEW_OUTPUT": "0",
                 "TUNE_GLOBAL_CHECKPOINT_S": "1",  # snapshot Tune's state often: a resume loses as little as possible
-                "RAY_DEDUP_LOGS": "1"}
+                "RAY_DEDUP_LOGS": "1",
+                # no idle workers started with Ray: Tune's trial actors never run in them (an actor gets a worker of
+                # its own), so they only imported torch & co. (`trainables.warm_imports`) beside the driver's shared
+                # work and were stopped unused (seen in raylet.out: 4 workers started for 2 trials, 2 now)
+                "RAY_prestart_worker_first_driver": "0"}
 
 
 def local_ray_cpus(spec: Any) -> int:
