@@ -12,7 +12,7 @@ the model's transformers modules and this project's training and evaluation code
 idle 2-core machine, 15-30 s on a busy one) and the later ones did not. The sweep still pays the imports once per
 actor: this makes per-trial times (progress, ETA, time budgets, benchmarks) comparable, it does not remove them.
 It then does once what a process's first trial would (`_first_use`: torch's first autograd step, a tiny Llama's
-first forward, backward and generate, deepspeed's CPU comm op). A module that is missing or fails to import is skipped, as is a first use that fails: the hook
+first forward, backward, save/load and generate, deepspeed's CPU comm op). A module that is missing or fails to import is skipped, as is a first use that fails: the hook
 never stops a worker from starting (the trial imports it again and fails there, with its own error).
 """
 
@@ -48,8 +48,8 @@ def _first_use() -> None:
 
     x = torch.ones(8, 8, requires_grad=True)
     (x @ x).sum().backward()
-    # a Llama's first forward, backward and generate (attention dispatch, transformers' generation set-up) on a
-    # throw-away model of a few hundred weights
+    # a Llama's first forward, backward, save/load and generate (attention dispatch, transformers' checkpoint
+    # mappings and generation set-up) on a throw-away model of a few hundred weights
     from transformers import LlamaConfig, LlamaForCausalLM
 
     tiny = LlamaForCausalLM(LlamaConfig(vocab_size=16, hidden_size=8, intermediate_size=16, num_hidden_layers=1,
@@ -57,6 +57,13 @@ def _first_use() -> None:
                                         bos_token_id=1, eos_token_id=2))
     ids = torch.tensor([[1, 3, 4, 5]])
     tiny(input_ids=ids, labels=ids).loss.backward()
+    import tempfile
+
+    from transformers import AutoModelForCausalLM
+
+    with tempfile.TemporaryDirectory() as folder:   # from_pretrained's first call compiles its checkpoint mappings
+        tiny.save_pretrained(folder)
+        tiny = AutoModelForCausalLM.from_pretrained(folder)
     with torch.no_grad():
         tiny.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=2, do_sample=False)
     from deepspeed.accelerator import get_accelerator
@@ -82,7 +89,7 @@ def import_heavy(modules: tuple[str, ...] = HEAVY_MODULES) -> dict[str, float]:
     t0 = time.perf_counter()
     with contextlib.suppress(Exception), contextlib.redirect_stdout(io.StringIO()):
         _first_use()
-        imported["(first use: autograd step, a Llama's forward/backward/generate, deepspeed's CPU comm op)"] = \
+        imported["(first use: autograd step, a Llama's forward/backward/load/generate, deepspeed's CPU comm op)"] = \
             time.perf_counter() - t0
     global finished_at
     finished_at = time.time()
