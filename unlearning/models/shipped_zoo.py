@@ -128,10 +128,9 @@ def install(shipped: Shipped, root: Path, models: Iterable[str], log: Callable[[
             shutil.copytree(shipped.folder / name, tmp)
             tmp.replace(root / name)   # whole or absent: a reader never sees half a model
             copied.append(name)
-    if copied:
-        where = shipped.record.get("trained_on", {})
-        log(f"{', '.join(copied)}: the shipped weights (trained by this code on {where.get('cpu', '?')}, "
-            f"torch {where.get('torch', '?')}; SHA-256 checked); `prepare tofu-mini --force` trains them here")
+    if copied:   # where they were trained: the record's "trained_on"
+        log(f"{', '.join(copied)}: the shipped weights, SHA-256 checked (`prepare tofu-mini --force` trains them "
+            "here)")
     return copied
 
 
