@@ -7,7 +7,7 @@ point on zoo C, 3.3e-12, is below the target's 1.0e-11), and every landscape met
     python -m pytest tests/sweeps/test_tofu_mini_presets.py -q
 
 The data folders are read newest first: a grid run on the shipped default pair (zoo C,
-`benchmarks/data/methods-{calibration,landscape}-c`) decides over one on an older zoo, and a method's second grid
+`benchmarks/data/*-c`) decides over one on an older zoo, and a method's second grid
 (`benchmarks/data/methods-calibration`) over its first one. A method with no kept point (PDU, LUNAR and LMCleaner on tofu-mini) only needs a space.
 """
 
@@ -21,7 +21,7 @@ import pytest
 from search_spaces.loader import default_preset, load_preset
 
 DATA = Path(__file__).resolve().parents[2] / "benchmarks" / "data"
-FOLDERS = ("methods-calibration-c", "methods-landscape-c", "methods-calibration", "methods-landscape", "landscape-graddiff", "landscape-npo",
+FOLDERS = ("landscape-graddiff-npo-c", "methods-calibration-c", "methods-landscape-c", "methods-calibration", "methods-landscape", "landscape-graddiff", "landscape-npo",
            "landscape-drnpo")
 
 
