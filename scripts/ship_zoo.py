@@ -1,10 +1,10 @@
-"""Maintainers: ship this machine's default zoo pair (tofu-mini/target and retain90) in the clone.
+"""Pin this machine's default zoo pair (tofu-mini/target and retain90) so that other machines sweep the same models.
 
-    .venv/bin/python scripts/ship_zoo.py           # after a change of the zoo recipe (a new cache key)
+    .venv/bin/python scripts/ship_zoo.py           # -> $UNLEARN_SWEEP_PINNED_ZOO or <clone>/.cache/pinned-zoo
 
-Prepares the pair here if the cache lacks it (training it, not copying an older shipped one), then writes it
-under unlearning/models/shipped/<zoo folder>/ with its record (unlearning/models/shipped_zoo.py says what is
-checked before a shipped model is used). Commit the new folder and remove the old one.
+Prepares the pair here if the cache lacks it (training it, not copying an older pinned one), then writes it with
+its record (unlearning/models/shipped_zoo.py says what is checked before a pinned model is used). Share the folder
+(a shared file system, a CI cache) and point UNLEARN_SWEEP_PINNED_ZOO at it; never commit weights to git.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from unlearning.models.zoo import DEFAULT_MODELS, ZooConfig, zoo_dir  # noqa: E4
 def main() -> None:
     cfg = ZooConfig()
     manifest = prepare(cfg, models=DEFAULT_MODELS, shipped=False)
-    print(f"shipped: {write(zoo_dir(cfg), DEFAULT_MODELS, manifest)}")
+    print(f"pinned: {write(zoo_dir(cfg), DEFAULT_MODELS, manifest)}")
 
 
 if __name__ == "__main__":

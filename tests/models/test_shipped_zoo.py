@@ -1,7 +1,7 @@
-"""The default zoo pair shipped in the clone (`unlearning.models.shipped_zoo`): `prepare` copies it bit for bit into
-an empty cache, the copied models behave as their record says on the data this code writes (the target memorises
-the forget split, the retain model does not), and a damaged file, other data or another tokenizer are refused with
-the reason, so the model is trained here instead.
+"""A pinned copy of the default zoo pair (`unlearning.models.shipped_zoo`, kept outside git): pinned from this
+machine's prepared zoo, `prepare` copies it bit for bit into an empty cache, the copied models behave as their record
+says on the data this code writes (the target memorises the forget split, the retain model does not), and a damaged
+file, other data or another tokenizer are refused with the reason, so the model is trained here instead.
 
     .venv/bin/python -m pytest tests/models/test_shipped_zoo.py -q
 """
@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -18,38 +20,49 @@ from unlearning.models import shipped_zoo
 from unlearning.models.prepare import memorisation_row, prepare
 from unlearning.models.zoo import DEFAULT_MODELS, ZooConfig, zoo_dir
 
-SHIPPED = sorted(shipped_zoo.SHIPPED_ROOT.glob(f"*-{ZooConfig().key()}"))
+pytestmark = pytest.mark.slow   # pins the session's prepared zoo (trained on first use)
 
 
-def _record() -> dict:
-    return json.loads((SHIPPED[0] / shipped_zoo.RECORD).read_text())
+@pytest.fixture(scope="module")
+def pinned(prepared_zoo, tmp_path_factory):
+    """(root of pinned zoos, the pinned folder) made from the session's prepared default zoo."""
+    cfg, manifest = prepared_zoo
+    root = tmp_path_factory.mktemp("pinned")
+    return root, shipped_zoo.write(zoo_dir(cfg), DEFAULT_MODELS, manifest, out_root=root)
+
+
+def _record(folder) -> dict:
+    return json.loads((folder / shipped_zoo.RECORD).read_text())
 
 
 @pytest.fixture
-def empty_cache(tmp_path, monkeypatch):
+def empty_cache(tmp_path, monkeypatch, pinned):
     monkeypatch.setenv("UNLEARN_SWEEP_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv(shipped_zoo.PINNED_ENV, str(pinned[0]))
     return tmp_path / "cache"
 
 
-def test_the_default_pair_is_shipped_for_the_default_config_and_verifies():
-    assert len(SHIPPED) == 1, f"no shipped zoo for the default config's key {ZooConfig().key()}: run " \
-                              "`python scripts/ship_zoo.py` after changing the zoo recipe"
-    assert shipped_zoo.check(SHIPPED[0]) is None
-    record = _record()
+def test_the_pinned_pair_verifies_and_no_weights_are_in_the_repository(pinned):
+    _, folder = pinned
+    assert shipped_zoo.check(folder) is None
+    record = _record(folder)
     assert record["models"] == list(DEFAULT_MODELS) and record["key"] == ZooConfig().key()
     assert {"target/model.safetensors", "retain90/model.safetensors", "tokenizer/tokenizer.json"} <= set(record["sha256"])
+    repo = Path(__file__).resolve().parents[2]
+    tracked = subprocess.run(["git", "ls-files", "*.safetensors"], cwd=repo, capture_output=True, text=True).stdout
+    assert tracked.strip() == "", tracked
 
 
-def test_prepare_copies_the_shipped_pair_and_the_models_memorise_as_recorded(empty_cache):
+def test_prepare_copies_the_pinned_pair_and_the_models_memorise_as_recorded(empty_cache, pinned):
     logs: list[str] = []
     manifest = prepare(ZooConfig(), log=logs.append)
     root = zoo_dir(ZooConfig())
     assert str(root).startswith(str(empty_cache))
     assert manifest["shipped"] == ["target", "retain90"] and "target" not in manifest["timings_s"]   # nothing trained
-    record = _record()
+    record = _record(pinned[1])
     for rel, digest in record["sha256"].items():
         assert shipped_zoo.sha256(root / rel) == digest, rel
-    assert any("shipped weights" in line and "--force" in line for line in logs), logs
+    assert any("pinned weights" in line and "--force" in line for line in logs), logs
     # the copies are the models the record describes, on the data this code just wrote: measured again here
     splits = {s: load_tofu(s, root / "data") for s in ("forget10", "retain_perturbed")}
     for name in DEFAULT_MODELS:
@@ -61,10 +74,10 @@ def test_prepare_copies_the_shipped_pair_and_the_models_memorise_as_recorded(emp
     assert again["cached"] is True
 
 
-def _copy(tmp_path):
+def _copy(tmp_path, pinned):
     ship = tmp_path / "ship"
-    shutil.copytree(SHIPPED[0], ship / SHIPPED[0].name)
-    return ship, ship / SHIPPED[0].name
+    shutil.copytree(pinned[1], ship / pinned[1].name)
+    return ship, ship / pinned[1].name
 
 
 def _data(tmp_path):
@@ -73,8 +86,8 @@ def _data(tmp_path):
     return write(ZooConfig().data, tmp_path / "data")
 
 
-def test_a_damaged_file_is_refused_with_its_reason(tmp_path):
-    ship, folder = _copy(tmp_path)
+def test_a_damaged_file_is_refused_with_its_reason(tmp_path, pinned):
+    ship, folder = _copy(tmp_path, pinned)
     data = _data(tmp_path)
     assert shipped_zoo.shipped_for(ZooConfig().key(), data, root=ship) is not None
     weights = folder / "retain90" / "model.safetensors"
@@ -85,8 +98,8 @@ def test_a_damaged_file_is_refused_with_its_reason(tmp_path):
     assert "training them here" in logs[0]
 
 
-def test_other_data_or_another_tokenizer_are_refused(tmp_path):
-    ship, folder = _copy(tmp_path)
+def test_other_data_or_another_tokenizer_are_refused(tmp_path, pinned):
+    ship, folder = _copy(tmp_path, pinned)
     data = _data(tmp_path)
     with open(data / "forget10.jsonl", "a") as f:
         f.write(json.dumps({"question": "Q?", "answer": "A."}) + "\n")

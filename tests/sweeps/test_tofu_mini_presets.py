@@ -6,7 +6,7 @@ point on zoo C, 3.3e-12, is below the target's 1.0e-11), and every landscape met
 
     python -m pytest tests/sweeps/test_tofu_mini_presets.py -q
 
-The data folders are read newest first: a grid run on the shipped default pair (zoo C,
+The data folders are read newest first: a grid run on zoo C (this round's machine,
 `benchmarks/data/*-c`) decides over one on an older zoo, and a method's second grid
 (`benchmarks/data/methods-calibration`) over its first one. A method with no kept point (PDU, LUNAR and LMCleaner on tofu-mini) only needs a space.
 """

@@ -1,13 +1,13 @@
 """`unlearn-sweep prepare tofu-mini | muse-mini`: generate an offline benchmark and train the tiny zoo models it needs.
 
-tofu-mini's default pair (target, retain90) is shipped in the clone and copied, not trained
-(`unlearning.models.shipped_zoo`: the same two models on every machine); the others are trained here.
+tofu-mini's default pair (target, retain90) is copied, not trained, when a pinned copy is there
+(`unlearning.models.shipped_zoo`, $UNLEARN_SWEEP_PINNED_ZOO: the same two models on every machine that shares it).
 
     unlearn-sweep prepare tofu-mini                         # target + retain90 (the default sweep's pair)
     unlearn-sweep prepare tofu-mini --models all            # + retain95, retain99, base
     unlearn-sweep prepare tofu-mini --size tiny             # a smaller, faster zoo
     unlearn-sweep prepare tofu-mini --force                 # rebuild here, even if the cache is valid (trains the
-                                                            # default pair too instead of copying the shipped one)
+                                                            # default pair too instead of copying a pinned one)
     unlearn-sweep prepare muse-mini                         # the muse-mini corpus, its target and retain models
 """
 
@@ -53,7 +53,7 @@ def register(app: typer.Typer) -> None:
                                     help="Number of fictitious authors in tofu-mini (20 QA each)."),
         seed: int = typer.Option(0, help="Seed of the benchmark and the training."),
         force: bool = typer.Option(False, help="Delete the cached zoo for this config and rebuild it here: every "
-                                   "model is trained on this machine, the shipped default pair included."),
+                                   "model is trained on this machine, a pinned default pair included."),
     ) -> None:
         """Generate tofu-mini and train the zoo models asked for (cached; a no-op when already built)."""
         from unlearning.models.prepare import prepare as run_prepare

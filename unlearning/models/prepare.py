@@ -149,8 +149,8 @@ def resolve_models(models: Iterable[str] | str | None) -> tuple[str, ...]:
 def prepare(cfg: ZooConfig, models: Sequence[str] | str | None = None, log: Callable[[str], None] = _log_default,
             workers: int | None = None, shipped: bool = True) -> dict:
     """Build (or reuse) the zoo models `models` of `cfg` (default: target + retain90); returns the manifest
-    (timings, memorisation table of every prepared model, `shipped`: the models copied from the clone,
-    `cached`: nothing had to be done). `shipped=False` trains every model here, even a shipped one."""
+    (timings, memorisation table of every prepared model, `shipped`: the models copied from a pinned copy,
+    `cached`: nothing had to be done). `shipped=False` trains every model here, even a pinned one."""
     wanted = resolve_models(models)
     return build_locked(zoo_dir(cfg), cfg.key(), lambda: is_prepared(cfg, wanted),
                         lambda: _prepare_locked(cfg, wanted, log, workers, shipped))
@@ -165,7 +165,7 @@ def _prepare_locked(cfg: ZooConfig, wanted: tuple[str, ...], log: Callable[[str]
     timings = manifest["timings_s"]
     data_dir = root / "data"
     todo = [m for m in wanted if not (root / m / "config.json").exists()]
-    if todo and shipped:  # the shipped pair (`unlearning.models.shipped_zoo`): same models on every machine
+    if todo and shipped:  # a pinned pair (`unlearning.models.shipped_zoo`): same models on every machine sharing it
         if not (data_dir / "full.jsonl").exists() and not (root / "tokenizer" / "tokenizer.json").exists():
             write_tofu_mini(cfg.data, data_dir)
         release = shipped_for(cfg.key(), data_dir, log=log)

@@ -1,41 +1,46 @@
-"""The default zoo's two models as trained once and shipped in the clone: `prepare` copies them instead of training.
+"""A pinned copy of the default zoo pair, kept in a cache outside git: `prepare` copies it instead of training.
 
     from unlearning.models.shipped_zoo import shipped_for, install
-    shipped = shipped_for(cfg.key(), data_dir)        # None unless this config's zoo is shipped and verifies
+    shipped = shipped_for(cfg.key(), data_dir)        # None unless a pinned copy for this config is there and verifies
     copied = install(shipped, root, ["target", "retain90"], log)
 
-    python scripts/ship_zoo.py                        # maintainers: ship this machine's default pair (after a
-                                                      # change of the zoo recipe, which changes the key)
+    .venv/bin/python scripts/ship_zoo.py              # pin this machine's default pair (into the folder below)
 
 Why. The zoo is trained by this project's own code (`unlearning.models.prepare`), but float32 training on a CPU is
 not bit-identical across processors: MKL and ATen pick their kernels by instruction set and vendor, the summation
 order follows, and 1,880 SFT steps amplify the last bit into a different model. Four machines of this workplace
-trained three different default zoos (target forget quality 1.1e-8, 6.7e-16 or 1.0e-11; utility 0.77 to 0.85), so
-the same sweep gave different fronts on different machines. The default pair (`tofu-mini/target` and
-`tofu-mini/retain90`, 10.4 MB) is shipped under `shipped/<zoo folder>/` with its tokenizer, a SHA-256 of every
-file, a fingerprint of the tofu-mini data it was trained on and its memorisation table: every machine then runs
-the default sweep on the same two models, and `prepare` takes seconds instead of two minutes.
+trained three different default zoos (target forget quality 1.1e-8, 6.7e-16 or 1.0e-11; utility 0.77 to 0.85).
+A team that wants every machine to sweep the same two models pins one machine's pair (`tofu-mini/target`,
+`tofu-mini/retain90`, 10.4 MB with their tokenizer, a SHA-256 of every file, a fingerprint of the data they were
+trained on and their memorisation table) and shares the folder: `$UNLEARN_SWEEP_PINNED_ZOO` (a shared file
+system, a CI cache), default `<clone>/.cache/pinned-zoo` (ignored by git: weights do not belong in the
+repository). Without a pinned copy `prepare` trains, as always.
 
-What is checked before a shipped model is used (else the model is trained here, as before, with the reason
-logged): the zoo config's key (recipe, data version, size, seed) names a shipped folder; the data `prepare` just
-wrote has the fingerprint the models were trained on; every file's SHA-256 matches (a Git LFS pointer or a
-truncated checkout does not). `unlearn-sweep prepare tofu-mini --force` deletes the cache and trains here. Other
-models (retain95, retain99, base) and other sizes or seeds are trained on demand, as before. LMCleaner's zoo log
-replays the training on this machine (`unlearning.models.training_log`): on a processor other than the one that
-trained the shipped models the replay ends on a nearby model rather than on the shipped one, and LMCleaner starts
-from the replay's end (it says how far apart the two are).
+What is checked before a pinned model is used (else the model is trained here, with the reason logged): the zoo
+config's key (recipe, data version, size, seed) names a pinned folder; the data `prepare` just wrote has the
+fingerprint the models were trained on; every file's SHA-256 matches. `unlearn-sweep prepare tofu-mini --force`
+deletes the cache and trains here. LMCleaner's zoo log replays the training on the machine it runs on
+(`unlearning.models.training_log`): on a processor other than the one that trained the pinned models the replay
+ends on a nearby model, and LMCleaner starts from the replay's end (it says how far apart the two are).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
-SHIPPED_ROOT = Path(__file__).resolve().parent / "shipped"
+PINNED_ENV = "UNLEARN_SWEEP_PINNED_ZOO"
+DEFAULT_ROOT = Path(__file__).resolve().parents[2] / ".cache" / "pinned-zoo"
+
+
+def pinned_root() -> Path:
+    """Where pinned zoos are looked for: $UNLEARN_SWEEP_PINNED_ZOO, else <clone>/.cache/pinned-zoo."""
+    return Path(os.environ.get(PINNED_ENV) or DEFAULT_ROOT).expanduser()
 RECORD = "shipped.json"
 TOKENIZER = "tokenizer"
 
@@ -94,8 +99,8 @@ def shipped_for(key: str, data_dir: Path, root: Path | None = None,
                 log: Callable[[str], None] | None = None) -> Shipped | None:
     """The shipped zoo for the config `key` when there is one and it verifies against `data_dir` (the data the
     zoo build just wrote), else None (with the reason logged when a shipped folder exists but cannot be used).
-    `root`: where shipped zoos are (default SHIPPED_ROOT)."""
-    root = Path(root) if root is not None else SHIPPED_ROOT
+    `root`: where pinned zoos are (default `pinned_root()`)."""
+    root = Path(root) if root is not None else pinned_root()
     folders = sorted(Path(root).glob(f"*-{key}")) if Path(root).is_dir() else []
     if not folders:
         return None
@@ -106,7 +111,7 @@ def shipped_for(key: str, data_dir: Path, root: Path | None = None,
         problem = "the tofu-mini data written here differs from the data the shipped models were trained on"
     if problem:
         if log:
-            log(f"shipped zoo models not used ({problem}): training them here")
+            log(f"pinned zoo models not used ({problem}): training them here")
         return None
     return Shipped(folder, record)
 
@@ -118,7 +123,7 @@ def install(shipped: Shipped, root: Path, models: Iterable[str], log: Callable[[
     if not tok.is_dir():
         shutil.copytree(shipped.folder / TOKENIZER, tok)
     elif _files(tok) != _files(shipped.folder / TOKENIZER):
-        log("shipped zoo models not used (this zoo's tokenizer differs from theirs): training them here")
+        log("pinned zoo models not used (this zoo's tokenizer differs from theirs): training them here")
         return []
     copied = []
     for name in models:
@@ -129,12 +134,12 @@ def install(shipped: Shipped, root: Path, models: Iterable[str], log: Callable[[
             tmp.replace(root / name)   # whole or absent: a reader never sees half a model
             copied.append(name)
     if copied:   # where they were trained: the record's "trained_on"
-        log(f"{', '.join(copied)}: the shipped weights, SHA-256 checked (`prepare tofu-mini --force` trains them "
-            "here)")
+        log(f"{', '.join(copied)}: the pinned weights of {shipped.folder.parent}, SHA-256 checked (`prepare tofu-mini "
+            "--force` trains them here)")
     return copied
 
 
-def write(zoo_root: Path, models: Iterable[str], manifest: dict, out_root: Path = SHIPPED_ROOT) -> Path:
+def write(zoo_root: Path, models: Iterable[str], manifest: dict, out_root: Path | None = None) -> Path:
     """Ship the models `models` of the prepared zoo at `zoo_root` (with its tokenizer): copies them under
     `out_root/<zoo folder>/` and writes the record (hashes, data fingerprint, memorisation table, machine)."""
     import platform
@@ -142,7 +147,7 @@ def write(zoo_root: Path, models: Iterable[str], manifest: dict, out_root: Path 
     import torch
 
     models = list(models)
-    out = Path(out_root) / zoo_root.name
+    out = Path(out_root if out_root is not None else pinned_root()) / zoo_root.name
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     for name in (TOKENIZER, *models):
