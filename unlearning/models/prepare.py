@@ -164,10 +164,11 @@ def _prepare_locked(cfg: ZooConfig, wanted: tuple[str, ...], log: Callable[[str]
                                                   "memorisation": {}}
     timings = manifest["timings_s"]
     data_dir = root / "data"
+    t = time.perf_counter()
+    if not (data_dir / "full.jsonl").exists():
+        write_tofu_mini(cfg.data, data_dir)
     todo = [m for m in wanted if not (root / m / "config.json").exists()]
     if todo and shipped:  # a pinned pair (`unlearning.models.shipped_zoo`): same models on every machine sharing it
-        if not (data_dir / "full.jsonl").exists() and not (root / "tokenizer" / "tokenizer.json").exists():
-            write_tofu_mini(cfg.data, data_dir)
         release = shipped_for(cfg.key(), data_dir, log=log)
         if release is not None:
             copied = install(release, root, todo, log)
@@ -176,8 +177,6 @@ def _prepare_locked(cfg: ZooConfig, wanted: tuple[str, ...], log: Callable[[str]
     if not (root / "tokenizer" / "tokenizer.json").exists():
         from unlearning.models.tokenizer import train_bpe_tokenizer
 
-        t = time.perf_counter()
-        write_tofu_mini(cfg.data, data_dir)
         tok = train_bpe_tokenizer(_tokenizer_texts(data_dir), vocab_size=cfg.vocab_size)
         tok.save_pretrained(root / "tokenizer")
         timings["data+tokenizer"] = time.perf_counter() - t
