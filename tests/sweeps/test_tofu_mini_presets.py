@@ -21,7 +21,7 @@ import pytest
 from search_spaces.loader import default_preset, load_preset
 
 DATA = Path(__file__).resolve().parents[2] / "benchmarks" / "data"
-FOLDERS = ("landscape-graddiff-npo-c", "methods-calibration-c", "methods-landscape-c", "methods-calibration", "methods-landscape", "landscape-graddiff", "landscape-npo",
+FOLDERS = ("grids-graddiff-npo-c", "methods-calibration-c", "methods-landscape-c", "methods-calibration", "methods-landscape", "landscape-graddiff", "landscape-npo",
            "landscape-drnpo")
 
 
