@@ -23,6 +23,7 @@ for key, value in {
     "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0",
     "MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
     "TOKENIZERS_PARALLELISM": "false",
+    "UNLEARN_SWEEP_NO_WARM_CACHE": "1",  # no background warm-up outliving a test (tests/sweeps/test_warm_cache.py)
 }.items():
     os.environ.setdefault(key, value)
 

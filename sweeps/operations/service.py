@@ -125,6 +125,10 @@ def run_sweep(spec: Any, address: str | None = None, resume: bool = False, conso
 
     # can it run here? checked before Ray starts or anything is written
     preflight(spec, address, tracking_optional=tracking_optional)
+    if address is None:  # a new install: DeepSpeed's CPU op and the bytecode, at nice 19, before the trials need them
+        from trainables.warm_cache import start as warm_caches
+
+        warm_caches()
     from sweeps.operations.driver_lock import DriverLock
     from sweeps.operations.interrupts import SweepInterrupted, SweepInterrupts
     from sweeps.recording.results import write_spec_copy

@@ -327,20 +327,32 @@ class TrajectoryModel(Candidates):
         front = self._front_with(running)
         base_hv = hypervolume(front, self.hv_reference) if front else 0.0
         if len(cands) > screen:  # cheap screen: the optimistic mean (mean + 1 sd) of the points, per epoch
-            cands = sorted(cands, key=lambda p: -self._optimistic(p, front, base_hv))[:screen]
+            keys = self._optimistic_all(cands, front, base_hv)
+            cands = [cands[i] for i in sorted(range(len(cands)), key=lambda i: -keys[i])[:screen]]
         scored = [(self.score(p, front, base_hv, rng)[0], i) for i, p in enumerate(cands)]
         best, i = max(scored)
         return cands[i], best
 
-    def _optimistic(self, params: Mapping[str, Any], front: list[list[float]], base_hv: float) -> float:
-        """The screen's score: the improvement per epoch of the points' optimistic values (mean + 1 sd)."""
-        values = {}
-        for m, (mean, sd) in self._predict(params, self.epochs.points(params), return_std=True).items():
-            obj = next((o for o in self.objectives if o.name == m), None)
-            up = (obj is None or obj.mode == "max")
-            values[m] = mean + sd if up else mean - sd
-        vecs, ok = self._vectors(values)
-        return float(self._improvement(front, base_hv, vecs[None], ok[None])[0]) / self.epochs.length(params)
+    def _optimistic_all(self, cands: Sequence[Mapping[str, Any]], front: list[list[float]],
+                        base_hv: float) -> list[float]:
+        """The screen's score of each candidate: the improvement per epoch of its points' optimistic values
+        (mean + 1 sd). One GP prediction per metric for every candidate's points at once (the per-candidate
+        calls were most of a suggestion's time: about 1 s of the driver's CPU per trial on 2 cores)."""
+        points = [self.epochs.points(p) for p in cands]
+        X = np.concatenate([self.features(p, pts) for p, pts in zip(cands, points)])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            optimistic = {}
+            for m, gp in self._gps.items():
+                mean, sd = gp.predict(X, return_std=True)
+                obj = next((o for o in self.objectives if o.name == m), None)
+                optimistic[m] = mean + sd if (obj is None or obj.mode == "max") else mean - sd
+        ends = np.cumsum([len(pts) for pts in points])
+        out = []
+        for p, stop, n in zip(cands, ends, (len(pts) for pts in points)):
+            vecs, ok = self._vectors({m: v[stop - n:stop] for m, v in optimistic.items()})
+            out.append(float(self._improvement(front, base_hv, vecs[None], ok[None])[0]) / self.epochs.length(p))
+        return out
 
     # ---- a running trial: go on or stop ------------------------------------------------------------
 

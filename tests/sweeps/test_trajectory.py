@@ -21,6 +21,7 @@ import optuna
 import pytest
 
 from sweeps.spec.objectives import Constraint, Objective
+from sweeps.selection.pareto import hypervolume
 from sweeps.search.searcher import FAILED_KEY
 from sweeps.search.trajectory_model import TrajectoryModel
 from sweeps.search.trajectory_space import Encoding, Epochs
@@ -137,6 +138,34 @@ def test_model_expects_a_late_bloomer_to_improve_and_a_spent_run_not_to():
     _, late = model.outlook("t5")
     _, spent = model.outlook("t1")
     assert late > 0.5 > spent, (late, spent)
+
+
+def test_screen_scores_every_candidate_at_once_as_one_by_one():
+    """The screen predicts all candidates' points in one call per metric; each score equals the one computed
+    from that candidate's own prediction (mean + 1 sd, per epoch), so batching changes no choice."""
+    space = {"x": optuna.distributions.FloatDistribution(0.0, 5.0),
+             "epochs": optuna.distributions.IntDistribution(3, EPOCHS)}
+    model = TrajectoryModel(space, OBJECTIVES, CONSTRAINTS, REFS, HV_REF,
+                            Epochs(fixed=EPOCHS, every=1, longest=EPOCHS, param="epochs"), seed=0,
+                            longest_first=False)
+    for x in (0, 2, 4):
+        for e in range(1, EPOCHS + 1):
+            model.observe(f"t{x}", {"x": float(x), "epochs": EPOCHS}, e, bloom(x, e, trade_off=0.01))
+    assert model.fit()
+    cands = model.candidates(np.random.default_rng(3))
+    front = model.observed_front()
+    base_hv = hypervolume(front, HV_REF)
+    assert len(cands) > 50 and len({c["epochs"] for c in cands}) > 1  # runs of several lengths
+    one_by_one = []
+    for params in cands:
+        values = {m: mean + sd for m, (mean, sd) in  # both objectives are maximised: mean + 1 sd
+                  model._predict(params, model.epochs.points(params), return_std=True).items()}
+        vecs, ok = model._vectors(values)
+        one_by_one.append(float(model._improvement(front, base_hv, vecs[None], ok[None])[0])
+                          / model.epochs.length(params))
+    batched = model._optimistic_all(cands, front, base_hv)
+    assert any(v > 0 for v in one_by_one)
+    np.testing.assert_allclose(batched, one_by_one, rtol=1e-9, atol=0)
 
 
 def test_scheduler_asks_the_model_once_per_change_of_what_it_knows(tmp_path, monkeypatch):

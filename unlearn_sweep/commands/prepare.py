@@ -56,6 +56,9 @@ def register(app: typer.Typer) -> None:
                                    "model is trained on this machine, a pinned default pair included."),
     ) -> None:
         """Generate tofu-mini and train the zoo models asked for (cached; a no-op when already built)."""
+        from trainables.warm_cache import start as warm_caches
+
+        warm_caches()  # DeepSpeed's CPU op and the sweep's bytecode, at nice 19 beside the training (once)
         from unlearning.models.prepare import prepare as run_prepare
         from unlearning.models.zoo import ZooConfig, zoo_dir
 

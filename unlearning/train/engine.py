@@ -45,8 +45,7 @@ import torch.distributed as tdist
 from torch import nn
 
 from unlearning.errors import ConfigError
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from unlearning.paths import torch_extensions_dir
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
 NO_DECAY_NAME_PARTS = ("bias", "norm")
@@ -60,7 +59,7 @@ def ensure_env() -> None:
     """DS_ACCELERATOR=cpu without CUDA; TORCH_EXTENSIONS_DIR=<repo>/.cache/torch_extensions unless set."""
     if not torch.cuda.is_available():
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
-    os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(REPO_ROOT / ".cache" / "torch_extensions"))
+    os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(torch_extensions_dir()))
 
 
 def free_port() -> int:
