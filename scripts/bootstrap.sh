@@ -7,15 +7,25 @@
 _us_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)" || return 1
 cd "$_us_root" || return 1
 _us_py=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
-  "$_us_py" -m venv .venv || { echo "bootstrap: could not create .venv with $_us_py" >&2; return 1; }
+if [ ! -x .venv/bin/python ]; then  # no copy of pip in it (4 s of the install): see _us_pipcmd
+  "$_us_py" -m venv --without-pip .venv || { echo "bootstrap: could not create .venv with $_us_py" >&2; return 1; }
+fi
+# pip for .venv: its own where it has one, else this machine's (pip >= 22.3 installs into another environment with
+# --python), else a copy put in .venv now (ensurepip)
+if .venv/bin/python -m pip --version >/dev/null 2>&1; then
+  _us_pipcmd=(.venv/bin/python -m pip)
+elif "$_us_py" -m pip --python .venv/bin/python --version >/dev/null 2>&1; then
+  _us_pipcmd=("$_us_py" -m pip --python .venv/bin/python)
+else
+  .venv/bin/python -m ensurepip -q >/dev/null 2>&1 || { echo "bootstrap: no pip for .venv (ensurepip failed)" >&2; return 1; }
+  _us_pipcmd=(.venv/bin/python -m pip)
 fi
 _us_stamp=.venv/.unlearn-sweep-installed
 _us_want=$(cat requirements.txt constraints.txt pyproject.toml | sha256sum | cut -c1-16)
 # pip, quiet: no progress bars, no version nag, and none of the "Location ... is ignored" warnings that a
 # machine-wide find-links setting prints for every package (errors still show)
 _us_pip() {
-  PIP_CONSTRAINT="$_us_root/constraints.txt" .venv/bin/python -m pip install -q --progress-bar off \
+  PIP_CONSTRAINT="$_us_root/constraints.txt" "${_us_pipcmd[@]}" install -q --progress-bar off \
     --disable-pip-version-check "$@" 2>&1 | grep -v -E "^WARNING: Location '.*' is ignored"
   return "${PIPESTATUS[0]}"
 }
@@ -36,7 +46,7 @@ _us_uv() {
       *.extra-index-url) for _us_url in $_us_val; do _us_args+=(--extra-index-url "$_us_url"); done ;;
       *.find-links) for _us_url in $_us_val; do _us_args+=(--find-links "$_us_url"); done ;;
     esac
-  done < <(.venv/bin/python -m pip config list 2>/dev/null)
+  done < <("${_us_pipcmd[@]}" config list 2>/dev/null)
   .venv/bin/uv pip install -q --python .venv/bin/python --index-strategy unsafe-best-match "${_us_args[@]}" \
     -c constraints.txt -r requirements.txt || return 1
   .venv/bin/uv pip install -q --python .venv/bin/python --no-deps -e . || return 1
@@ -62,7 +72,7 @@ export TORCH_EXTENSIONS_DIR=${TORCH_EXTENSIONS_DIR:-$_us_root/.cache/torch_exten
 export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 RAY_USAGE_STATS_ENABLED=0
 export MLFLOW_DISABLE_TELEMETRY=true MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false
 export HF_HUB_DISABLE_PROGRESS_BARS=${HF_HUB_DISABLE_PROGRESS_BARS:-1} TOKENIZERS_PARALLELISM=false
-if ! .venv/bin/python -c "import torch,sys; sys.exit(0 if torch.cuda.is_available() else 1)" 2>/dev/null; then
+if [ ! -e /dev/nvidiactl ]; then  # no NVIDIA driver, as the CLI decides it (importing torch to ask takes 1-3 s)
   export DS_ACCELERATOR=${DS_ACCELERATOR:-cpu}
 fi
 export PATH="$_us_root/.venv/bin:$PATH"
