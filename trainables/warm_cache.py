@@ -106,11 +106,12 @@ def main() -> int:
     The lowest priority takes three settings on Linux. A process's nice value and scheduling class only rank it
     among the processes of its own autogroup (the kernel groups processes by session where
     /proc/sys/kernel/sched_autogroup_enabled is 1, as on most desktops and this project's CI), and every autogroup
-    gets an equal share of the CPU. So the session that `start` opened gets autogroup nice 19, and the process itself
-    the idle class and nice 19 where autogroups are off. With nice 19 alone in a session of its own, the zoo's
+    gets an equal share of the CPU. So the session that `start` opened gets autogroup nice 19 (only when this process
+    leads it: run from a shell, the autogroup is the shell's), and the process itself the idle class and nice 19. With nice 19 alone in a session of its own, the zoo's
     training took 150 s instead of 110 s (measured)."""
-    with contextlib.suppress(OSError):
-        Path("/proc/self/autogroup").write_text("19")
+    if os.getsid(0) == os.getpid():   # the leader of the session `start` opened: lower that session only (run from
+        with contextlib.suppress(OSError):      # a shell, it would lower the whole terminal session's autogroup)
+            Path("/proc/self/autogroup").write_text("19")
     with contextlib.suppress(AttributeError, OSError):
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))   # runs only on a CPU nothing else wants
     os.nice(19)

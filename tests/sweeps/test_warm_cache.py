@@ -38,6 +38,19 @@ def test_a_second_warm_up_leaves_while_the_first_holds_the_lock(monkeypatch, tmp
     assert not (tmp_path / warm_cache.MARKER).exists()   # it imported nothing and recorded nothing
 
 
+def test_run_in_the_foreground_it_leaves_its_sessions_priority_alone(tmp_path):
+    """Only the session `start` opens is lowered: run from a shell (or a test), the warm-up shares its caller's
+    autogroup, whose priority must stay as it was."""
+    if not os.path.exists("/proc/self/autogroup"):
+        pytest.skip("no autogroups on this kernel (/proc/self/autogroup is missing)")
+    before = open("/proc/self/autogroup").read()
+    env = {**os.environ, "TORCH_EXTENSIONS_DIR": str(tmp_path)}
+    with open(tmp_path / warm_cache.LOCK, "w") as lock:   # held: the warm-up sets its priority, then leaves
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        subprocess.run([sys.executable, "-m", "trainables.warm_cache"], env=env, timeout=120, check=True)
+    assert open("/proc/self/autogroup").read() == before
+
+
 @pytest.mark.slow
 def test_start_warms_in_the_background_at_idle_priority_once(monkeypatch):
     """In the suite's own TORCH_EXTENSIONS_DIR (the op is built there once for every test that needs it)."""
