@@ -1,7 +1,7 @@
 """`unlearn-sweep prepare tofu-mini | muse-mini`: generate an offline benchmark and train the tiny zoo models it needs.
 
 tofu-mini's default pair (target, retain90) is copied, not trained, when a pinned copy is there
-(`unlearning.models.shipped_zoo`, $UNLEARN_SWEEP_PINNED_ZOO: the same two models on every machine that shares it).
+(`unlearning.models.pinned_zoo`, $UNLEARN_SWEEP_PINNED_ZOO: the same two models on every machine that shares it).
 
     unlearn-sweep prepare tofu-mini                         # target + retain90 (the default sweep's pair)
     unlearn-sweep prepare tofu-mini --models all            # + retain95, retain99, base
@@ -78,7 +78,7 @@ def register(app: typer.Typer) -> None:
             shutil.rmtree(zoo_dir(cfg))
         t0 = time.perf_counter()
         manifest = run_prepare(cfg, models=models, log=lambda m: console.print(f"[dim]{m}[/dim]", soft_wrap=True),
-                               shipped=not force)
+                               pinned=not force)
         wall = time.perf_counter() - t0
         console.print(memorisation_rich_table(manifest))
         if manifest.get("cached"):

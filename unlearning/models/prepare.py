@@ -32,7 +32,7 @@ from typing import Callable, Iterable, Sequence
 from unlearning.data.tofu import load_tofu
 from unlearning.data.tofu_mini import FORGET_PERCENTS, base_facts, write as write_tofu_mini
 from unlearning.models.muse_zoo import MuseZooConfig
-from unlearning.models.shipped_zoo import install, shipped_for
+from unlearning.models.pinned_zoo import install, pinned_for
 from unlearning.models.zoo import DEFAULT_MODELS, ZOO_MODELS, ZooConfig, zoo_dir
 from unlearning.models.zoo_model import load_zoo_tokenizer as _load_tokenizer
 from unlearning.models.zoo_model import new_model as _new_model
@@ -147,17 +147,17 @@ def resolve_models(models: Iterable[str] | str | None) -> tuple[str, ...]:
 
 
 def prepare(cfg: ZooConfig, models: Sequence[str] | str | None = None, log: Callable[[str], None] = _log_default,
-            workers: int | None = None, shipped: bool = True) -> dict:
+            workers: int | None = None, pinned: bool = True) -> dict:
     """Build (or reuse) the zoo models `models` of `cfg` (default: target + retain90); returns the manifest
-    (timings, memorisation table of every prepared model, `shipped`: the models copied from a pinned copy,
-    `cached`: nothing had to be done). `shipped=False` trains every model here, even a pinned one."""
+    (timings, memorisation table of every prepared model, `pinned`: the models copied from a pinned copy,
+    `cached`: nothing had to be done). `pinned=False` trains every model here, even a pinned one."""
     wanted = resolve_models(models)
     return build_locked(zoo_dir(cfg), cfg.key(), lambda: is_prepared(cfg, wanted),
-                        lambda: _prepare_locked(cfg, wanted, log, workers, shipped))
+                        lambda: _prepare_locked(cfg, wanted, log, workers, pinned))
 
 
 def _prepare_locked(cfg: ZooConfig, wanted: tuple[str, ...], log: Callable[[str], None],
-                    workers: int | None, shipped: bool = True) -> dict:
+                    workers: int | None, pinned: bool = True) -> dict:
     root = zoo_dir(cfg)
     t_start = time.perf_counter()
     manifest = read_manifest(root, cfg.key()) or {"key": cfg.key(), "config": asdict(cfg), "timings_s": {},
@@ -168,11 +168,11 @@ def _prepare_locked(cfg: ZooConfig, wanted: tuple[str, ...], log: Callable[[str]
     if not (data_dir / "full.jsonl").exists():
         write_tofu_mini(cfg.data, data_dir)
     todo = [m for m in wanted if not (root / m / "config.json").exists()]
-    if todo and shipped:  # a pinned pair (`unlearning.models.shipped_zoo`): same models on every machine sharing it
-        release = shipped_for(cfg.key(), data_dir, log=log)
+    if todo and pinned:  # a pinned pair (`unlearning.models.pinned_zoo`): same models on every machine sharing it
+        release = pinned_for(cfg.key(), data_dir, log=log)
         if release is not None:
             copied = install(release, root, todo, log)
-            manifest.setdefault("shipped", []).extend(m for m in copied if m not in manifest.get("shipped", []))
+            manifest.setdefault("pinned", []).extend(m for m in copied if m not in manifest.get("pinned", []))
             manifest["memorisation"].update({m: release.record["memorisation"][m] for m in copied})
     if not (root / "tokenizer" / "tokenizer.json").exists():
         from unlearning.models.tokenizer import train_bpe_tokenizer
@@ -185,7 +185,7 @@ def _prepare_locked(cfg: ZooConfig, wanted: tuple[str, ...], log: Callable[[str]
 
     todo = [m for m in wanted if not (root / m / "config.json").exists()]
     if todo:
-        manifest["shipped"] = [m for m in manifest.get("shipped", []) if m not in todo]
+        manifest["pinned"] = [m for m in manifest.get("pinned", []) if m not in todo]
         n, threads = worker_layout(todo, workers)
         log(f"training {', '.join(todo)} on {cfg.size} tiny Llamas ({n} at a time, {threads} thread(s) each; "
             f"{cfg.train.epochs} epochs)")

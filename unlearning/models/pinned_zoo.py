@@ -1,10 +1,10 @@
 """A pinned copy of the default zoo pair, kept in a cache outside git: `prepare` copies it instead of training.
 
-    from unlearning.models.shipped_zoo import shipped_for, install
-    shipped = shipped_for(cfg.key(), data_dir)        # None unless a pinned copy for this config is there and verifies
-    copied = install(shipped, root, ["target", "retain90"], log)
+    from unlearning.models.pinned_zoo import pinned_for, install
+    pinned = pinned_for(cfg.key(), data_dir)        # None unless a pinned copy for this config is there and verifies
+    copied = install(pinned, root, ["target", "retain90"], log)
 
-    .venv/bin/python scripts/ship_zoo.py              # pin this machine's default pair (into the folder below)
+    .venv/bin/python scripts/pin_zoo.py              # pin this machine's default pair (into the folder below)
 
 Why. The zoo is trained by this project's own code (`unlearning.models.prepare`), but float32 training on a CPU is
 not bit-identical across processors: MKL and ATen pick their kernels by instruction set and vendor, the summation
@@ -41,13 +41,13 @@ DEFAULT_ROOT = Path(__file__).resolve().parents[2] / ".cache" / "pinned-zoo"
 def pinned_root() -> Path:
     """Where pinned zoos are looked for: $UNLEARN_SWEEP_PINNED_ZOO, else <clone>/.cache/pinned-zoo."""
     return Path(os.environ.get(PINNED_ENV) or DEFAULT_ROOT).expanduser()
-RECORD = "shipped.json"
+RECORD = "pinned.json"
 TOKENIZER = "tokenizer"
 
 
 @dataclass(frozen=True)
-class Shipped:
-    """A verified shipped zoo: its folder and record (models, hashes, memorisation table, where it was trained)."""
+class Pinned:
+    """A verified pinned zoo: its folder and record (models, hashes, memorisation table, where it was trained)."""
 
     folder: Path
     record: dict
@@ -81,7 +81,7 @@ def _files(folder: Path) -> dict[str, str]:
 
 
 def check(folder: Path) -> str | None:
-    """Why the shipped folder cannot be used (a missing record, a missing file or a hash mismatch), or None."""
+    """Why the pinned folder cannot be used (a missing record, a missing file or a hash mismatch), or None."""
     try:
         record = json.loads((folder / RECORD).read_text())
     except (OSError, json.JSONDecodeError) as exc:
@@ -95,10 +95,10 @@ def check(folder: Path) -> str | None:
     return None
 
 
-def shipped_for(key: str, data_dir: Path, root: Path | None = None,
-                log: Callable[[str], None] | None = None) -> Shipped | None:
-    """The shipped zoo for the config `key` when there is one and it verifies against `data_dir` (the data the
-    zoo build just wrote), else None (with the reason logged when a shipped folder exists but cannot be used).
+def pinned_for(key: str, data_dir: Path, root: Path | None = None,
+                log: Callable[[str], None] | None = None) -> Pinned | None:
+    """The pinned zoo for the config `key` when there is one and it verifies against `data_dir` (the data the
+    zoo build just wrote), else None (with the reason logged when a pinned folder exists but cannot be used).
     `root`: where pinned zoos are (default `pinned_root()`)."""
     root = Path(root) if root is not None else pinned_root()
     folders = sorted(Path(root).glob(f"*-{key}")) if Path(root).is_dir() else []
@@ -108,39 +108,39 @@ def shipped_for(key: str, data_dir: Path, root: Path | None = None,
     problem = check(folder)
     record = None if problem else json.loads((folder / RECORD).read_text())
     if record is not None and record.get("data_fingerprint") != data_fingerprint(data_dir):
-        problem = "the tofu-mini data written here differs from the data the shipped models were trained on"
+        problem = "the tofu-mini data written here differs from the data the pinned models were trained on"
     if problem:
         if log:
             log(f"pinned zoo models not used ({problem}): training them here")
         return None
-    return Shipped(folder, record)
+    return Pinned(folder, record)
 
 
-def install(shipped: Shipped, root: Path, models: Iterable[str], log: Callable[[str], None]) -> list[str]:
-    """Copy the shipped tokenizer (when the zoo has none yet) and the shipped ones among `models` into the zoo
-    folder `root`; returns the models copied. A zoo whose tokenizer differs from the shipped one gets nothing."""
+def install(pinned: Pinned, root: Path, models: Iterable[str], log: Callable[[str], None]) -> list[str]:
+    """Copy the pinned tokenizer (when the zoo has none yet) and the pinned ones among `models` into the zoo
+    folder `root`; returns the models copied. A zoo whose tokenizer differs from the pinned one gets nothing."""
     tok = root / TOKENIZER
     if not tok.is_dir():
-        shutil.copytree(shipped.folder / TOKENIZER, tok)
-    elif _files(tok) != _files(shipped.folder / TOKENIZER):
+        shutil.copytree(pinned.folder / TOKENIZER, tok)
+    elif _files(tok) != _files(pinned.folder / TOKENIZER):
         log("pinned zoo models not used (this zoo's tokenizer differs from theirs): training them here")
         return []
     copied = []
     for name in models:
-        if name in shipped.models and not (root / name / "config.json").exists():
-            tmp = root / f".{name}.shipped.tmp"
+        if name in pinned.models and not (root / name / "config.json").exists():
+            tmp = root / f".{name}.pinned.tmp"
             shutil.rmtree(tmp, ignore_errors=True)
-            shutil.copytree(shipped.folder / name, tmp)
+            shutil.copytree(pinned.folder / name, tmp)
             tmp.replace(root / name)   # whole or absent: a reader never sees half a model
             copied.append(name)
     if copied:   # where they were trained: the record's "trained_on"
-        log(f"{', '.join(copied)}: the pinned weights of {shipped.folder.parent}, SHA-256 checked (`prepare tofu-mini "
+        log(f"{', '.join(copied)}: the pinned weights of {pinned.folder.parent}, SHA-256 checked (`prepare tofu-mini "
             "--force` trains them here)")
     return copied
 
 
 def write(zoo_root: Path, models: Iterable[str], manifest: dict, out_root: Path | None = None) -> Path:
-    """Ship the models `models` of the prepared zoo at `zoo_root` (with its tokenizer): copies them under
+    """Pin the models `models` of the prepared zoo at `zoo_root` (with its tokenizer): copies them under
     `out_root/<zoo folder>/` and writes the record (hashes, data fingerprint, memorisation table, machine)."""
     import platform
 
