@@ -10,16 +10,18 @@ _us_py=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then  # no copy of pip in it (4 s of the install): see _us_pipcmd
   "$_us_py" -m venv --without-pip .venv || { echo "bootstrap: could not create .venv with $_us_py" >&2; return 1; }
 fi
-# pip for .venv: its own where it has one, else this machine's (pip >= 22.3 installs into another environment with
-# --python), else a copy put in .venv now (ensurepip)
-if .venv/bin/python -m pip --version >/dev/null 2>&1; then
+# pip for .venv, looked up only when something is installed: its own where it has one, else the pip of the Python the
+# venv was made from (pip >= 22.3 installs into another environment with --python), else a copy put in .venv now
+_us_find_pip() {
+  local _us_base
+  if .venv/bin/python -m pip --version >/dev/null 2>&1; then _us_pipcmd=(.venv/bin/python -m pip); return 0; fi
+  _us_base=$(.venv/bin/python -c "import sys; print(sys._base_executable)" 2>/dev/null)
+  if [ -n "$_us_base" ] && "$_us_base" -m pip --python .venv/bin/python --version >/dev/null 2>&1; then
+    _us_pipcmd=("$_us_base" -m pip --python .venv/bin/python); return 0
+  fi
+  .venv/bin/python -m ensurepip -q >/dev/null 2>&1 || return 1
   _us_pipcmd=(.venv/bin/python -m pip)
-elif "$_us_py" -m pip --python .venv/bin/python --version >/dev/null 2>&1; then
-  _us_pipcmd=("$_us_py" -m pip --python .venv/bin/python)
-else
-  .venv/bin/python -m ensurepip -q >/dev/null 2>&1 || { echo "bootstrap: no pip for .venv (ensurepip failed)" >&2; return 1; }
-  _us_pipcmd=(.venv/bin/python -m pip)
-fi
+}
 _us_stamp=.venv/.unlearn-sweep-installed
 _us_want=$(cat requirements.txt constraints.txt pyproject.toml | sha256sum | cut -c1-16)
 # pip, quiet: no progress bars, no version nag, and none of the "Location ... is ignored" warnings that a
@@ -54,6 +56,7 @@ _us_uv() {
 }
 if [ "$(cat "$_us_stamp" 2>/dev/null)" != "$_us_want" ]; then
   echo "installing dependencies into .venv (first run: under a minute with uv, 2-4 minutes with pip) ..."
+  _us_find_pip || { echo "bootstrap: no pip for .venv: neither $(.venv/bin/python -c 'import sys; print(sys._base_executable)' 2>/dev/null) -m pip nor ensurepip works" >&2; return 1; }
   if ! _us_uv; then
     [ "${UNLEARN_SWEEP_INSTALLER:-uv}" = "pip" ] || echo "bootstrap: uv could not install; installing with pip" >&2
     _us_pip -r requirements.txt || { echo "bootstrap: pip install -r requirements.txt failed" >&2; return 1; }
