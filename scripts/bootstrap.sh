@@ -7,7 +7,7 @@
 _us_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)" || return 1
 cd "$_us_root" || return 1
 _us_py=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then  # no copy of pip in it (4 s of the install): see _us_pipcmd
+if [ ! -x .venv/bin/python ]; then  # no copy of pip in it (4 s of the install): see _us_find_pip
   "$_us_py" -m venv --without-pip .venv || { echo "bootstrap: could not create .venv with $_us_py" >&2; return 1; }
 fi
 # pip for .venv, looked up only when something is installed: its own where it has one, else the pip of the Python the
@@ -56,7 +56,7 @@ _us_uv() {
 }
 if [ "$(cat "$_us_stamp" 2>/dev/null)" != "$_us_want" ]; then
   echo "installing dependencies into .venv (first run: under a minute with uv, 2-4 minutes with pip) ..."
-  _us_find_pip || { echo "bootstrap: no pip for .venv: neither $(.venv/bin/python -c 'import sys; print(sys._base_executable)' 2>/dev/null) -m pip nor ensurepip works" >&2; return 1; }
+  _us_find_pip || { echo "bootstrap: no pip for .venv: neither the pip (>= 22.3) of the Python that made it nor ensurepip works" >&2; return 1; }
   if ! _us_uv; then
     [ "${UNLEARN_SWEEP_INSTALLER:-uv}" = "pip" ] || echo "bootstrap: uv could not install; installing with pip" >&2
     _us_pip -r requirements.txt || { echo "bootstrap: pip install -r requirements.txt failed" >&2; return 1; }

@@ -34,6 +34,8 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+from unlearning.paths import torch_extensions_dir
+
 ENV_OFF = "UNLEARN_SWEEP_NO_WARM_CACHE"
 MARKER, LOCK, LOG = "warm-cache.json", "warm-cache.lock", "warm-cache.log"
 # what a sweep's driver imports besides what its workers do (trainables.warm_imports.HEAVY_MODULES)
@@ -41,13 +43,6 @@ DRIVER_MODULES = ("ray.tune", "mlflow", "mlflow.store.tracking.sqlalchemy_store"
                   "sklearn.gaussian_process", "sweeps.operations.service", "sweeps.search.tuning",
                   "sweeps.search.trajectory_searcher", "sweeps.recording.recorder", "sweeps.recording.tracking",
                   "sweeps.selection.pareto_table")
-
-
-def extensions_dir() -> Path:
-    """TORCH_EXTENSIONS_DIR, or the default that `unlearning.train.engine.ensure_env` sets."""
-    from unlearning.paths import torch_extensions_dir
-
-    return torch_extensions_dir()
 
 
 def _identity() -> dict[str, str]:
@@ -64,7 +59,7 @@ def _identity() -> dict[str, str]:
 def is_done(folder: Path | None = None) -> bool:
     """Whether this install's caches were warmed (its marker names this Python, torch and DeepSpeed)."""
     try:
-        record = json.loads(((folder or extensions_dir()) / MARKER).read_text())
+        record = json.loads(((folder or torch_extensions_dir()) / MARKER).read_text())
     except (OSError, ValueError):
         return False
     return all(record.get(k) == v for k, v in _identity().items())
@@ -74,7 +69,7 @@ def start() -> bool:
     """Start a warm-up in the background unless it is turned off or done; True when one was started."""
     if os.environ.get(ENV_OFF) == "1":
         return False
-    folder = extensions_dir()
+    folder = torch_extensions_dir()
     if is_done(folder):
         return False
     try:
@@ -115,7 +110,7 @@ def main() -> int:
     with contextlib.suppress(AttributeError, OSError):
         os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))   # runs only on a CPU nothing else wants
     os.nice(19)
-    folder = extensions_dir()
+    folder = torch_extensions_dir()
     folder.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("TORCH_EXTENSIONS_DIR", str(folder))
     with open(folder / LOCK, "w") as lock:

@@ -125,7 +125,7 @@ def run_sweep(spec: Any, address: str | None = None, resume: bool = False, conso
 
     # can it run here? checked before Ray starts or anything is written
     preflight(spec, address, tracking_optional=tracking_optional)
-    if address is None:  # a new install: DeepSpeed's CPU op and the bytecode, at nice 19, before the trials need them
+    if address is None:  # a new install: DeepSpeed's CPU op and the bytecode, at the lowest priority (once)
         from trainables.warm_cache import start as warm_caches
 
         warm_caches()

@@ -19,6 +19,7 @@ import time
 import pytest
 
 from trainables import warm_cache
+from unlearning.paths import torch_extensions_dir
 
 
 def test_turned_off_it_starts_nothing(monkeypatch, tmp_path):
@@ -28,34 +29,27 @@ def test_turned_off_it_starts_nothing(monkeypatch, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_second_warm_up_leaves_while_the_first_holds_the_lock(monkeypatch, tmp_path):
+def test_a_second_warm_up_leaves_while_the_first_holds_the_lock_and_spares_its_callers_priority(tmp_path):
+    """Run in the foreground (from a shell or a test), the warm-up shares its caller's session, whose autogroup
+    priority must stay as it was: only the session `start` opens is lowered."""
+    autogroup = "/proc/self/autogroup"
+    before = open(autogroup).read() if os.path.exists(autogroup) else None
     env = {**os.environ, "TORCH_EXTENSIONS_DIR": str(tmp_path)}
-    with open(tmp_path / warm_cache.LOCK, "w") as lock:
+    with open(tmp_path / warm_cache.LOCK, "w") as lock:   # held: the warm-up sets its priority, then leaves
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         t0 = time.perf_counter()
         done = subprocess.run([sys.executable, "-m", "trainables.warm_cache"], env=env, timeout=120)
     assert done.returncode == 0 and time.perf_counter() - t0 < 60
     assert not (tmp_path / warm_cache.MARKER).exists()   # it imported nothing and recorded nothing
-
-
-def test_run_in_the_foreground_it_leaves_its_sessions_priority_alone(tmp_path):
-    """Only the session `start` opens is lowered: run from a shell (or a test), the warm-up shares its caller's
-    autogroup, whose priority must stay as it was."""
-    if not os.path.exists("/proc/self/autogroup"):
-        pytest.skip("no autogroups on this kernel (/proc/self/autogroup is missing)")
-    before = open("/proc/self/autogroup").read()
-    env = {**os.environ, "TORCH_EXTENSIONS_DIR": str(tmp_path)}
-    with open(tmp_path / warm_cache.LOCK, "w") as lock:   # held: the warm-up sets its priority, then leaves
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        subprocess.run([sys.executable, "-m", "trainables.warm_cache"], env=env, timeout=120, check=True)
-    assert open("/proc/self/autogroup").read() == before
+    if before is not None:                               # Linux with autogroups
+        assert open(autogroup).read() == before
 
 
 @pytest.mark.slow
 def test_start_warms_in_the_background_at_idle_priority_once(monkeypatch):
     """In the suite's own TORCH_EXTENSIONS_DIR (the op is built there once for every test that needs it)."""
     monkeypatch.delenv(warm_cache.ENV_OFF, raising=False)
-    folder = warm_cache.extensions_dir()
+    folder = torch_extensions_dir()
     (folder / warm_cache.MARKER).unlink(missing_ok=True)
     assert not warm_cache.is_done(folder)
     t0 = time.perf_counter()

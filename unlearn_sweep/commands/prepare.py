@@ -58,7 +58,7 @@ def register(app: typer.Typer) -> None:
         """Generate tofu-mini and train the zoo models asked for (cached; a no-op when already built)."""
         from trainables.warm_cache import start as warm_caches
 
-        warm_caches()  # DeepSpeed's CPU op and the sweep's bytecode, at nice 19 beside the training (once)
+        warm_caches()  # DeepSpeed's CPU op and the sweep's bytecode, at the lowest priority (once)
         from unlearning.models.prepare import prepare as run_prepare
         from unlearning.models.zoo import ZooConfig, zoo_dir
 

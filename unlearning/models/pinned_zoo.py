@@ -34,13 +34,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
+from unlearning.paths import REPO_ROOT
+
 PINNED_ENV = "UNLEARN_SWEEP_PINNED_ZOO"
-DEFAULT_ROOT = Path(__file__).resolve().parents[2] / ".cache" / "pinned-zoo"
+DEFAULT_ROOT = REPO_ROOT / ".cache" / "pinned-zoo"
 
 
 def pinned_root() -> Path:
     """Where pinned zoos are looked for: $UNLEARN_SWEEP_PINNED_ZOO, else <clone>/.cache/pinned-zoo."""
     return Path(os.environ.get(PINNED_ENV) or DEFAULT_ROOT).expanduser()
+
+
 RECORD = "pinned.json"
 TOKENIZER = "tokenizer"
 
@@ -96,7 +100,7 @@ def check(folder: Path) -> str | None:
 
 
 def pinned_for(key: str, data_dir: Path, root: Path | None = None,
-                log: Callable[[str], None] | None = None) -> Pinned | None:
+               log: Callable[[str], None] | None = None) -> Pinned | None:
     """The pinned zoo for the config `key` when there is one and it verifies against `data_dir` (the data the
     zoo build just wrote), else None (with the reason logged when a pinned folder exists but cannot be used).
     `root`: where pinned zoos are (default `pinned_root()`)."""
