@@ -135,7 +135,16 @@ def overview_lines(ov: Overview) -> list[Any]:
     limits.append(f"a failed trial is retried up to {_plural(budget.max_failures, 'time')}"
                   if budget.max_failures else "failed trials are not retried")
     return [head, searches_table(ov), when, "objectives: " + objectives, _searcher_line(spec),
-            _scheduler_line(spec), resources_line(spec), machine_line(ov), "budget: " + ", ".join(limits)]
+            _scheduler_line(spec), resources_line(spec), machine_line(ov), "budget: " + ", ".join(limits),
+            *recipe_lines(spec)]
+
+
+def recipe_lines(spec: Any) -> list[str]:
+    """One line per `fixed:` value that replaces the search-space preset's pinned reference recipe."""
+    raw = spec.search_space
+    name = raw if isinstance(raw, str) else "the method's default search space" if raw is None else "the search space"
+    return [f"note: fixed.{key} {ours!r} replaces the reference recipe's {theirs!r} ({name}); remove it to run "
+            "the recipe" for key, (ours, theirs) in spec.recipe_overrides.items()]
 
 
 def print_overview(ov: Overview, console: Console) -> None:

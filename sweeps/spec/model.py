@@ -95,6 +95,7 @@ class SweepSpec(BaseModel):
     _space: SearchSpace = PrivateAttr(default_factory=SearchSpace)
     _plans: list[SearchPlan] = PrivateAttr(default_factory=list)
     _source: str | None = PrivateAttr(None)
+    _overrides: dict[str, tuple[Any, Any]] = PrivateAttr(default_factory=dict)
 
     # ---- field-level checks ---------------------------------------------------------------------
 
@@ -152,6 +153,9 @@ class SweepSpec(BaseModel):
         fixed = self._check_fixed(label)
         self._space = self._resolve_space(label, fixed)
         pinned = {k: v for k, v in self._space.fixed.items() if k not in fixed and k not in self._space.params}
+        own = {field_key(k): k for k in self.fixed}
+        self._overrides = {own[k]: (self.fixed[own[k]], v) for k, v in self._space.fixed.items()
+                           if k in own and self.fixed[own[k]] != v}
         if pinned:  # the preset's reference recipe (search_spaces/<preset>.yaml `fixed:`), under the spec's own
             self.fixed = {**pinned, **self.fixed}
             fixed = self._check_fixed(label)
@@ -269,6 +273,12 @@ class SweepSpec(BaseModel):
     def space(self) -> SearchSpace:
         """The resolved search space (all variants)."""
         return self._space
+
+    @property
+    def recipe_overrides(self) -> dict[str, tuple[Any, Any]]:
+        """`fixed:` values of this spec that replace a different value the search-space preset pins as its
+        method's reference recipe (e.g. `epochs: 15` over LUNAR's one-epoch recipe): key -> (spec's, preset's)."""
+        return dict(self._overrides)
 
     @property
     def source_path(self) -> str | None:

@@ -49,6 +49,28 @@ def test_plan_of_the_default_spec_without_probe(tmp_path, monkeypatch):
     at_once = min(2, os.cpu_count() or 1)  # budget.max_concurrent 2, one CPU per trial
     assert f"this machine: {len(os.sched_getaffinity(0))} CPU" in out and f"{at_once} trial" in out
     assert "probe" not in out and not list(tmp_path.iterdir())  # nothing written, nothing run
+    assert "reference recipe" not in out  # the default's fixed values replace nothing its preset pins
+
+
+def test_plan_says_which_fixed_values_replace_the_methods_recipe(tmp_path):
+    """LUNAR's preset pins its one-epoch recipe; a spec that keeps the default's `fixed.epochs: 15` runs 15 epochs
+    (the spec's own value wins) and the overview says so, once per replaced value."""
+    raw = yaml.safe_load(DEFAULT.read_text())
+    raw["method"], raw["search_space"], raw["storage"] = {"name": "LUNAR"}, "tofu-mini-lunar", str(tmp_path)
+    del raw["fixed"]["beta"]
+    path = tmp_path / "lunar.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    out = runner.invoke(app, ["plan", str(path), "--no-probe"], env={"COLUMNS": "200"}).output
+    notes = [line for line in out.splitlines() if "reference recipe" in line]
+    assert notes == ["note: fixed.epochs 15 replaces the reference recipe's 1 (tofu-mini-lunar); remove it to run "
+                     "the recipe",
+                     "note: fixed.warmup_epochs 1.0 replaces the reference recipe's 0.0 (tofu-mini-lunar); remove it "
+                     "to run the recipe"], out
+    assert re.search(r"tofu-mini/target\s+LUNAR\s+4\s+15\s+60\b", out), out  # the spec's 15 epochs run
+    del raw["fixed"]["epochs"], raw["fixed"]["warmup_epochs"]
+    path.write_text(yaml.safe_dump(raw))
+    out = runner.invoke(app, ["plan", str(path), "--no-probe"], env={"COLUMNS": "200"}).output
+    assert "reference recipe" not in out and re.search(r"LUNAR\s+4\s+1\s+4\b", out), out
 
 
 def test_plan_with_probe_on_the_tiny_zoo(prepared_zoo, tmp_path, monkeypatch):
