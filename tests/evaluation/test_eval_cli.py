@@ -67,6 +67,10 @@ def test_eval_command_help_and_user_errors(saved):
     root, data = saved
     help_text = CliRunner().invoke(app, ["eval", "--help"]).output
     assert "Examples" in help_text and "unlearn-sweep eval tofu-mini/target" in help_text
+    from unlearn_sweep.commands.eval import choices
+
+    listed = " ".join(help_text.replace("│", " ").split())  # the option panel's wrapped lines
+    assert all(c in listed for c in choices()) and "wmdp-mini" in choices()  # --benchmark lists every choice
     bad = CliRunner().invoke(app, ["eval", str(root / "model"), "--benchmark", "tofu", "--data", str(data),
                                    "--template", "plain", "--metrics", "forget_qualty", "--out", str(root / "x")])
     assert isinstance(bad.exception, ConfigError) and "forget_qualty" in str(bad.exception)

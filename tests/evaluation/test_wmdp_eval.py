@@ -2,7 +2,9 @@
 
 lm-eval's accuracy must equal an independent computation with the project's own scoring (`score_items`): the
 option with the highest summed log-likelihood, on wmdp-mini's local tasks and on lm-eval's registered WMDP /
-MMLU tasks (their own prompts, choices and metrics) run on generated local copies of their data.
+MMLU tasks (their own prompts, choices and metrics) run on generated local copies of their data. `unlearn-sweep eval
+--benchmark wmdp-mini` writes the evaluator's numbers as LMEval_EVAL.json / LMEval_SUMMARY.json and refuses the
+options WMDP has no use for.
 
 Run: pytest tests/evaluation/test_wmdp_eval.py -q        (~30 s; the slow zoo check needs the prepared zoo)
 """
@@ -268,3 +270,65 @@ def test_zoo_target_knows_wmdp_mini_and_retain_model_is_at_chance(prepared_zoo):
     # 100 forget questions, 4 options: chance 0.25 (binomial sd 0.043); measured target 0.88, retain 0.24
     assert target["wmdp_mini_acc"] >= 0.7 and target["mmlu_mini_acc"] >= 0.8
     assert retain["wmdp_mini_acc"] <= 0.37 and retain["mmlu_mini_acc"] >= 0.8
+
+
+# --------------------------------------------------------------------------------------------------
+# `unlearn-sweep eval --benchmark wmdp-mini`: one zoo model, open-unlearning's LMEval_* logs
+
+
+def test_eval_command_writes_lmeval_logs_equal_to_the_evaluator(prepared_zoo, tmp_path, monkeypatch, capsys):
+    """The CLI's LMEval_EVAL.json / LMEval_SUMMARY.json hold the accuracies LmEvalEvaluator.evaluate gives for the
+    same model; `python -m unlearning.benchmarks.wmdp` prints the same numbers."""
+    import sys
+
+    from typer.testing import CliRunner
+
+    from unlearn_sweep.cli import app
+    from unlearning.benchmarks import wmdp
+    from unlearning.benchmarks.tofu import tofu_source
+    from unlearning.metrics.report import read_eval, read_summary
+    from unlearning.models.loading import load_bundle
+
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["eval", "tofu-mini/target", "--benchmark", "wmdp-mini", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == ["LMEval_EVAL.json", "LMEval_SUMMARY.json"]
+    summary, logs = read_summary(out, benchmark="LMEval"), read_eval(out, benchmark="LMEval")
+    assert "wmdp_mini_acc" in result.output and "LMEval_SUMMARY.json" in result.output
+
+    bundle = load_bundle("tofu-mini/target", dtype="float32")
+    cfg = parse_lm_eval({"tasks": ["wmdp_mini", "mmlu_mini"]})
+    direct = LmEvalEvaluator(cfg, bundle.tokenizer, tofu_source("tofu-mini", "tofu-mini/target")).evaluate(bundle.model)
+    assert set(summary) == set(logs) == set(direct) == set(metric_names(cfg))
+    for key in ("wmdp_mini_acc", "wmdp_mini_bio_acc", "wmdp_mini_cyber_acc", "mmlu_mini_acc"):
+        assert summary[key] == pytest.approx(direct[key], rel=1e-6), key
+        assert logs[key] == {"agg_value": summary[key]}
+    assert direct["wmdp_mini_acc"] >= 0.7  # the target knows the forget facts (measured 0.88)
+
+    monkeypatch.setattr(sys, "argv", ["wmdp", "tofu-mini/target", "--tasks", "wmdp_mini,mmlu_mini"])
+    capsys.readouterr()
+    wmdp.main()
+    header, _, row = capsys.readouterr().out.strip().splitlines()
+    table = dict(zip(header.split()[1:], row.split()[1:]))
+    assert row.startswith("tofu-mini/target") and set(table) == set(direct)
+    assert all(float(table[k]) == pytest.approx(v, abs=5e-5) for k, v in direct.items())  # printed to 4 places
+
+
+def test_eval_command_refuses_options_wmdp_has_no_use_for(prepared_zoo, tmp_path, monkeypatch, capsys):
+    """--retain-logs / --retain-model / --max-new-tokens / --question-key: exit 2, one line naming the option and the
+    fix, before any evaluation (nothing written)."""
+    import sys
+
+    from unlearn_sweep.cli import main
+
+    for option, value, field in (("--max-new-tokens", "8", "max_new_tokens"),
+                                 ("--question-key", "paraphrased_question", "question_key"),
+                                 ("--retain-logs", str(tmp_path), "retain_logs")):
+        monkeypatch.setattr(sys, "argv", ["unlearn-sweep", "eval", "tofu-mini/target", "--benchmark", "wmdp-mini",
+                                          option, value, "--out", str(tmp_path / "out")])
+        with pytest.raises(SystemExit) as exc:
+            main()
+        err = capsys.readouterr().err.strip()
+        assert exc.value.code == 2, err
+        assert len(err.splitlines()) == 1 and f"field '{field}'" in err and "Fix:" in err and "remove it" in err
+    assert not (tmp_path / "out").exists()

@@ -1,4 +1,4 @@
-"""`unlearn-sweep eval MODEL`: evaluate one model on a benchmark (TOFU, MUSE, LKF; `--benchmark` names one of
+"""`unlearn-sweep eval MODEL`: evaluate one model on a benchmark (TOFU, MUSE, LKF, WMDP; `--benchmark` names one of
 their `cli_choices`, `unlearning.benchmarks.registry`) and write OU-layout logs.
 
     unlearn-sweep eval tofu-mini/target --forget-split forget10 --retain-model tofu-mini/retain90 --out runs/eval_target
@@ -7,8 +7,11 @@ their `cli_choices`, `unlearning.benchmarks.registry`) and write OU-layout logs.
     unlearn-sweep eval tofu-mini/target --benchmark lkf-mini --out runs/lkf_target
     unlearn-sweep eval muse-bench/MUSE-News_target --benchmark muse-news --data /data/muse-news --out runs/muse
     unlearn-sweep eval muse-mini/target --benchmark muse-mini --retain-model muse-mini/retain --out runs/muse_mini
+    unlearn-sweep eval tofu-mini/target --benchmark wmdp-mini --out runs/wmdp_target     # offline, lm-eval
+    unlearn-sweep eval MODEL --benchmark wmdp --metrics wmdp_cyber,mmlu --out runs/wmdp  # hub; --metrics: tasks
 
-Writes `<out>/TOFU_EVAL.json` + `TOFU_SUMMARY.json` (or MUSE_*, LKF_*) and prints the headline numbers.
+Writes `<out>/TOFU_EVAL.json` + `TOFU_SUMMARY.json` (or MUSE_*, LKF_*, LMEval_* for WMDP: open-unlearning's
+lm-eval evaluator's names) and prints the headline numbers.
 """
 
 from __future__ import annotations
@@ -32,6 +35,10 @@ EXAMPLES = """Examples:
   unlearn-sweep eval muse-bench/MUSE-News_target --benchmark muse-news --data /data/muse-news --out runs/muse
 
   unlearn-sweep eval muse-mini/target --benchmark muse-mini --retain-model muse-mini/retain --out runs/muse_mini
+
+  unlearn-sweep eval tofu-mini/target --benchmark wmdp-mini --out runs/wmdp_target
+
+  unlearn-sweep eval MODEL --benchmark wmdp --metrics wmdp_cyber,mmlu --out runs/wmdp
 """
 
 
@@ -48,8 +55,8 @@ def run_eval(model: str, *, benchmark: str = "tofu-mini", out: Path, data: Optio
              template: Optional[str] = None, dtype: str = "float32", device: str = "cpu",
              batch_tokens: int = 8192, generation_batch_size: int = 64, gibberish: str = "offline",
              log=print) -> dict[str, Any]:
-    """Evaluate `model` on the benchmark `--benchmark` names and write its logs to `out`; returns the results
-    dict (OU layout)."""
+    """Evaluate `model` on the benchmark `--benchmark` names and write its logs to `out`; returns the evaluator's
+    results dict (OU layout; WMDP's lm-eval evaluator: flat {<task>_<metric>: value})."""
     from unlearning.evaluation.tofu_eval import summary_table
 
     bench = choices().get(benchmark)
@@ -70,7 +77,7 @@ def run_eval(model: str, *, benchmark: str = "tofu-mini", out: Path, data: Optio
     results = evaluator.evaluate(bundle.model)
     eval_path, summary_path = evaluator.write(results, out)
     wall = time.perf_counter() - t0
-    shown = [m for m in bench.headline if m in results]
+    shown = [m for m in bench.headline if m in results] or list(results)  # e.g. lm-eval tasks given by --metrics
     log(summary_table({model: results}, shown))
     log(f"wrote {eval_path} and {summary_path} ({wall:.1f}s)")
     return results
@@ -80,15 +87,19 @@ def register(app: typer.Typer) -> None:
     @app.command("eval", epilog=EXAMPLES)
     def eval_command(
         model: str = typer.Argument(..., help="Zoo name (tofu-mini/target), local model folder or hub id."),
-        out: Path = typer.Option(..., help="Output folder for <BENCH>_EVAL.json and <BENCH>_SUMMARY.json."),
-        benchmark: str = typer.Option("tofu-mini", help="The benchmark and its data, e.g. tofu-mini, tofu, muse-news, "
-                                                        "muse-mini, lkf-mini (every benchmark's `cli_choices`)."),
+        out: Path = typer.Option(..., help="Output folder for <BENCH>_EVAL.json and <BENCH>_SUMMARY.json "
+                                          "(LMEval_* for wmdp, wmdp-mini)."),
+        benchmark: str = typer.Option("tofu-mini", help="The benchmark and its data: tofu-mini, tofu, muse-news, "
+                                                        "muse-books, muse-mini, lkf-mini, lkf, wmdp-mini, wmdp "
+                                                        "(every benchmark's `cli_choices`)."),
         data: Optional[str] = typer.Option(None, help="Local data folder (default: the zoo's tofu-mini, or the hub)."),
         forget_split: str = typer.Option("forget10", help="TOFU forget split: forget01, forget05 or forget10."),
         retain_logs: Optional[str] = typer.Option(None, help="Retain model's TOFU_EVAL.json / MUSE_EVAL.json (file "
                                                  "or folder)."),
         retain_model: Optional[str] = typer.Option(None, help="Retain model to evaluate once (cached) as reference."),
-        metrics: Optional[str] = typer.Option(None, help="Comma-separated subset of metrics (default: all)."),
+        metrics: Optional[str] = typer.Option(None, help="Comma-separated subset of metrics (default: all); for "
+                                                         "wmdp / wmdp-mini the lm-eval tasks (default wmdp_bio,"
+                                                         "wmdp_cyber,mmlu / wmdp_mini,mmlu_mini)."),
         max_new_tokens: Optional[int] = typer.Option(None, help="Greedy generation length (TOFU default 200)."),
         question_key: str = typer.Option("question", help="Forget question field, e.g. paraphrased_question."),
         template: Optional[str] = typer.Option(None, help="Prompt template family when the name does not tell it."),
@@ -98,7 +109,8 @@ def register(app: typer.Typer) -> None:
         generation_batch_size: int = typer.Option(64, help="Prompts per generation batch."),
         gibberish: str = typer.Option("offline", help="Gibberish detector: offline or hub."),
     ) -> None:
-        """Evaluate one model (all TOFU or MUSE metrics, or a subset) and write open-unlearning-layout logs."""
+        """Evaluate one model (all TOFU, MUSE or LKF metrics, or a subset; WMDP / MMLU accuracy through
+        lm-evaluation-harness) and write open-unlearning-layout logs."""
         run_eval(model, benchmark=benchmark, out=out, data=data, forget_split=forget_split, retain_logs=retain_logs,
                  retain_model=retain_model, metrics=metrics, max_new_tokens=max_new_tokens,
                  question_key=question_key, template=template, dtype=dtype, device=device,

@@ -9,6 +9,8 @@ TOFU run's `eval.settings.lm_eval` block is read beside TOFU's own evaluation (`
 
     unlearn-sweep run presets/wmdp.yaml          # RMU on the cyber corpora, open-unlearning's recipe (GPU, hub)
     unlearn-sweep train CONFIG.yaml              # one run; data: {benchmark: wmdp, source: wmdp-mini} offline
+    unlearn-sweep eval tofu-mini/target --benchmark wmdp-mini --out runs/wmdp   # LMEval_EVAL.json + _SUMMARY.json
+    unlearn-sweep eval MODEL --benchmark wmdp --out runs/wmdp  # wmdp_bio, wmdp_cyber, mmlu (hub); --metrics: tasks
     python -m unlearning.benchmarks.wmdp tofu-mini/target tofu-mini/retain90      # the table of both
     python -m unlearning.benchmarks.wmdp MODEL --tasks wmdp_mini,mmlu_mini --limit 0.5
 
@@ -23,7 +25,7 @@ from typing import Any, Callable, Mapping
 
 from unlearning.benchmarks.base import (Evaluation, TrainingDefaults, is_mini, mini_source_check,
                                         no_retain_model_on_tofu_facts, text_items)
-from unlearning.benchmarks.tofu import tofu_source
+from unlearning.benchmarks.tofu import tofu_source, zoo_tofu_data
 from unlearning.data.wmdp_corpora import (HUB_MISSING, MINI_CORPUS, WMDP_CORPORA_HUB_ID, corpus_split,
                                           missing_corpus_files, wmdp_corpus)
 from unlearning.errors import ConfigError, DataError, UserError
@@ -31,13 +33,15 @@ from unlearning.evaluation.wmdp_eval import (SETTINGS_KEY, LmEvalConfig, LmEvalE
                                              uses_wmdp_mini)
 
 MINI_FORGET_SPLIT = "forget10"   # the tofu-mini split wmdp-mini's forget corpus and questions are made from
+MINI_TASKS = ("wmdp_mini", "mmlu_mini")             # wmdp-mini's lm-eval tasks (`unlearning/evaluation/lm_eval_tasks/`)
+REAL_TASKS = ("wmdp_bio", "wmdp_cyber", "mmlu")     # real WMDP's (cais/wmdp, cais/mmlu): `unlearn-sweep eval`'s default
 MINI_MAX_LENGTH = 64             # training chunks on wmdp-mini: its forget corpus is ~1,100 tokens (512 on real data)
 REAL_MAX_LENGTH = 512            # open-unlearning configs/data/datasets/WMDP_forget.yaml
 
 
 def default_tasks(data: Any) -> list[str]:
     """The lm_eval tasks of a `data.benchmark: wmdp` run without a block: wmdp-mini's, or wmdp_<corpus> + mmlu."""
-    return ["wmdp_mini", "mmlu_mini"] if is_mini(data.source, WMDP.mini) else [f"wmdp_{data.corpus}", "mmlu"]
+    return list(MINI_TASKS) if is_mini(data.source, WMDP.mini) else [f"wmdp_{data.corpus}", "mmlu"]
 
 
 def _tofu_data(source: str, model_name: str) -> Path:
@@ -297,40 +301,86 @@ class WmdpBenchmark(TrainingDefaults):
         return parts
 
     # ---- `unlearn-sweep eval` -------------------------------------------------------------------------
-    cli_choices: tuple[str, ...] = ()  # `python -m unlearning.benchmarks.wmdp` is its table (see main below)
+    cli_choices = ("wmdp-mini", "wmdp")  # wmdp-mini: MINI_TASKS on the model's tofu-mini data; wmdp: REAL_TASKS
     headline = ("wmdp_mini_acc", "mmlu_mini_acc", "wmdp_cyber_acc", "wmdp_bio_acc", "mmlu_acc")
 
     def cli_evaluator(self, choice: str, model: str, o: Mapping[str, Any]) -> Any:
-        raise ConfigError("eval", field="benchmark", value=choice,
-                          fix="read WMDP / MMLU accuracy with `python -m unlearning.benchmarks.wmdp MODEL --tasks ...`")
+        """The model and its `LmEvalEvaluator` (`.write`: LMEval_EVAL.json + LMEval_SUMMARY.json). `--metrics`
+        names the lm-eval tasks (default MINI_TASKS or REAL_TASKS); wmdp-mini's data is `--data` (a tofu-mini data
+        folder) or the model's zoo data, and `--forget-split` the split its questions ask about."""
+        _refuse_unused_options(o)
+        mini = choice == self.mini
+        tasks = o["settings"].get("metrics") or list(MINI_TASKS if mini else REAL_TASKS)
+        cfg = parse_lm_eval({"tasks": tasks}, where="unlearn-sweep eval")
+        if not mini:
+            for key, default in (("data", None), ("forget_split", MINI_FORGET_SPLIT)):
+                if o[key] != default:
+                    raise ConfigError("eval", field=key, value=o[key],
+                                      fix="lm-eval reads real WMDP / MMLU from the hub (cais/wmdp, cais/mmlu): remove "
+                                          "it, or use --benchmark wmdp-mini for the tofu-mini data")
+            if uses_wmdp_mini(cfg):
+                raise ConfigError("eval", field="metrics", value=tasks,
+                                  fix="wmdp_mini / mmlu_mini are made from tofu-mini: use --benchmark wmdp-mini")
+            return model_evaluator(model, cfg, None, dtype=o["dtype"], device=o["device"], template=o["template"])
+        if o["data"] is not None and not Path(o["data"]).expanduser().is_dir():
+            raise ConfigError("eval", field="data", value=o["data"],
+                              fix="give the tofu-mini data folder wmdp-mini is made from, or leave it out (the "
+                                  "model's zoo data)")
+        source = Path(o["data"]).expanduser() if o["data"] else zoo_tofu_data(model)
+        return model_evaluator(model, cfg, source, o["forget_split"], dtype=o["dtype"], device=o["device"],
+                               template=o["template"])
 
 
 WMDP = WmdpBenchmark()
 
+# `unlearn-sweep eval` options WMDP has no use for: (the option's default, why) -> a one-line ConfigError naming it
+NOT_FOR_WMDP = {
+    "retain_logs": (None, "WMDP has no retain model (its accuracy is read against chance, 0.25): remove it"),
+    "retain_model": (None, "WMDP has no retain model (its accuracy is read against chance, 0.25): remove it"),
+    "max_new_tokens": (None, "WMDP scores each option's log-likelihood and generates nothing: remove it"),
+    "question_key": ("question", "WMDP's prompts are its lm-eval tasks' own: remove it"),
+}
+
+
+def _refuse_unused_options(o: Mapping[str, Any]) -> None:
+    for key, (default, fix) in NOT_FOR_WMDP.items():
+        if o[key] != default:
+            raise ConfigError("eval", field=key, value=o[key], fix=fix)
+
+
+def model_evaluator(model: str, cfg: LmEvalConfig, tofu: str | Path | None, forget_split: str = MINI_FORGET_SPLIT,
+                    *, dtype: str = "float32", device: str = "cpu", template: str | None = None
+                    ) -> tuple[Any, LmEvalEvaluator]:
+    """(the loaded model bundle, its LmEvalEvaluator on `cfg`'s tasks); wmdp-mini's tasks are made from the tofu-mini
+    data folder `tofu` and its `forget_split` (ignored by other tasks)."""
+    from unlearning.models.loading import load_bundle
+
+    bundle = load_bundle(model, dtype=dtype, device=device, template=template)
+    return bundle, LmEvalEvaluator(cfg, bundle.tokenizer, tofu if uses_wmdp_mini(cfg) else None, forget_split)
+
 
 def main() -> None:
+    """The WMDP / MMLU accuracy table of several models (`unlearn-sweep eval --benchmark wmdp[-mini]` is one model's
+    logs)."""
     import argparse
 
-    from unlearning.models.loading import load_bundle
+    from unlearning.evaluation.tofu_eval import summary_table
 
     ap = argparse.ArgumentParser(description="WMDP / MMLU accuracy of models through lm-evaluation-harness.")
     ap.add_argument("models", nargs="+", help="zoo names or model folders")
-    ap.add_argument("--tasks", default="wmdp_mini,mmlu_mini")
-    ap.add_argument("--forget-split", default="forget10")
+    ap.add_argument("--tasks", default=",".join(MINI_TASKS))
+    ap.add_argument("--forget-split", default=MINI_FORGET_SPLIT)
     ap.add_argument("--source", default="tofu-mini", help="tofu-mini (the zoo's data) or a tofu-mini data folder")
     ap.add_argument("--limit", type=float, default=None)
     args = ap.parse_args()
     limit = None if args.limit is None else (int(args.limit) if args.limit >= 1 else args.limit)
     cfg = parse_lm_eval({"tasks": args.tasks.split(","), "limit": limit})
-    rows = []
+    rows = {}
     for name in args.models:
-        bundle = load_bundle(name)
-        ev = LmEvalEvaluator(cfg, bundle.tokenizer, tofu_source(args.source, name), args.forget_split)
-        rows.append((name, ev.evaluate(bundle.model)))
-    keys = list(dict.fromkeys(k for _, m in rows for k in m))
-    print("model".ljust(24) + "".join(k.rjust(22) for k in keys))
-    for name, m in rows:
-        print(name.ljust(24) + "".join(f"{m.get(k, float('nan')):22.3f}" for k in keys))
+        tofu = tofu_source(args.source, name) if uses_wmdp_mini(cfg) else None
+        bundle, ev = model_evaluator(name, cfg, tofu, args.forget_split)
+        rows[name] = ev.evaluate(bundle.model)
+    print(summary_table(rows, list(dict.fromkeys(k for m in rows.values() for k in m))))
 
 
 if __name__ == "__main__":

@@ -319,8 +319,9 @@ def summary_table(rows: dict[str, dict[str, Any]], metrics: Sequence[str]) -> st
 
 
 def agg(results: dict[str, Any], metric: str) -> Any:
-    """The aggregate value of one metric of a results dict (None when absent)."""
+    """The aggregate value of one metric of a results dict (None when absent): an OU entry's "agg_value", or the
+    value itself where the results are flat numbers (lm-eval's, `wmdp_eval.LmEvalEvaluator.evaluate`)."""
     entry = results.get(metric)
-    return entry.get("agg_value") if isinstance(entry, dict) else None
+    return entry.get("agg_value") if isinstance(entry, dict) else entry
 
 

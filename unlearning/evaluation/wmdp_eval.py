@@ -26,11 +26,13 @@ computed under a filter other than lm-eval's `none` is named `<task>_<metric>_<f
     from unlearning.evaluation.wmdp_eval import LmEvalEvaluator, parse_lm_eval
     ev = LmEvalEvaluator(parse_lm_eval({"tasks": ["wmdp_mini", "mmlu_mini"]}), tokenizer, source=zoo_data)
     ev.evaluate(model)      # {"wmdp_mini_acc": 0.88, "wmdp_mini_bio_acc": 0.88, ..., "mmlu_mini_acc": 0.935}
+    ev.write(results, out)  # out/LMEval_EVAL.json + LMEval_SUMMARY.json (open-unlearning's names, `LOG_NAME`)
+    unlearn-sweep eval tofu-mini/target --benchmark wmdp-mini --out runs/wmdp_target   # one model, its logs
     python -m unlearning.benchmarks.wmdp tofu-mini/target tofu-mini/retain90      # the table of both
 
-This module is the evaluator, lm-eval's `HFLM` adapter and the quiet context; the block's settings are
-`lm_eval_settings.py` and the task index and local data `lm_eval_tasks.py` (re-exported here). lm_eval is imported
-only when an evaluator is built (it adds ~0.7 s to an import of torch).
+This module is the evaluator (and its OU-layout logs), lm-eval's `HFLM` adapter and the quiet context; the block's
+settings are `lm_eval_settings.py` and the task index and local data `lm_eval_tasks.py` (re-exported here). lm_eval
+is imported only when an evaluator is built (it adds ~0.7 s to an import of torch).
 """
 
 
@@ -49,6 +51,13 @@ from unlearning.evaluation.lm_eval_settings import (SETTINGS_KEY, WMDP_MINI_GROU
                                                     LmEvalConfig, parse_lm_eval, split_settings, uses_wmdp_mini)
 from unlearning.evaluation.lm_eval_tasks import (_entry_config, _override, check_mc_rows,  # noqa: F401
                                                  materialise_tasks, metric_names, reported_tasks, task_manager)
+
+# open-unlearning names its lm-eval evaluator's logs after the evaluator: `LMEval_EVAL.json` / `LMEval_SUMMARY.json`
+# (locuslab/open-unlearning @ d3d7cf9e6b3c125d16687d4232680d8d83548f1a: src/evals/lm_eval.py `self.name = "LMEval"`
+# for configs/eval/lm_eval.yaml's `handler: LMEvalEvaluator`; src/evals/base.py `get_logs_file_path`:
+# `f"{self.name}_{suffix}.json"`, suffix EVAL or SUMMARY). The metric keys stay the project's `<task>_<metric>`
+# (OU's summary writes `<task>/<metric>` and its EVAL file lm-eval's per-sample logs).
+LOG_NAME = "LMEval"
 
 
 def _flatten(results: Mapping[str, Any], tasks: tuple[str, ...]) -> dict[str, float]:
@@ -118,6 +127,13 @@ class LmEvalEvaluator:
         finally:
             model.train(was_training)
         return _flatten(out["results"], reported_tasks(self.cfg))
+
+    def write(self, results: Mapping[str, float], out_dir: str | Path) -> tuple[Path, Path]:
+        """LMEval_EVAL.json ({<task>_<metric>: {"agg_value": v}}) + LMEval_SUMMARY.json ({<task>_<metric>: v}) of
+        `evaluate`'s results in out_dir (OU layout, `unlearning.metrics.report.write_report`)."""
+        from unlearning.metrics.report import metric_result, write_report  # torch: not at the registry's import
+
+        return write_report(out_dir, {k: metric_result(v) for k, v in results.items()}, benchmark=LOG_NAME)
 
 
 def _hflm(model: Any, tokenizer: Any, batch_size: int) -> Any:
