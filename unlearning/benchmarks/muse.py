@@ -21,7 +21,7 @@ from typing import Any, Callable, Mapping
 
 from unlearning.benchmarks.base import (Evaluation, TrainingDefaults, check_selected_metrics, no_reference_in_settings,
                                         retain_reference, split_reference, text_items, zoo_name)
-from unlearning.errors import ConfigError, UserError
+from unlearning.errors import ConfigError
 from unlearning.evaluation.config import MUSE_ALIASES, MUSE_METRICS, MuseEvalConfig, flat_metrics, parse_config
 
 
@@ -132,13 +132,11 @@ class MuseBenchmark(TrainingDefaults):
         if field == "retain_split" and value not in ("retain1", "retain2"):
             raise ValueError("MUSE's retain corpora are raw/retain1 (open-unlearning's default) and raw/retain2")
 
-    def check_corpus(self, value: str) -> str:
+    def corpus_name(self, value: str) -> str:
+        """`data.corpus`'s canonical name (news, books); UserError with the fix if unknown."""
         from unlearning.data.muse import muse_corpus
 
-        try:
-            return muse_corpus(value)
-        except UserError as exc:
-            raise ValueError(exc.fix) from None
+        return muse_corpus(value)
 
     def source(self, data: Any, model_name: str) -> Any:
         return muse_source(data, model_name)

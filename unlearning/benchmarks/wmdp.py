@@ -206,11 +206,9 @@ class WmdpBenchmark(TrainingDefaults):
             raise ValueError(f"WMDP's {kind} corpora are {' and '.join(self._splits(kind))} (cais/wmdp-corpora); "
                              "set data.corpus instead")
 
-    def check_corpus(self, value: str) -> str:
-        try:
-            return wmdp_corpus(value)
-        except UserError as exc:
-            raise ValueError(exc.fix) from None
+    def corpus_name(self, value: str) -> str:
+        """`data.corpus`'s canonical name (cyber, bio); UserError with the fix if unknown."""
+        return wmdp_corpus(value)
 
     def source(self, data: Any, model_name: str) -> Any:
         return wmdp_source(data, model_name)

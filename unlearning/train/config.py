@@ -101,11 +101,14 @@ class DataSection(_Section):
         if v is None or info.data.get("benchmark") not in trained_names():
             return v
         bench = get_benchmark(info.data["benchmark"])
-        check = getattr(bench, "check_corpus", None)
-        if check is None:
+        canonical = getattr(bench, "corpus_name", None)  # benchmarks with named corpora (MUSE, WMDP)
+        if canonical is None:
             bench.check_split("corpus", v)
             return v
-        return check(v)
+        try:
+            return canonical(v)
+        except UserError as exc:
+            raise ValueError(exc.fix) from None
 
 
 class MethodSection(_Section):
