@@ -117,7 +117,7 @@ def test_interrupt_stops_the_whole_sweep_cleanly_and_resume_finishes_it(prepared
     from sweeps.recording.results import read_results
 
     raw = small_spec(tmp_path / "sweeps", f"stop-{how}", method={"name": "NPO", "baldro": ["dv", "none"]},
-                     budget={"num_trials": 2, "max_concurrent": 1, "max_failures": 0})
+                     budget={"num_trials": 2, "max_concurrent": 2, "max_failures": 0})
     # 8 epochs: a trial takes long enough (warm workers make a 3-epoch trial ~4 s) that one is running when the
     # signal comes, after the second driver's refusal
     epochs = 8
