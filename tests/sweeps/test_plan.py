@@ -40,10 +40,10 @@ def test_plan_of_the_default_spec_without_probe(tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     out = result.output
     assert max(map(len, out.splitlines())) <= 80
-    # two searches (NPO + BalDRO-DV, plain NPO) of 4 trials x 15 epochs, evaluated at epochs 3, 6, 9, 12, 15
-    assert re.search(r"tofu-mini/target\s+DrNPO\s+4\s+15\s+60\s+5\b", out), out
-    assert re.search(r"tofu-mini/target\s+NPO\s+4\s+15\s+60\s+5\b", out), out
-    assert re.search(r"total: 2 searches\s+8\s+120\s+40 in all", out), out
+    # two searches (NPO + BalDRO-DV, plain NPO) of 3 trials x 15 epochs, evaluated at epochs 3, 6, 9, 12, 15
+    assert re.search(r"tofu-mini/target\s+DrNPO\s+3\s+15\s+45\s+5\b", out), out
+    assert re.search(r"tofu-mini/target\s+NPO\s+3\s+15\s+45\s+5\b", out), out
+    assert re.search(r"total: 2 searches\s+6\s+90\s+30 in all", out), out
     assert "searcher: trajectory model (every evaluation point) (seed 0)" in out and "scheduler: none" in out
     assert "resources per trial: 1 CPU" in out
     at_once = min(2, os.cpu_count() or 1)  # budget.max_concurrent 2, one CPU per trial
@@ -66,11 +66,11 @@ def test_plan_says_which_fixed_values_replace_the_methods_recipe(tmp_path):
                      "the recipe",
                      "note: fixed.warmup_epochs 1.0 replaces the reference recipe's 0.0 (tofu-mini-lunar); remove it "
                      "to run the recipe"], out
-    assert re.search(r"tofu-mini/target\s+LUNAR\s+4\s+15\s+60\b", out), out  # the spec's 15 epochs run
+    assert re.search(r"tofu-mini/target\s+LUNAR\s+3\s+15\s+45\b", out), out  # the spec's 15 epochs run
     del raw["fixed"]["epochs"], raw["fixed"]["warmup_epochs"]
     path.write_text(yaml.safe_dump(raw))
     out = runner.invoke(app, ["plan", str(path), "--no-probe"], env={"COLUMNS": "200"}).output
-    assert "reference recipe" not in out and re.search(r"LUNAR\s+4\s+1\s+4\b", out), out
+    assert "reference recipe" not in out and re.search(r"LUNAR\s+3\s+1\s+3\b", out), out
 
 
 def test_plan_with_probe_on_the_tiny_zoo(prepared_zoo, tmp_path, monkeypatch):
@@ -85,7 +85,7 @@ def test_plan_with_probe_on_the_tiny_zoo(prepared_zoo, tmp_path, monkeypatch):
     assert step, out
     assert float(step.group(1)) > 0 and int(step.group(2)) == 100 and float(step.group(3)) > 0
     assert re.search(r"DrNPO on tofu-mini/target: ~\d+(\.\d)? (s|min) per trial", out), out
-    wall = re.search(r"estimate: ~(\d+(?:\.\d)?) (s|min|h) wall \(8 trials", out)
+    wall = re.search(r"estimate: ~(\d+(?:\.\d)?) (s|min|h) wall \(6 trials", out)
     assert wall, out
     assert not list(tmp_path.iterdir()), "the probe wrote outside its temporary folder"
 

@@ -215,7 +215,7 @@ def test_default_preset_resolves_as_designed():
     assert base["method"]["hparams"]["beta"] == 0.1 and base["method"]["hparams"]["dv_mode"] == "softmin"
     assert base["eval"]["settings"]["retain_model"] == "tofu-mini/retain90" and base["eval"]["every"] == 3
     assert "beta_dv" not in plans[1].base["method"]["hparams"]
-    assert sum(spec.budget.num_trials for _ in plans) == 8
+    assert sum(spec.budget.num_trials for _ in plans) == 6
     assert spec.models[0].retain_model == "tofu-mini/retain90"
     assert [(o.name, o.mode, o.scale) for o in spec.objectives] == [
         ("forget_quality", "max", "log"), ("model_utility", "max", "linear"), ("gibberish_rate", "min", "linear")]
