@@ -153,12 +153,11 @@ class SweepSpec(BaseModel):
         fixed = self._check_fixed(label)
         self._space = self._resolve_space(label, fixed)
         pinned = {k: v for k, v in self._space.fixed.items() if k not in fixed and k not in self._space.params}
-        own = {field_key(k): k for k in self.fixed}
-        self._overrides = {own[k]: (self.fixed[own[k]], v) for k, v in self._space.fixed.items()
-                           if k in own and self.fixed[own[k]] != v}
+        self._overrides = {fixed[k]: (self.fixed[fixed[k]], v) for k, v in self._space.fixed.items()
+                           if k in fixed and self.fixed[fixed[k]] != v}
         if pinned:  # the preset's reference recipe (search_spaces/<preset>.yaml `fixed:`), under the spec's own
             self.fixed = {**pinned, **self.fixed}
-            fixed = self._check_fixed(label)
+            self._check_fixed(label)  # the pinned values, checked as the spec's own are
         check_objectives(self)
         check_eval(self)
         for i, m in enumerate(self.models):
@@ -185,8 +184,9 @@ class SweepSpec(BaseModel):
         self._plans = build_plans(self)
         return self
 
-    def _check_fixed(self, label: str) -> set[str]:
-        """Fixed values name train-config fields, each of which applies to at least one variant."""
+    def _check_fixed(self, label: str) -> dict[str, str]:
+        """Fixed values name train-config fields, each of which applies to at least one variant; returns
+        {field name: the key `fixed:` names it by}."""
         keys: dict[str, str] = {}
         for key in self.fixed:
             try:
@@ -210,9 +210,9 @@ class SweepSpec(BaseModel):
                 except UserError as exc:
                     raise ConfigError("spec", field=f"fixed.{key}", value=self.fixed[key], fix=exc.fix) from None
             keys[name] = str(key)
-        return set(keys)
+        return keys
 
-    def _resolve_space(self, label: str, fixed: set[str]) -> SearchSpace:
+    def _resolve_space(self, label: str, fixed: Mapping[str, str]) -> SearchSpace:
         """The search space: preset or inline; a preset's dimensions that no variant has, or that `fixed:`
         sets, give way; inline ones are mistakes."""
         raw = self.search_space

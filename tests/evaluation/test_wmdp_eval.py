@@ -315,16 +315,20 @@ def test_eval_command_writes_lmeval_logs_equal_to_the_evaluator(prepared_zoo, tm
 
 
 def test_eval_command_refuses_options_wmdp_has_no_use_for(prepared_zoo, tmp_path, monkeypatch, capsys):
-    """--retain-logs / --retain-model / --max-new-tokens / --question-key: exit 2, one line naming the option and the
-    fix, before any evaluation (nothing written)."""
+    """--retain-logs / --retain-model / --max-new-tokens / --question-key (and --data / --forget-split on the hub's
+    wmdp): exit 2, one line naming the option and the fix, before any evaluation (nothing written). LKF's eval refuses
+    a retain model through the same check (`unlearning.benchmarks.base.refuse_eval_options`)."""
     import sys
 
     from unlearn_sweep.cli import main
 
-    for option, value, field in (("--max-new-tokens", "8", "max_new_tokens"),
-                                 ("--question-key", "paraphrased_question", "question_key"),
-                                 ("--retain-logs", str(tmp_path), "retain_logs")):
-        monkeypatch.setattr(sys, "argv", ["unlearn-sweep", "eval", "tofu-mini/target", "--benchmark", "wmdp-mini",
+    for bench, option, value, field in (("wmdp-mini", "--max-new-tokens", "8", "max_new_tokens"),
+                                        ("wmdp-mini", "--question-key", "paraphrased_question", "question_key"),
+                                        ("wmdp-mini", "--retain-logs", str(tmp_path), "retain_logs"),
+                                        ("wmdp", "--data", str(tmp_path), "data"),
+                                        ("wmdp", "--forget-split", "forget05", "forget_split"),
+                                        ("lkf-mini", "--retain-logs", str(tmp_path), "retain_logs")):
+        monkeypatch.setattr(sys, "argv", ["unlearn-sweep", "eval", "tofu-mini/target", "--benchmark", bench,
                                           option, value, "--out", str(tmp_path / "out")])
         with pytest.raises(SystemExit) as exc:
             main()

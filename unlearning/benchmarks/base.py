@@ -250,6 +250,14 @@ def eval_metric_for(name: str, aliases: Mapping[str, tuple[str, str]]) -> str:
     return aliases.get(name, (name,))[0]
 
 
+def refuse_eval_options(opts: Mapping[str, Any], unused: Mapping[str, tuple[Any, str]]) -> None:
+    """`unlearn-sweep eval` options a benchmark has no use for: {option: (its default, fix)}; any option given
+    another value is a one-line ConfigError naming it."""
+    for key, (default, fix) in unused.items():
+        if opts[key] != default:
+            raise ConfigError("eval", field=key, value=opts[key], fix=fix)
+
+
 def check_selected_metrics(spec: Any, bench: Any, settings: Mapping[str, Any],
                            skip: frozenset[str] | set[str] | tuple[str, ...] = frozenset()) -> None:
     """`settings` (eval.settings) validate as the benchmark's settings model and select every metric that the

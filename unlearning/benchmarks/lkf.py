@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from unlearning.benchmarks.base import (Evaluation, NotExportable, TrainingDefaults, check_selected_metrics, no_corpus,
-                                        no_retain_model_on_tofu_facts, qa_examples, train_attack_schedule)
+                                        no_retain_model_on_tofu_facts, qa_examples, refuse_eval_options,
+                                        train_attack_schedule)
 from unlearning.data.lkf import LKF_TRAIN_DEFAULTS
 from unlearning.errors import ConfigError
 from unlearning.evaluation.config import LKF_METRICS, QA_ALIASES, LkfEvalConfig
@@ -160,9 +161,8 @@ class LkfBenchmark(TrainingDefaults):
         from unlearning.evaluation.lkf_eval import LkfEvaluator
         from unlearning.models.loading import load_bundle
 
-        for key in ("retain_logs", "retain_model"):
-            if o[key] is not None:
-                raise ConfigError("eval", field=key, value=o[key], fix="LKF has no retain model: remove it")
+        no_retain = (None, "LKF has no retain model: remove it")
+        refuse_eval_options(o, {"retain_logs": no_retain, "retain_model": no_retain})
         settings = dict(o["settings"])
         if o["max_new_tokens"] is not None:
             settings["max_new_tokens"] = o["max_new_tokens"]

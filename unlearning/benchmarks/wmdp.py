@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from unlearning.benchmarks.base import (Evaluation, TrainingDefaults, is_mini, mini_source_check,
-                                        no_retain_model_on_tofu_facts, text_items)
+                                        no_retain_model_on_tofu_facts, refuse_eval_options, text_items)
 from unlearning.benchmarks.tofu import tofu_source, zoo_tofu_data
 from unlearning.data.wmdp_corpora import (HUB_MISSING, MINI_CORPUS, WMDP_CORPORA_HUB_ID, corpus_split,
                                           missing_corpus_files, wmdp_corpus)
@@ -306,16 +306,14 @@ class WmdpBenchmark(TrainingDefaults):
         """The model and its `LmEvalEvaluator` (`.write`: LMEval_EVAL.json + LMEval_SUMMARY.json). `--metrics`
         names the lm-eval tasks (default MINI_TASKS or REAL_TASKS); wmdp-mini's data is `--data` (a tofu-mini data
         folder) or the model's zoo data, and `--forget-split` the split its questions ask about."""
-        _refuse_unused_options(o)
+        refuse_eval_options(o, NOT_FOR_WMDP)
         mini = choice == self.mini
         tasks = o["settings"].get("metrics") or list(MINI_TASKS if mini else REAL_TASKS)
         cfg = parse_lm_eval({"tasks": tasks}, where="unlearn-sweep eval")
         if not mini:
-            for key, default in (("data", None), ("forget_split", MINI_FORGET_SPLIT)):
-                if o[key] != default:
-                    raise ConfigError("eval", field=key, value=o[key],
-                                      fix="lm-eval reads real WMDP / MMLU from the hub (cais/wmdp, cais/mmlu): remove "
-                                          "it, or use --benchmark wmdp-mini for the tofu-mini data")
+            hub = ("lm-eval reads real WMDP / MMLU from the hub (cais/wmdp, cais/mmlu): remove it, or use --benchmark "
+                   "wmdp-mini for the tofu-mini data")
+            refuse_eval_options(o, {"data": (None, hub), "forget_split": (MINI_FORGET_SPLIT, hub)})
             if uses_wmdp_mini(cfg):
                 raise ConfigError("eval", field="metrics", value=tasks,
                                   fix="wmdp_mini / mmlu_mini are made from tofu-mini: use --benchmark wmdp-mini")
@@ -338,12 +336,6 @@ NOT_FOR_WMDP = {
     "max_new_tokens": (None, "WMDP scores each option's log-likelihood and generates nothing: remove it"),
     "question_key": ("question", "WMDP's prompts are its lm-eval tasks' own: remove it"),
 }
-
-
-def _refuse_unused_options(o: Mapping[str, Any]) -> None:
-    for key, (default, fix) in NOT_FOR_WMDP.items():
-        if o[key] != default:
-            raise ConfigError("eval", field=key, value=o[key], fix=fix)
 
 
 def model_evaluator(model: str, cfg: LmEvalConfig, tofu: str | Path | None, forget_split: str = MINI_FORGET_SPLIT,
